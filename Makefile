@@ -1,0 +1,30 @@
+# The two commands of README.md: `make dev` (run it) and `make test` (test it).
+.PHONY: bootstrap dev test typecheck pytest kafka-start kafka-stop clean
+
+VENV_PY := .venv/bin/python
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## Local Kafka + engine in the foreground, the example service registered, curl lines printed.
+dev: bootstrap
+	@$(VENV_PY) compose/dev.py
+
+## Everything CI runs: type checks, then the whole test suite against a real Kafka.
+test: bootstrap typecheck pytest
+
+typecheck:
+	@echo "mypy --strict engine sdk subscriptions"
+	@$(VENV_PY) -m mypy
+
+pytest:
+	@$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+kafka-start: bootstrap
+	@$(VENV_PY) compose/kafka_local.py start
+
+kafka-stop:
+	@$(VENV_PY) compose/kafka_local.py stop
+
+clean:
+	rm -rf .venv .cache .mypy_cache .pytest_cache

@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+"""Provision and run a real single-node Apache Kafka (KRaft) without Docker.
+
+The broker's jars come from Maven Central through Maven (``compose/kafka/pom.xml``), are
+cached in ``.cache/kafka/<version>/libs`` (git-ignored) so only the first start downloads,
+and run in combined broker+controller mode with single-node replication settings, so
+idempotent producers and transactions work.
+
+Command line (stdlib only, so it runs before the project's venv exists)::
+
+    python compose/kafka_local.py fetch                 # download the jars, with progress
+    python compose/kafka_local.py start [--port 9092]   # start in the background, wait until ready
+    python compose/kafka_local.py run   [--port 9092]   # start in the foreground (Ctrl-C stops it)
+    python compose/kafka_local.py status
+    python compose/kafka_local.py stop                  # SIGTERM, then SIGKILL after a deadline
+    python compose/kafka_local.py kill                  # SIGKILL at once (fault tests)
+
+The same operations are the :class:`LocalKafka` API that the test suite's session fixture
+uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+# Bump together with <kafka.version> in compose/kafka/pom.xml.
+KAFKA_VERSION = "4.1.1"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
+DEFAULT_CACHE = REPO_ROOT / ".cache" / "kafka"
+DEFAULT_WORKDIR = DEFAULT_CACHE / "run"
+
+
+class KafkaLocalError(RuntimeError):
+    """The local broker could not be provisioned, started or stopped; the message says why."""
+
+
+def _say(message: str) -> None:
+    # Progress goes to stderr so `start` can print only the bootstrap address on stdout.
+    print(f"[kafka] {message}", file=sys.stderr, flush=True)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_jars(version: str = KAFKA_VERSION, cache_dir: Path = DEFAULT_CACHE) -> Path:
+    """Return the folder with the broker's classpath, downloading it on first use."""
+    libs = cache_dir / version / "libs"
+    if (libs / ".complete").exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise KafkaLocalError("Maven ('mvn') is not on PATH; install Maven 3 to fetch the Kafka broker")
+    if shutil.which("java") is None:
+        raise KafkaLocalError("Java ('java') is not on PATH; install Java 17+ to run the Kafka broker")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
+    _say(f"fetching Apache Kafka {version} from Maven Central (first run only) ...")
+    cmd = [
+        mvn, "-B", "-f", str(POM), f"-Dkafka.version={version}",
+        "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+    ]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    downloaded = 0
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail = (tail + [line])[-40:]
+        if line.startswith("Downloaded from"):
+            downloaded += 1
+            name = line.rsplit("/", 1)[-1].split(" ", 1)[0]
+            if name.endswith(".jar"):
+                _say(f"  downloaded {name} ({downloaded} files so far)")
+    if proc.wait() != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise KafkaLocalError("Maven could not fetch the Kafka broker:\n" + "\n".join(tail))
+    jars = sorted(p.name for p in staging.glob("*.jar"))
+    if not any(j.startswith(f"kafka_2.13-{version}") for j in jars):
+        raise KafkaLocalError(f"Maven finished but kafka_2.13-{version}.jar is missing from {staging}")
+    (staging / ".complete").write_text("\n".join(jars) + "\n")
+    if libs.exists():
+        shutil.rmtree(libs)
+    staging.rename(libs)
+    _say(f"cached {len(jars)} jars in {libs} ({time.monotonic() - started:.1f}s)")
+    return libs
+
+
+def _kafka_uuid() -> str:
+    # Kafka's textual Uuid: 16 random bytes, URL-safe base64 without padding.
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def broker_ready(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when the broker answers a Metadata request listing at least one live broker.
+
+    Spoken with the raw Kafka protocol (Metadata v0) so this works without any client
+    library; a KRaft broker lists itself only once it is registered and unfenced.
+    """
+    correlation = 7
+    client_id = b"kafka-local-probe"
+    body = struct.pack(">hhih", 3, 0, correlation, len(client_id)) + client_id + struct.pack(">i", 0)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = _recv_exact(sock, 4)
+            (size,) = struct.unpack(">i", header)
+            payload = _recv_exact(sock, size)
+    except OSError:
+        return False
+    if len(payload) < 8:
+        return False
+    got_correlation, broker_count = struct.unpack(">ii", payload[:8])
+    return got_correlation == correlation and broker_count >= 1
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < n:
+        chunk = sock.recv(n - len(chunks))
+        if not chunk:
+            raise OSError("connection closed by broker")
+        chunks.extend(chunk)
+    return bytes(chunks)
+
+
+@dataclass
+class LocalKafka:
+    """One single-node KRaft broker whose files live in ``workdir``.
+
+    ``port``/``controller_port`` default to free ports chosen at first start and remembered
+    in ``workdir/ports.json`` so a restarted broker keeps its address.
+    """
+
+    workdir: Path = DEFAULT_WORKDIR
+    port: int | None = None
+    controller_port: int | None = None
+    host: str = "127.0.0.1"
+    version: str = KAFKA_VERSION
+    cache_dir: Path = DEFAULT_CACHE
+    heap: str = "768m"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.port is None:
+            self._load_ports()
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "logs" / "server.log"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, wait_seconds: float = 120.0) -> str:
+        """Start the broker in the background and wait until it serves metadata."""
+        if self.pid() is not None and broker_ready(self.host, self.port or 0):
+            _say(f"already running at {self.bootstrap_servers} (pid {self.pid()})")
+            return self.bootstrap_servers
+        proc = self._spawn(foreground=False)
+        self._wait_ready(proc, wait_seconds)
+        return self.bootstrap_servers
+
+    def run_foreground(self) -> int:
+        """Run the broker attached to this terminal until it exits or Ctrl-C."""
+        proc = self._spawn(foreground=True)
+        try:
+            self._wait_ready(proc, 120.0)
+            _say(f"ready at {self.bootstrap_servers}; Ctrl-C stops it")
+            return proc.wait()
+        except KeyboardInterrupt:
+            self.stop()
+            return 0
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop gracefully (SIGTERM, controlled shutdown), SIGKILL after ``timeout``."""
+        pid = self.pid()
+        if pid is None:
+            return
+        _signal(pid, signal.SIGTERM)
+        if not _wait_gone(pid, timeout):
+            _say(f"broker pid {pid} ignored SIGTERM for {timeout:.0f}s; killing it")
+            _signal(pid, signal.SIGKILL)
+            _wait_gone(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the broker at once, as a crash would."""
+        pid = self.pid()
+        if pid is None:
+            return
+        _signal(pid, signal.SIGKILL)
+        _wait_gone(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+
+    def pid(self) -> int | None:
+        """The broker's pid if it is alive, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    # -- internals -------------------------------------------------------------------
+
+    def _load_ports(self) -> None:
+        ports_file = self.workdir / "ports.json"
+        saved: dict[str, int] = {}
+        if ports_file.exists():
+            saved = json.loads(ports_file.read_text())
+        if self.port is None:
+            self.port = saved.get("port") or free_port(self.host)
+        if self.controller_port is None:
+            self.controller_port = saved.get("controller_port") or free_port(self.host)
+            while self.controller_port == self.port:
+                self.controller_port = free_port(self.host)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ports_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port}))
+
+    def _spawn(self, foreground: bool) -> subprocess.Popen[bytes]:
+        libs = ensure_jars(self.version, self.cache_dir)
+        self._load_ports()
+        for port in (self.port, self.controller_port):
+            assert port is not None
+            if _port_taken(self.host, port):
+                raise KafkaLocalError(
+                    f"port {self.host}:{port} is in use; pass --port/--controller-port or stop what holds it"
+                )
+        props = self._write_config()
+        self._format(libs, props)
+        java = [
+            "java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.log_file.parent}",
+            "-cp", str(libs / "*"), "kafka.Kafka", str(props),
+        ]
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        out = None if foreground else open(self.workdir / "logs" / "stdout.log", "ab")
+        _say(f"starting Kafka {self.version} on {self.bootstrap_servers} (files in {self.workdir})")
+        # A new session keeps Ctrl-C in a parent shell from reaching the background broker.
+        proc = subprocess.Popen(
+            java, stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=not foreground,
+        )
+        if out is not None:
+            out.close()
+        self.pid_file.write_text(str(proc.pid))
+        return proc
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], wait_seconds: float) -> None:
+        deadline = time.monotonic() + wait_seconds
+        assert self.port is not None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise KafkaLocalError(
+                    f"Kafka exited with code {proc.returncode} during start-up; last log lines:\n{self._log_tail()}"
+                )
+            if broker_ready(self.host, self.port, timeout=1.0):
+                _say(f"ready at {self.bootstrap_servers} (pid {proc.pid})")
+                return
+            time.sleep(0.2)
+        self.kill()
+        raise KafkaLocalError(f"Kafka did not become ready within {wait_seconds:.0f}s:\n{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 30) -> str:
+        text = ""
+        for f in (self.workdir / "logs" / "stdout.log", self.log_file):
+            if f.exists():
+                text += "\n".join(f.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        return text or "(no log output)"
+
+    def _write_config(self) -> Path:
+        data = self.workdir / "data"
+        props = self.workdir / "server.properties"
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(data),
+            # One node: every internal topic must accept replication factor 1, or
+            # idempotent producers, transactions and consumer groups never become available.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "min.insync.replicas": "1",
+            "default.replication.factor": "1",
+            "num.partitions": "1",
+            # Tests create consumer groups constantly; don't make each one wait 3s.
+            "group.initial.rebalance.delay.ms": "0",
+            # The engine creates the topics it needs; a typo must not silently make a topic.
+            "auto.create.topics.enable": "false",
+            "log.retention.hours": "168",
+        }
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        props.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        (self.workdir / "log4j2.properties").write_text(
+            "status = warn\n"
+            "appender.file.type = RollingFile\n"
+            "appender.file.name = FILE\n"
+            f"appender.file.fileName = {self.log_file}\n"
+            f"appender.file.filePattern = {self.log_file}.%i\n"
+            "appender.file.layout.type = PatternLayout\n"
+            "appender.file.layout.pattern = [%d] %p %m (%c)%n\n"
+            "appender.file.policies.type = Policies\n"
+            "appender.file.policies.size.type = SizeBasedTriggeringPolicy\n"
+            "appender.file.policies.size.size = 50MB\n"
+            "appender.file.strategy.type = DefaultRolloverStrategy\n"
+            "appender.file.strategy.max = 3\n"
+            "rootLogger.level = INFO\n"
+            "rootLogger.appenderRef.file.ref = FILE\n"
+            "logger.kafka.name = kafka\nlogger.kafka.level = INFO\n"
+            "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
+        )
+        return props
+
+    def _format(self, libs: Path, props: Path) -> None:
+        if (self.workdir / "data" / "meta.properties").exists():
+            return
+        cmd = [
+            "java", "-cp", str(libs / "*"),
+            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool", "format", "-t", _kafka_uuid(), "-c", str(props),
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise KafkaLocalError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own exited child not yet reaped) is not alive for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our child; ignore if it is not.
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("command", choices=["fetch", "start", "run", "status", "stop", "kill"])
+    parser.add_argument("--dir", type=Path, default=DEFAULT_WORKDIR, help="broker files (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=None, help="client port (default: remembered, else free)")
+    parser.add_argument("--controller-port", type=int, default=None)
+    parser.add_argument("--version", default=KAFKA_VERSION, help="Kafka version (default: %(default)s)")
+    args = parser.parse_args(argv)
+    kafka = LocalKafka(workdir=args.dir, port=args.port, controller_port=args.controller_port, version=args.version)
+    try:
+        if args.command == "fetch":
+            ensure_jars(args.version)
+        elif args.command == "start":
+            print(kafka.start())
+        elif args.command == "run":
+            return kafka.run_foreground()
+        elif args.command == "status":
+            pid = kafka.pid()
+            if pid is None:
+                print("stopped")
+                return 1
+            print(f"running pid={pid} bootstrap={kafka.bootstrap_servers}")
+        elif args.command == "stop":
+            kafka.stop()
+        elif args.command == "kill":
+            kafka.kill()
+    except KafkaLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

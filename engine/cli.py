@@ -1,0 +1,89 @@
+"""The ``logstrate`` command line (also ``python -m engine``)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from engine.config import load_config
+from engine.errors import EngineError
+from engine.logs import configure_logging, get_logger
+from engine.node import EngineNode
+from engine.version import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="logstrate: a Kafka-native durable execution engine, compatible with Restate.",
+)
+
+
+@app.command()
+def serve(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (env: LOGSTRATE_CONFIG).")] = None,
+    kafka_bootstrap_servers: Annotated[Optional[str], typer.Option(help="Kafka bootstrap servers, host:port[,host:port].")] = None,
+    topic_prefix: Annotated[Optional[str], typer.Option(help="Prefix of the engine's topics (<prefix>.wal, <prefix>.metadata).")] = None,
+    partitions: Annotated[Optional[int], typer.Option(help="WAL partitions (fixed at topic creation).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder for the LMDB state.")] = None,
+    ingress_bind: Annotated[Optional[str], typer.Option(help="host:port of the ingress API.")] = None,
+    admin_bind: Annotated[Optional[str], typer.Option(help="host:port of the admin API.")] = None,
+    node_name: Annotated[Optional[str], typer.Option(help="This process's name in the cluster.")] = None,
+    log_format: Annotated[Optional[str], typer.Option(help="auto, console or json.")] = None,
+    log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run an engine process until SIGTERM or Ctrl-C.
+
+    Settings come from flags, then LOGSTRATE_* environment variables, then the TOML file,
+    then defaults.
+    """
+    try:
+        cfg = load_config(
+            config_file=config,
+            overrides={
+                "kafka.bootstrap_servers": kafka_bootstrap_servers,
+                "kafka.topic_prefix": topic_prefix,
+                "kafka.partitions": partitions,
+                "data_dir": data_dir,
+                "ingress_bind": ingress_bind,
+                "admin_bind": admin_bind,
+                "node_name": node_name,
+                "log_format": log_format,
+                "log_level": log_level,
+            },
+        )
+    except EngineError as exc:
+        _fail(f"invalid configuration: {exc}")
+    configure_logging(cfg.log_format, cfg.log_level)
+    try:
+        asyncio.run(_run(EngineNode(cfg)))
+    except EngineError as exc:
+        get_logger("engine").error("engine failed to start", error=str(exc))
+        _fail(str(exc))
+
+
+async def _run(node: EngineNode) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.request_stop)
+    await node.run()
+
+
+def _fail(message: str) -> typer.Exit:
+    # One plain line on stderr, whatever the log format, so scripts and humans see why.
+    print(f"logstrate: error: {message}", file=sys.stderr, flush=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def version() -> None:
+    """Print the engine's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,295 @@
+"""The engine's one typed configuration object.
+
+Every setting has a documented default and can be given, from weakest to strongest, in a
+TOML file, in an environment variable, or as a command-line flag::
+
+    # logstrate.toml
+    data_dir = "/var/lib/logstrate"
+    [kafka]
+    bootstrap_servers = "broker-1:9092,broker-2:9092"
+    partitions = 16
+    [kafka.properties]          # any librdkafka client property, e.g. security settings
+    "security.protocol" = "SASL_SSL"
+    "sasl.password" = "..."     # kept as a Secret: never printed or logged
+
+Environment variables are ``LOGSTRATE_`` plus the setting's path in upper case with dots
+as underscores: ``LOGSTRATE_DATA_DIR``, ``LOGSTRATE_KAFKA_BOOTSTRAP_SERVERS``,
+``LOGSTRATE_KAFKA_PARTITIONS``. ``LOGSTRATE_CONFIG`` names the TOML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.errors import ConfigError
+
+ENV_PREFIX = "LOGSTRATE_"
+
+# librdkafka properties whose values are credentials; they are kept as Secret.
+_SECRET_PROPERTY_MARKERS = ("password", "secret", "sasl.jaas.config", "sasl.oauthbearer.config")
+
+
+class Secret:
+    """A credential: usable through :meth:`get_secret_value`, masked everywhere else."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _is_secret_property(name: str) -> bool:
+    return any(marker in name for marker in _SECRET_PROPERTY_MARKERS)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """How the engine reaches Kafka and lays out its topics."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated ``host:port`` list of the Kafka cluster holding the WAL."""
+    topic_prefix: str = "logstrate"
+    """Names the topics: ``<prefix>.wal`` and ``<prefix>.metadata``."""
+    partitions: int = 4
+    """WAL partitions, fixed when the topic is created (the key-to-partition map depends on it)."""
+    replication_factor: int = -1
+    """Replication factor of the engine's topics; -1 takes the broker's default."""
+    connect_timeout_s: float = 15.0
+    """How long start-up waits for Kafka before giving up with an error."""
+    properties: Mapping[str, str | Secret] = field(default_factory=dict)
+    """Extra librdkafka client properties (security, TLS, SASL) applied to every client."""
+
+    @property
+    def wal_topic(self) -> str:
+        return f"{self.topic_prefix}.wal"
+
+    @property
+    def metadata_topic(self) -> str:
+        return f"{self.topic_prefix}.metadata"
+
+    def client_config(self, **overrides: Any) -> dict[str, Any]:
+        """The librdkafka configuration for a client, secrets revealed."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        for key, value in self.properties.items():
+            conf[key] = value.get_secret_value() if isinstance(value, Secret) else value
+        conf.update(overrides)
+        return conf
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything ``logstrate serve`` needs; see the module docstring for the sources."""
+
+    node_name: str = field(default_factory=socket.gethostname)
+    """This process's name in the cluster; ingress answers are routed back to it."""
+    data_dir: Path = Path("data")
+    """Where the LMDB environment lives; one engine process per data dir."""
+    ingress_bind: str = "0.0.0.0:8080"
+    """``host:port`` of the Restate-compatible ingress HTTP API."""
+    admin_bind: str = "0.0.0.0:9070"
+    """``host:port`` of the Restate-compatible admin HTTP API (and ``/metrics``)."""
+    lmdb_map_size_mb: int = 4096
+    """Upper bound of the LMDB file; space is allocated lazily, so large is cheap."""
+    log_format: Literal["auto", "console", "json"] = "auto"
+    """``auto`` renders for humans on a terminal and JSON otherwise."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout_s: float = 10.0
+    """How long a SIGTERM waits for in-flight work before closing anyway."""
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+
+    @property
+    def ingress_address(self) -> tuple[str, int]:
+        return parse_bind(self.ingress_bind, "ingress_bind")
+
+    @property
+    def admin_address(self) -> tuple[str, int]:
+        return parse_bind(self.admin_bind, "admin_bind")
+
+
+def parse_bind(value: str, name: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:8080`` for IPv6; ``:8080`` means all interfaces)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} must be host:port, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> EngineConfig:
+    """Build the config from defaults, then the TOML file, then env, then ``overrides``.
+
+    ``overrides`` are the command-line flags, keyed by dotted path (``"kafka.partitions"``);
+    ``None`` values mean "not given" and are skipped.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if config_file is None and env.get(f"{ENV_PREFIX}CONFIG"):
+        config_file = Path(env[f"{ENV_PREFIX}CONFIG"])
+    if config_file is not None:
+        values.update(_flatten(_read_toml(config_file)))
+    paths = _field_paths(EngineConfig)
+    for path in paths:
+        env_name = ENV_PREFIX + path.replace(".", "_").upper()
+        if env_name in env:
+            values[path] = env[env_name]
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    unknown = sorted(k for k in values if k not in paths and not k.startswith("kafka.properties."))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid settings: {', '.join(sorted(paths))}")
+    return typing.cast(EngineConfig, _build(EngineConfig, values, ""))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        # kafka.properties keys contain dots themselves, so they stay one level deep.
+        if isinstance(value, Mapping) and path != "kafka.properties":
+            flat.update(_flatten(value, f"{path}."))
+        elif path == "kafka.properties" and isinstance(value, Mapping):
+            for prop, prop_value in value.items():
+                flat[f"kafka.properties.{prop}"] = prop_value
+        else:
+            flat[path] = value
+    return flat
+
+
+def _field_paths(cls: type[Any], prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            paths |= _field_paths(typing.cast(type[Any], hint), f"{prefix}{f.name}.")
+        elif f.name != "properties":
+            paths.add(f"{prefix}{f.name}")
+    return paths
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[f.name] = _build(typing.cast(type[Any], hint), values, f"{path}.")
+        elif f.name == "properties":
+            props = {k[len(path) + 1 :]: v for k, v in values.items() if k.startswith(f"{path}.")}
+            kwargs[f.name] = {
+                name: Secret(str(v)) if _is_secret_property(name) else str(v) for name, v in props.items()
+            }
+        elif path in values:
+            kwargs[f.name] = _coerce(values[path], hint, path)
+    config = cls(**kwargs)
+    _validate(config)
+    return config
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        text = str(value).lower()
+        if text not in allowed:
+            raise ConfigError(f"{path} must be one of {', '.join(allowed)}, got {value!r}")
+        return text
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is Path:
+            return Path(str(value)).expanduser()
+        if hint is Secret:
+            return value if isinstance(value, Secret) else Secret(str(value))
+        if hint is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        name = getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"{path} must be a {name}, got {value!r}") from None
+    raise ConfigError(f"{path}: unsupported setting type {hint!r}")
+
+
+def _validate(config: Any) -> None:
+    if isinstance(config, KafkaConfig):
+        if not config.bootstrap_servers.strip():
+            raise ConfigError("kafka.bootstrap_servers must not be empty")
+        if config.partitions < 1:
+            raise ConfigError(f"kafka.partitions must be at least 1, got {config.partitions}")
+        if config.replication_factor == 0 or config.replication_factor < -1:
+            raise ConfigError("kafka.replication_factor must be -1 (broker default) or at least 1")
+        if not config.topic_prefix or any(c not in _TOPIC_CHARS for c in config.topic_prefix):
+            raise ConfigError(
+                f"kafka.topic_prefix may use only letters, digits, '.', '_' and '-', got {config.topic_prefix!r}"
+            )
+        if config.connect_timeout_s <= 0:
+            raise ConfigError("kafka.connect_timeout_s must be positive")
+    elif isinstance(config, EngineConfig):
+        config.ingress_address
+        config.admin_address
+        if config.lmdb_map_size_mb < 16:
+            raise ConfigError("lmdb_map_size_mb must be at least 16")
+        if not config.node_name:
+            raise ConfigError("node_name must not be empty")
+
+
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

@@ -1,0 +1,17 @@
+"""The root of every exception the engine raises on purpose.
+
+Catch :class:`EngineError` to handle anything the engine reports; subclasses say what
+went wrong and their messages say what to do about it.
+"""
+
+
+class EngineError(Exception):
+    """Root exception of the ``engine`` package."""
+
+
+class ConfigError(EngineError):
+    """The configuration is invalid (bad value, unreadable file, unknown key)."""
+
+
+class StartupError(EngineError):
+    """The engine cannot start: Kafka unreachable, data dir unwritable, port in use."""

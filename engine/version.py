@@ -1,0 +1,3 @@
+"""The engine's version, reported by ``GET /version`` and ``logstrate --version``."""
+
+__version__ = "0.1.0"

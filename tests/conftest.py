@@ -1,0 +1,54 @@
+"""Shared fixtures: one real Kafka broker per session, engine processes per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.engine import EngineProcess
+from tests.fixtures.kafka import KafkaBroker, start_session_broker, unique_prefix
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """The session's real Kafka broker (started once, stopped at the end)."""
+    yield from start_session_broker(tmp_path_factory.mktemp("kafka"))
+
+
+@pytest.fixture
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """A topic prefix unique to this test, so tests share the broker without sharing topics."""
+    return unique_prefix(request)
+
+
+@pytest.fixture
+def engine_factory(kafka: KafkaBroker, topic_prefix: str, tmp_path: Path) -> Iterator[Callable[..., EngineProcess]]:
+    """Builds engine processes against the session broker; all are killed at teardown."""
+    started: list[EngineProcess] = []
+    counter = iter(range(1000))
+
+    def make(**kwargs: Any) -> EngineProcess:
+        params: dict[str, Any] = {
+            "bootstrap_servers": kafka.bootstrap_servers,
+            "topic_prefix": topic_prefix,
+            "data_dir": tmp_path / f"engine-{next(counter)}",
+        }
+        params.update(kwargs)
+        proc = EngineProcess(**params)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def engine(engine_factory: Callable[..., EngineProcess]) -> EngineProcess:
+    """A running engine process (healthy) with its own data dir and ports."""
+    proc = engine_factory()
+    proc.start_and_wait()
+    return proc

@@ -1,0 +1,86 @@
+"""Config precedence (flags > env > TOML > defaults), coercion and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import EngineConfig, Secret, load_config
+from engine.errors import ConfigError
+
+
+def test_defaults() -> None:
+    cfg = load_config(env={})
+    assert cfg.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert cfg.ingress_address == ("0.0.0.0", 8080)
+    assert cfg.admin_address == ("0.0.0.0", 9070)
+    assert cfg.kafka.wal_topic == "logstrate.wal"
+    assert cfg.kafka.metadata_topic == "logstrate.metadata"
+    assert cfg.data_dir == Path("data")
+    assert cfg == EngineConfig(node_name=cfg.node_name)
+
+
+def test_precedence_flags_over_env_over_toml(tmp_path: Path) -> None:
+    toml = tmp_path / "engine.toml"
+    toml.write_text(
+        'data_dir = "/from/toml"\nadmin_bind = "127.0.0.1:7000"\n'
+        '[kafka]\nbootstrap_servers = "toml:9092"\npartitions = 8\ntopic_prefix = "toml"\n'
+    )
+    env = {"LOGSTRATE_KAFKA_BOOTSTRAP_SERVERS": "env:9092", "LOGSTRATE_KAFKA_PARTITIONS": "12"}
+    cfg = load_config(config_file=toml, env=env, overrides={"kafka.partitions": 16, "data_dir": None})
+    assert cfg.kafka.partitions == 16  # flag beats env
+    assert cfg.kafka.bootstrap_servers == "env:9092"  # env beats TOML
+    assert cfg.kafka.topic_prefix == "toml"  # TOML beats default
+    assert cfg.admin_address == ("127.0.0.1", 7000)
+    assert cfg.data_dir == Path("/from/toml")  # a None flag means "not given"
+
+
+def test_config_file_from_env(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('node_name = "n7"\n')
+    assert load_config(env={"LOGSTRATE_CONFIG": str(toml)}).node_name == "n7"
+
+
+def test_kafka_properties_keep_secrets_secret(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        '[kafka.properties]\n"security.protocol" = "SASL_SSL"\n"sasl.password" = "hunter2"\n'
+    )
+    cfg = load_config(config_file=toml, env={})
+    assert cfg.kafka.properties["security.protocol"] == "SASL_SSL"
+    secret = cfg.kafka.properties["sasl.password"]
+    assert isinstance(secret, Secret)
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg)
+    assert cfg.kafka.client_config()["sasl.password"] == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"kafka.partitions": "many"}, "kafka.partitions must be a int"),
+        ({"kafka.partitions": 0}, "kafka.partitions must be at least 1"),
+        ({"ingress_bind": "8080"}, "ingress_bind must be host:port"),
+        ({"log_format": "xml"}, "log_format must be one of auto, console, json"),
+        ({"kafka.topic_prefix": "bad prefix!"}, "kafka.topic_prefix may use only"),
+        ({"kafka.bootstrap_server": "x"}, "unknown setting(s) kafka.bootstrap_server"),
+    ],
+)
+def test_bad_values_are_clear_errors(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(env={}, overrides=overrides)
+
+
+def test_bad_toml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(config_file=tmp_path / "missing.toml", env={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("data_dir = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(config_file=broken, env={})
+
+
+def test_env_booleans_and_paths() -> None:
+    cfg = load_config(env={"LOGSTRATE_DATA_DIR": "~/x", "LOGSTRATE_KAFKA_CONNECT_TIMEOUT_S": "2.5"})
+    assert cfg.data_dir == Path("~/x").expanduser()
+    assert cfg.kafka.connect_timeout_s == 2.5
