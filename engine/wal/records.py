@@ -1,0 +1,499 @@
+"""The records of the write-ahead log: everything that changes durable state.
+
+A partition processor applies these, in log order, to its LMDB state; the result must
+depend on nothing but the previous state and the record. So a record carries every
+fact the state machine needs (the handler kind, the time a timer fires, the result of
+a call), never a reference to something that could change between append and apply.
+
+Each record travels in an :class:`Envelope` with two optional stamps:
+
+* ``epoch``: the leader epoch of the process that produced the record (invoker effects,
+  timer firings, outbox truncations, leader announcements). The state machine drops a
+  stamped record whose epoch is older than the partition's current leader epoch, which
+  fences a deposed leader's late writes.
+* ``dedup_id``: ``(producer, sequence)`` for records that may be appended more than once
+  (the outbox shuffle re-sending after a crash, a Kafka subscription re-reading a source
+  record). Sequences are increasing per producer, so the target partition keeps only the
+  highest sequence seen per producer and drops anything at or below it.
+
+All classes are frozen and compare by value. Field names are also the Avro field names
+of :mod:`engine.wal.schema`; renaming one is a schema change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeAlias
+
+from engine.ids import DeploymentId, InvocationId, SubscriptionId
+
+__all__ = [
+    "AnnounceLeader",
+    "AttachInvocation",
+    "CancelInvocation",
+    "CompletionId",
+    "DedupId",
+    "DeploymentPinned",
+    "Envelope",
+    "Failure",
+    "FailureMetadata",
+    "HandlerKind",
+    "Header",
+    "IngressSink",
+    "IngressSource",
+    "InvocationEnded",
+    "InvocationFailedAttempt",
+    "InvocationIdResult",
+    "InvocationSink",
+    "InvocationSource",
+    "InvocationSuspended",
+    "InvocationTarget",
+    "Invoke",
+    "InvokerEffect",
+    "JournalAppend",
+    "KillInvocation",
+    "NotificationId",
+    "NotificationResult",
+    "Notify",
+    "OutboxTruncate",
+    "OutputResult",
+    "PatchState",
+    "PurgeInvocation",
+    "Record",
+    "ResponseSink",
+    "ServiceKind",
+    "SignalIndex",
+    "SignalName",
+    "Source",
+    "StateEntry",
+    "StateKeys",
+    "SubscriptionSource",
+    "TimerFired",
+    "TimerKey",
+    "TimerKind",
+    "Value",
+    "Void",
+]
+
+
+# --- shared building blocks --------------------------------------------------------------
+
+
+class ServiceKind(Enum):
+    """What kind of service a handler belongs to (the manifest's ``ty``)."""
+
+    SERVICE = "SERVICE"
+    VIRTUAL_OBJECT = "VIRTUAL_OBJECT"
+    WORKFLOW = "WORKFLOW"
+
+
+class HandlerKind(Enum):
+    """How a keyed handler holds its key (the manifest's handler ``ty``)."""
+
+    EXCLUSIVE = "EXCLUSIVE"
+    """One at a time per key: goes through the key's inbox."""
+    SHARED = "SHARED"
+    """Concurrent, read-only state access: bypasses the inbox."""
+    WORKFLOW = "WORKFLOW"
+    """A workflow's ``run`` handler: at most once per workflow key."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationTarget:
+    """The handler an invocation runs.
+
+    ``handler_kind`` is recorded rather than looked up at apply time because the
+    deployment metadata may change between append and apply; ``None`` for plain services.
+    """
+
+    service: str
+    handler: str
+    key: str | None
+    service_kind: ServiceKind
+    handler_kind: HandlerKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One request header passed to the handler (names as received, lower-cased by HTTP)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngressSource:
+    """The invocation came in over HTTP ingress on engine process ``node_id``."""
+
+    node_id: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationSource:
+    """Another invocation called or sent to this one from its journal entry ``entry_index``."""
+
+    invocation_id: InvocationId
+    entry_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSource:
+    """A Kafka subscription turned source record ``topic/partition@offset`` into this call."""
+
+    subscription_id: SubscriptionId
+    topic: str
+    partition: int
+    offset: int
+
+
+Source: TypeAlias = IngressSource | InvocationSource | SubscriptionSource | None
+"""Who caused an invocation; ``None`` for internal or unknown origins."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngressSink:
+    """Answer the HTTP request ``request_id`` waiting on engine process ``node_id``."""
+
+    node_id: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationSink:
+    """Complete ``completion_id`` in the calling invocation's journal."""
+
+    invocation_id: InvocationId
+    completion_id: int
+
+
+ResponseSink: TypeAlias = IngressSink | InvocationSink | None
+"""Where the result goes when the invocation ends; ``None`` for one-way sends."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionId:
+    """A notification completing a command's ``result_completion_id`` (protocol v4+)."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignalIndex:
+    """A signal by index: 1 is the built-in CANCEL signal, awakeables start at 17."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignalName:
+    """A named signal (protocol v4+)."""
+
+    name: str
+
+
+NotificationId: TypeAlias = CompletionId | SignalIndex | SignalName
+"""What a notification completes, mirroring the protocol's notification ``id`` oneof."""
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A successful result: the serialized value, possibly empty."""
+
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FailureMetadata:
+    """One key/value pair of error metadata (protocol v6+ ``FailureMetadata``)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A terminal failure: an HTTP-like status code and a message."""
+
+    code: int
+    message: str
+    metadata: tuple[FailureMetadata, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Void:
+    """A completion without a value (a sleep that elapsed, a cleared promise)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationIdResult:
+    """The id of an invocation just created (the answer to a call's invocation id future)."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class StateKeys:
+    """The state keys of an object (the answer to a lazy ``get state keys``)."""
+
+    keys: tuple[bytes, ...]
+
+
+NotificationResult: TypeAlias = Value | Failure | Void | InvocationIdResult | StateKeys
+"""The payload of a notification, mirroring the protocol's notification ``result`` oneof."""
+
+OutputResult: TypeAlias = Value | Failure
+"""The outcome of a whole invocation."""
+
+
+class TimerKind(Enum):
+    """What happens when a timer fires."""
+
+    SLEEP = "SLEEP"
+    """Complete a sleep command's completion id with :class:`Void`."""
+    DELAYED_INVOKE = "DELAYED_INVOKE"
+    """Start an invocation submitted with ``execute_at_ms``."""
+    RETRY = "RETRY"
+    """Re-invoke after a failed attempt's back-off."""
+    CLEANUP = "CLEANUP"
+    """Drop a completed invocation's retained status, output and journal."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerKey:
+    """Identifies a timer: when it fires, for which invocation, what it does.
+
+    ``completion_id`` is the sleep command's completion id for :attr:`TimerKind.SLEEP`,
+    ``None`` otherwise.
+    """
+
+    fire_at_ms: int
+    invocation_id: InvocationId
+    kind: TimerKind
+    completion_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    """One key/value pair of an object's state."""
+
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DedupId:
+    """Deduplication stamp: the target keeps the highest ``sequence`` per ``producer``.
+
+    Producers are named after the source and must hand out increasing sequences, e.g.
+    ``"outbox/3"`` with the outbox sequence number of partition 3, or
+    ``"sub/{subscription id}/{topic}/{partition}"`` with the source offset.
+    """
+
+    producer: str
+    sequence: int
+
+
+# --- records -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke:
+    """A new invocation, from ingress, a subscription, or another invocation's outbox.
+
+    ``execute_at_ms`` (ms since the Unix epoch) delays the start (``/send?delay=``).
+    ``idempotency_key`` makes the processor answer retries with the same invocation.
+    """
+
+    invocation_id: InvocationId
+    target: InvocationTarget
+    argument: bytes
+    headers: tuple[Header, ...] = ()
+    source: Source = None
+    response_sink: ResponseSink = None
+    idempotency_key: str | None = None
+    execute_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalAppend:
+    """The invoker received a journal entry (a command) from the SDK; append it.
+
+    ``message_type`` is the protocol message type id (e.g. ``0x0400`` range for
+    commands) and ``message`` the raw protobuf body, stored verbatim for replay.
+    ``entry_index`` is the index the entry takes; the processor ignores an append whose
+    index is not the journal's current length (a duplicate from a retried attempt).
+    """
+
+    invocation_id: InvocationId
+    entry_index: int
+    message_type: int
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationSuspended:
+    """The SDK suspended; resume when any of ``waiting_for`` gets a notification."""
+
+    invocation_id: InvocationId
+    waiting_for: tuple[NotificationId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationEnded:
+    """The handler returned (``Value``) or failed terminally (``Failure``)."""
+
+    invocation_id: InvocationId
+    result: OutputResult
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationFailedAttempt:
+    """An attempt failed with a retryable error; retry at ``retry_at_ms``.
+
+    ``attempt`` counts attempts so far (1 after the first failure).
+    """
+
+    invocation_id: InvocationId
+    code: int
+    message: str
+    retry_at_ms: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentPinned:
+    """The first attempt chose a deployment and protocol version; later attempts reuse them."""
+
+    invocation_id: InvocationId
+    deployment_id: DeploymentId
+    protocol_version: int
+
+
+InvokerEffect: TypeAlias = (
+    JournalAppend
+    | InvocationSuspended
+    | InvocationEnded
+    | InvocationFailedAttempt
+    | DeploymentPinned
+)
+"""Records the invoker produces on the partition leader (always epoch-stamped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A notification for an invocation: a call's result, a run result, a signal.
+
+    Resolving an awakeable is a ``Notify`` with the awakeable's :class:`SignalIndex`.
+    """
+
+    invocation_id: InvocationId
+    notification_id: NotificationId
+    result: NotificationResult
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """The leader's timer service found ``timer`` due."""
+
+    timer: TimerKey
+
+    @property
+    def invocation_id(self) -> InvocationId:
+        """The invocation the timer belongs to."""
+        return self.timer.invocation_id
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxTruncate:
+    """Outbox entries up to and including ``sequence`` were delivered; drop them."""
+
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceLeader:
+    """``node_id`` leads ``partition`` from ``epoch`` on; older epochs are fenced off."""
+
+    epoch: int
+    node_id: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelInvocation:
+    """Cancel gracefully: deliver the CANCEL signal so the handler can compensate."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class KillInvocation:
+    """Stop immediately, without running the handler again; callers get a failure."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeInvocation:
+    """Delete a completed invocation's retained status, output and journal."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class AttachInvocation:
+    """Also send the invocation's result to ``sink`` (ingress ``.../attach``).
+
+    Idempotent requests and workflow runs have deterministic ids (see
+    :mod:`engine.ids`), so attaching by idempotency key or workflow key resolves to an
+    invocation id before the record is written.
+    """
+
+    invocation_id: InvocationId
+    sink: IngressSink
+
+
+@dataclass(frozen=True, slots=True)
+class PatchState:
+    """Replace an object's whole state (admin ``POST /services/{service}/state``).
+
+    If ``expected_version`` is set, the processor applies the patch only when the
+    current state's version matches it.
+    """
+
+    service: str
+    key: str
+    new_state: tuple[StateEntry, ...]
+    expected_version: str | None = None
+
+
+Record: TypeAlias = (
+    Invoke
+    | JournalAppend
+    | InvocationSuspended
+    | InvocationEnded
+    | InvocationFailedAttempt
+    | DeploymentPinned
+    | Notify
+    | TimerFired
+    | OutboxTruncate
+    | AnnounceLeader
+    | CancelInvocation
+    | KillInvocation
+    | PurgeInvocation
+    | AttachInvocation
+    | PatchState
+)
+"""Every record the partition state machine applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded WAL record with its stamps and the schema version it was written with."""
+
+    record: Record
+    epoch: int | None = None
+    dedup_id: DedupId | None = None
+    schema_version: int = 1

@@ -1,0 +1,255 @@
+"""The Avro schemas of WAL records, one per schema version, kept forever.
+
+Rules (see :mod:`engine.wal.codec` for the wire layout):
+
+* A schema version, once released, never changes: records in Kafka were written with
+  it. ``tests/engine/wal`` pins each version's Avro fingerprint, so an accidental edit
+  fails the build.
+* Any change (a new record type in the ``body`` union, a new optional field with a
+  default, a new enum symbol) is a new version: build ``ENVELOPE_V2`` from new building
+  blocks next to the old ones (copy a block, never edit one a released version uses),
+  add it to :data:`WRITER_SCHEMAS` and point :data:`CURRENT_VERSION` at it. Readers
+  decode old bytes with the writer schema they were written with and Avro's resolution
+  rules against the current schema, so only changes Avro can resolve are allowed:
+  add fields *with defaults*, add union branches and enum symbols at the end, never
+  remove or rename without an alias.
+* Named types are written as complete definitions below; :func:`_define_once` turns
+  repeated definitions into references, which is what Avro requires.
+
+Every integer is an Avro ``long`` (ids, indexes, offsets, times all fit in 63 bits;
+Avro ``int`` would cap at 2**31 for other readers). Field names are the field names
+of the dataclasses in :mod:`engine.wal.records`, and record names are their class
+names, in namespace :data:`NAMESPACE`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["CURRENT_VERSION", "ENVELOPE_V1", "NAMESPACE", "WRITER_SCHEMAS", "schema_for"]
+
+NAMESPACE = "logstrate.wal"
+
+Schema = dict[str, Any]
+
+
+def _record(name: str, *fields: dict[str, Any]) -> Schema:
+    return {"type": "record", "name": name, "namespace": NAMESPACE, "fields": list(fields)}
+
+
+def _field(name: str, avro_type: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": avro_type, **extra}
+
+
+def _optional(name: str, avro_type: Any) -> dict[str, Any]:
+    return {"name": name, "type": ["null", avro_type], "default": None}
+
+
+def _enum(name: str, *symbols: str) -> Schema:
+    return {"type": "enum", "name": name, "namespace": NAMESPACE, "symbols": list(symbols)}
+
+
+def _define_once(schema: Any, seen: set[str] | None = None) -> Any:
+    """Copy ``schema``, replacing every definition of a named type after the first with
+    a reference to its full name (Avro rejects a second definition)."""
+    seen = set() if seen is None else seen
+    if isinstance(schema, list):
+        return [_define_once(item, seen) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") in ("record", "enum", "fixed"):
+        full_name = f"{schema.get('namespace', NAMESPACE)}.{schema['name']}"
+        if full_name in seen:
+            return full_name
+        seen.add(full_name)
+    out = dict(schema)
+    if "fields" in out:
+        out["fields"] = [{**f, "type": _define_once(f["type"], seen)} for f in out["fields"]]
+    for nested in ("items", "values"):
+        if nested in out:
+            out[nested] = _define_once(out[nested], seen)
+    return out
+
+
+# --- building blocks of version 1 (released: never edit) --------------------------------
+
+_INVOCATION_ID = {
+    "type": "fixed", "name": "InvocationIdBytes", "namespace": NAMESPACE, "size": 24
+}
+_ULID = {"type": "fixed", "name": "UlidBytes", "namespace": NAMESPACE, "size": 16}
+
+_SERVICE_KIND = _enum("ServiceKind", "SERVICE", "VIRTUAL_OBJECT", "WORKFLOW")
+_HANDLER_KIND = _enum("HandlerKind", "EXCLUSIVE", "SHARED", "WORKFLOW")
+_TIMER_KIND = _enum("TimerKind", "SLEEP", "DELAYED_INVOKE", "RETRY", "CLEANUP")
+
+_TARGET = _record(
+    "InvocationTarget",
+    _field("service", "string"),
+    _field("handler", "string"),
+    _optional("key", "string"),
+    _field("service_kind", _SERVICE_KIND),
+    _optional("handler_kind", _HANDLER_KIND),
+)
+_HEADER = _record("Header", _field("name", "string"), _field("value", "string"))
+
+_INGRESS_SOURCE = _record(
+    "IngressSource", _field("node_id", "string"), _field("request_id", "string")
+)
+_INVOCATION_SOURCE = _record(
+    "InvocationSource", _field("invocation_id", _INVOCATION_ID), _field("entry_index", "long")
+)
+_SUBSCRIPTION_SOURCE = _record(
+    "SubscriptionSource",
+    _field("subscription_id", _ULID),
+    _field("topic", "string"),
+    _field("partition", "long"),
+    _field("offset", "long"),
+)
+_INGRESS_SINK = _record("IngressSink", _field("node_id", "string"), _field("request_id", "string"))
+_INVOCATION_SINK = _record(
+    "InvocationSink", _field("invocation_id", _INVOCATION_ID), _field("completion_id", "long")
+)
+
+_COMPLETION_ID = _record("CompletionId", _field("id", "long"))
+_SIGNAL_INDEX = _record("SignalIndex", _field("index", "long"))
+_SIGNAL_NAME = _record("SignalName", _field("name", "string"))
+_NOTIFICATION_ID = [_COMPLETION_ID, _SIGNAL_INDEX, _SIGNAL_NAME]
+
+_VALUE = _record("Value", _field("content", "bytes"))
+_FAILURE_METADATA = _record("FailureMetadata", _field("key", "string"), _field("value", "string"))
+_FAILURE = _record(
+    "Failure",
+    _field("code", "long"),
+    _field("message", "string"),
+    _field("metadata", {"type": "array", "items": _FAILURE_METADATA}, default=[]),
+)
+_VOID = _record("Void")
+_INVOCATION_ID_RESULT = _record("InvocationIdResult", _field("invocation_id", _INVOCATION_ID))
+_STATE_KEYS = _record("StateKeys", _field("keys", {"type": "array", "items": "bytes"}))
+
+_TIMER_KEY = _record(
+    "TimerKey",
+    _field("fire_at_ms", "long"),
+    _field("invocation_id", _INVOCATION_ID),
+    _field("kind", _TIMER_KIND),
+    _optional("completion_id", "long"),
+)
+_STATE_ENTRY = _record("StateEntry", _field("key", "bytes"), _field("value", "bytes"))
+_DEDUP_ID = _record("DedupId", _field("producer", "string"), _field("sequence", "long"))
+
+_INVOKE = _record(
+    "Invoke",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("target", _TARGET),
+    _field("argument", "bytes"),
+    _field("headers", {"type": "array", "items": _HEADER}, default=[]),
+    _field(
+        "source",
+        ["null", _INGRESS_SOURCE, _INVOCATION_SOURCE, _SUBSCRIPTION_SOURCE],
+        default=None,
+    ),
+    _field("response_sink", ["null", _INGRESS_SINK, _INVOCATION_SINK], default=None),
+    _optional("idempotency_key", "string"),
+    _optional("execute_at_ms", "long"),
+)
+_JOURNAL_APPEND = _record(
+    "JournalAppend",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("entry_index", "long"),
+    _field("message_type", "long"),
+    _field("message", "bytes"),
+)
+_INVOCATION_SUSPENDED = _record(
+    "InvocationSuspended",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("waiting_for", {"type": "array", "items": _NOTIFICATION_ID}),
+)
+_INVOCATION_ENDED = _record(
+    "InvocationEnded",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("result", [_VALUE, _FAILURE]),
+)
+_INVOCATION_FAILED_ATTEMPT = _record(
+    "InvocationFailedAttempt",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("code", "long"),
+    _field("message", "string"),
+    _field("retry_at_ms", "long"),
+    _field("attempt", "long"),
+)
+_DEPLOYMENT_PINNED = _record(
+    "DeploymentPinned",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("deployment_id", _ULID),
+    _field("protocol_version", "long"),
+)
+_NOTIFY = _record(
+    "Notify",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("notification_id", _NOTIFICATION_ID),
+    _field("result", [_VALUE, _FAILURE, _VOID, _INVOCATION_ID_RESULT, _STATE_KEYS]),
+)
+_TIMER_FIRED = _record("TimerFired", _field("timer", _TIMER_KEY))
+_OUTBOX_TRUNCATE = _record("OutboxTruncate", _field("sequence", "long"))
+_ANNOUNCE_LEADER = _record(
+    "AnnounceLeader",
+    _field("epoch", "long"),
+    _field("node_id", "string"),
+    _field("partition", "long"),
+)
+_CANCEL = _record("CancelInvocation", _field("invocation_id", _INVOCATION_ID))
+_KILL = _record("KillInvocation", _field("invocation_id", _INVOCATION_ID))
+_PURGE = _record("PurgeInvocation", _field("invocation_id", _INVOCATION_ID))
+_ATTACH = _record(
+    "AttachInvocation", _field("invocation_id", _INVOCATION_ID), _field("sink", _INGRESS_SINK)
+)
+_PATCH_STATE = _record(
+    "PatchState",
+    _field("service", "string"),
+    _field("key", "string"),
+    _field("new_state", {"type": "array", "items": _STATE_ENTRY}),
+    _optional("expected_version", "string"),
+)
+
+# The order of the body union is part of the binary format (the branch index is
+# written): append new record types at the end only.
+ENVELOPE_V1: Schema = _define_once(
+    _record(
+        "Envelope",
+        _optional("epoch", "long"),
+        _optional("dedup_id", _DEDUP_ID),
+        _field(
+            "body",
+            [
+                _INVOKE,
+                _JOURNAL_APPEND,
+                _INVOCATION_SUSPENDED,
+                _INVOCATION_ENDED,
+                _INVOCATION_FAILED_ATTEMPT,
+                _DEPLOYMENT_PINNED,
+                _NOTIFY,
+                _TIMER_FIRED,
+                _OUTBOX_TRUNCATE,
+                _ANNOUNCE_LEADER,
+                _CANCEL,
+                _KILL,
+                _PURGE,
+                _ATTACH,
+                _PATCH_STATE,
+            ],
+        ),
+    )
+)
+"""Schema version 1 of the WAL envelope."""
+
+WRITER_SCHEMAS: dict[int, Schema] = {1: ENVELOPE_V1}
+"""Every schema version ever written, by version number (kept forever)."""
+
+CURRENT_VERSION = 1
+"""The version new records are written with."""
+
+
+def schema_for(version: int) -> Schema:
+    """A deep copy of the envelope schema of ``version`` (callers may not mutate ours)."""
+    return copy.deepcopy(WRITER_SCHEMAS[version])

@@ -1,0 +1,266 @@
+"""WAL codec: round trips of every record type, pinned bytes and schema, evolution, errors."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import typing
+from typing import Any
+
+import fastavro
+import pytest
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.errors import EngineError
+from engine.ids import InvocationId
+from engine.wal import codec
+from engine.wal import records as r
+from engine.wal.schema import CURRENT_VERSION, ENVELOPE_V1, NAMESPACE, WRITER_SCHEMAS
+from tests.engine.wal.strategies import RECORD_STRATEGIES, dedup_ids, epochs, records
+
+IID = InvocationId.parse("inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz")
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+def test_strategies_cover_every_record_type() -> None:
+    assert set(RECORD_STRATEGIES) == set(typing.get_args(r.Record))
+
+
+@pytest.mark.parametrize("record_type", list(RECORD_STRATEGIES), ids=lambda t: t.__name__)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_round_trip_each_record_type(record_type: type, data: st.DataObject) -> None:
+    record = data.draw(RECORD_STRATEGIES[record_type])
+    epoch = data.draw(epochs)
+    dedup = data.draw(dedup_ids)
+    envelope = codec.decode(codec.encode(record, epoch=epoch, dedup_id=dedup))
+    assert envelope == r.Envelope(record, epoch, dedup, CURRENT_VERSION)
+    assert type(envelope.record) is record_type
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, epochs, dedup_ids)
+def test_round_trip_envelope(
+    record: r.Record, epoch: int | None, dedup: r.DedupId | None
+) -> None:
+    envelope = r.Envelope(record, epoch, dedup)
+    assert codec.decode(codec.encode_envelope(envelope)) == envelope
+
+
+def test_same_shaped_records_stay_distinct() -> None:
+    # Cancel, Kill and Purge have identical fields; the union branch must be explicit.
+    for record in (r.CancelInvocation(IID), r.KillInvocation(IID), r.PurgeInvocation(IID)):
+        assert codec.decode(codec.encode(record)).record == record
+
+
+# --- pinned format ---------------------------------------------------------------------------
+
+
+GOLDEN_INVOKE = r.Invoke(
+    invocation_id=IID,
+    target=r.InvocationTarget(
+        "Counter", "add", "user-42", r.ServiceKind.VIRTUAL_OBJECT, r.HandlerKind.EXCLUSIVE
+    ),
+    argument=b'{"n":1}',
+    headers=(r.Header("x-trace", "abc"),),
+    source=r.IngressSource("node-1", "req-7"),
+    response_sink=r.IngressSink("node-1", "req-7"),
+    idempotency_key="k1",
+    execute_at_ms=1700000000000,
+)
+GOLDEN_INVOKE_BYTES = bytes.fromhex(
+    "4c0100020a7375622f785400493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584"
+    "0e436f756e74657206616464020e757365722d34320202000e7b226e223a317d020e782d"
+    "74726163650661626300020c6e6f64652d310a7265712d37020c6e6f64652d310a726571"
+    "2d3702046b310280a0abfef962"
+)
+GOLDEN_NOTIFY = r.Notify(
+    IID, r.CompletionId(3), r.Failure(500, "boom", (r.FailureMetadata("a", "b"),))
+)
+GOLDEN_NOTIFY_BYTES = bytes.fromhex(
+    "4c01020e000c493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584000602e80708626f6f6d020261026200"
+)
+
+
+def test_golden_bytes() -> None:
+    # If this fails, the on-disk format changed: make a new schema version instead.
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == GOLDEN_INVOKE_BYTES
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == GOLDEN_NOTIFY_BYTES
+    assert codec.decode(GOLDEN_INVOKE_BYTES) == r.Envelope(
+        GOLDEN_INVOKE, None, r.DedupId("sub/x", 42), 1
+    )
+    assert codec.decode(GOLDEN_NOTIFY_BYTES) == r.Envelope(GOLDEN_NOTIFY, 7, None, 1)
+
+
+def test_wire_prefix() -> None:
+    data = codec.encode(r.OutboxTruncate(5))
+    assert data[0] == codec.MAGIC == 0x4C
+    assert data[1] == CURRENT_VERSION
+
+
+def test_schema_v1_is_frozen() -> None:
+    # The Avro fingerprint of every released schema version, forever.
+    pinned = {1: "7508bef4d8c9b5b8"}
+    for version, schema in WRITER_SCHEMAS.items():
+        canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
+        assert fingerprint(canonical, "CRC-64-AVRO") == pinned[version], f"schema v{version}"
+
+
+def _schema_records(schema: Any, out: dict[str, list[str]]) -> dict[str, list[str]]:
+    if isinstance(schema, list):
+        for item in schema:
+            _schema_records(item, out)
+    elif isinstance(schema, dict):
+        if schema.get("type") == "record":
+            out[schema["name"]] = [f["name"] for f in schema["fields"]]
+            for f in schema["fields"]:
+                _schema_records(f["type"], out)
+        elif schema.get("type") == "array":
+            _schema_records(schema["items"], out)
+    return out
+
+
+def test_dataclasses_match_the_current_schema() -> None:
+    named = _schema_records(ENVELOPE_V1, {})
+    classes = {cls.__name__: cls for cls in codec._DATACLASSES}
+    assert set(named) - {"Envelope"} == set(classes)
+    for name, fields in named.items():
+        if name != "Envelope":
+            assert fields == [f.name for f in dataclasses.fields(classes[name])], name
+    body = ENVELOPE_V1["fields"][2]["type"]
+    assert [b["name"] for b in body] == [t.__name__ for t in typing.get_args(r.Record)]
+
+
+# --- schema evolution --------------------------------------------------------------------------
+
+
+def test_v1_reader_decodes_current_writer_bytes() -> None:
+    data = codec.encode(GOLDEN_INVOKE, epoch=3, dedup_id=r.DedupId("p", 1))
+    assert codec.decode(data, reader_version=1) == r.Envelope(
+        GOLDEN_INVOKE, 3, r.DedupId("p", 1), CURRENT_VERSION
+    )
+
+
+def _hypothetical_v2() -> dict[str, Any]:
+    """v1 plus an optional field on Invoke and a new record type, as the rules allow."""
+    v2 = copy.deepcopy(ENVELOPE_V1)
+    body = v2["fields"][2]["type"]
+    invoke = next(b for b in body if b["name"] == "Invoke")
+    invoke["fields"].append({"name": "priority", "type": ["null", "long"], "default": None})
+    ping = {"name": "n", "type": "long"}
+    body.append({"type": "record", "name": "Ping", "namespace": NAMESPACE, "fields": [ping]})
+    return v2
+
+
+def test_resolution_across_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    v2 = fastavro.parse_schema(_hypothetical_v2())
+    monkeypatch.setitem(codec._PARSED, 2, v2)
+
+    # New reader, old bytes: the added field takes its default; the record decodes.
+    old = codec.encode(GOLDEN_INVOKE)
+    assert codec.decode(old, reader_version=2).record == GOLDEN_INVOKE
+
+    # Old reader, new bytes (a v2 writer setting the new field): the field is dropped.
+    datum = typing.cast(
+        dict[str, Any],
+        fastavro.schemaless_reader(
+            io.BytesIO(old[2:]), codec._PARSED[1], v2, return_record_name=True
+        ),
+    )
+    name, payload = datum["body"]
+    datum["body"] = (name, {**payload, "priority": 9})
+    out = io.BytesIO()
+    out.write(bytes((codec.MAGIC, 2)))
+    fastavro.schemaless_writer(out, v2, datum)
+    envelope = codec.decode(out.getvalue(), reader_version=1)
+    assert envelope.record == GOLDEN_INVOKE
+    assert envelope.schema_version == 2
+
+    # Old reader, new record type: a clear error, not a wrong record.
+    out = io.BytesIO()
+    out.write(bytes((codec.MAGIC, 2)))
+    ping_record = (f"{NAMESPACE}.Ping", {"n": 1})
+    fastavro.schemaless_writer(out, v2, {"epoch": None, "dedup_id": None, "body": ping_record})
+    with pytest.raises(codec.WalCodecError):
+        codec.decode(out.getvalue(), reader_version=1)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "too short"),
+        (b"\x4c", "too short"),
+        (b"\x00\x01\x02", "first byte is 0x00"),
+        (b"\x4c\x63\x00", "schema version 99"),
+        (b"\x4c\x01", "corrupt"),
+        (b"\x4c\x01\x00\x00\x7f", "corrupt"),
+        (GOLDEN_NOTIFY_BYTES + b"\x00", "unexpected bytes"),
+        (GOLDEN_NOTIFY_BYTES[:-3], "corrupt"),
+    ],
+)
+def test_decode_errors(data: bytes, fragment: str) -> None:
+    with pytest.raises(codec.WalCodecError) as info:
+        codec.decode(data)
+    assert fragment in str(info.value)
+    assert isinstance(info.value, EngineError)
+
+
+def test_unknown_reader_version() -> None:
+    with pytest.raises(codec.WalCodecError, match="reader schema version"):
+        codec.decode(GOLDEN_NOTIFY_BYTES, reader_version=42)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80))
+def test_garbage_never_escapes_as_another_error(tail: bytes) -> None:
+    try:
+        envelope = codec.decode(bytes((codec.MAGIC, CURRENT_VERSION)) + tail)
+    except codec.WalCodecError:
+        return
+    assert isinstance(envelope, r.Envelope)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=2, max_value=len(GOLDEN_INVOKE_BYTES) - 1), st.integers(0, 255))
+def test_corrupted_bytes_never_escape_as_another_error(position: int, value: int) -> None:
+    data = bytearray(GOLDEN_INVOKE_BYTES)
+    data[position] = value
+    try:
+        codec.decode(bytes(data))
+    except codec.WalCodecError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        r.OutboxTruncate(2**63),
+        r.OutboxTruncate("x"),  # type: ignore[arg-type]
+        r.JournalAppend(IID, 0, 0x0400, "not bytes"),  # type: ignore[arg-type]
+        r.Invoke(IID, r.InvocationTarget("S", "h", None, "SERVICE"), b""),  # type: ignore[arg-type]
+        r.Invoke(
+            IID,
+            r.InvocationTarget("S", "h", None, r.ServiceKind.SERVICE),
+            b"",
+            source=r.Value(b""),  # type: ignore[arg-type]
+        ),
+    ],
+)
+def test_encode_errors(record: r.Record) -> None:
+    with pytest.raises(codec.WalCodecError):
+        codec.encode(record)
+
+
+def test_encode_rejects_non_records() -> None:
+    with pytest.raises(codec.WalCodecError, match="not a WAL record type"):
+        codec.encode(r.Value(b"x"))  # type: ignore[arg-type]
+    with pytest.raises(codec.WalCodecError):
+        codec.encode(r.OutboxTruncate(1), epoch=2**64)
