@@ -1,0 +1,146 @@
+"""The invoker's HTTP client and its per-deployment concurrency limit.
+
+One :class:`aiohttp.ClientSession` serves every attempt of a partition leader: HTTP/1.1
+with keep-alive, so consecutive attempts against a deployment reuse connections.
+:class:`Invoker` puts a semaphore in front of each deployment (keyed by base URL) so a
+burst of invocations cannot open more concurrent requests to one deployment than it was
+configured for; the connection pool's per-host limit is set to the same number so the
+pool is never the tighter bound. (aiohttp counts connections per host and port, so two
+deployments behind one host:port share that pool limit; the semaphores still keep
+them apart.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from engine.invoker.session import Emit, run_attempt
+from engine.invoker.task import AttemptOutcome, InvocationTask
+from engine.logs import get_logger
+from engine.version import __version__
+
+__all__ = ["HttpClientConfig", "Invoker", "create_http_session"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpClientConfig:
+    """Limits of the invoker's HTTP client.
+
+    Attributes:
+        concurrency_per_deployment: Most attempts in flight against one deployment, and
+            most pooled connections to one host:port.
+        max_connections: Most connections in total (all deployments).
+        connect_timeout_ms: Longest a TCP (and TLS) connect may take; also bounded by
+            each attempt's own timeouts.
+        keepalive_timeout_s: How long an idle pooled connection is kept. Below the
+            usual server-side idle limits (hypercorn and uvicorn keep 5 s), to avoid
+            reusing a connection the server is just closing.
+    """
+
+    concurrency_per_deployment: int = 100
+    max_connections: int = 1000
+    connect_timeout_ms: int = 10_000
+    keepalive_timeout_s: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency_per_deployment < 1 or self.max_connections < 1:
+            raise ValueError("concurrency and connection limits must be at least 1")
+        if self.connect_timeout_ms <= 0 or self.keepalive_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+def create_http_session(config: HttpClientConfig = HttpClientConfig()) -> aiohttp.ClientSession:
+    """A pooled HTTP/1.1 client session for the invoker; call with a running event loop.
+
+    Read timeouts are left to the session (per attempt, see :mod:`.session`); only the
+    connect step has a client-wide bound. Bodies are passed through undecoded: they are
+    protocol frames, never compressed documents.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=config.max_connections,
+        limit_per_host=config.concurrency_per_deployment,
+        keepalive_timeout=config.keepalive_timeout_s,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=None, sock_connect=config.connect_timeout_ms / 1000, sock_read=None
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        raise_for_status=False,
+        headers={"user-agent": f"logstrate/{__version__}"},
+    )
+
+
+class Invoker:
+    """Runs attempts against service endpoints, at most N at a time per deployment.
+
+    Args:
+        http: The client session (see :func:`create_http_session`); not closed by the
+            invoker unless it was made by :meth:`open`.
+        emit: Makes each record durable; shared by every attempt (see :mod:`.session`).
+        concurrency_per_deployment: Most attempts in flight per deployment base URL.
+    """
+
+    def __init__(
+        self, http: aiohttp.ClientSession, emit: Emit, *, concurrency_per_deployment: int = 100
+    ) -> None:
+        if concurrency_per_deployment < 1:
+            raise ValueError("concurrency_per_deployment must be at least 1")
+        self._http = http
+        self._emit = emit
+        self._limit = concurrency_per_deployment
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._in_flight: dict[str, int] = {}
+        self._log = get_logger(__name__)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, emit: Emit, config: HttpClientConfig = HttpClientConfig()
+    ) -> AsyncIterator[Invoker]:
+        """An invoker with its own HTTP client session, closed on exit."""
+        http = create_http_session(config)
+        try:
+            yield cls(http, emit, concurrency_per_deployment=config.concurrency_per_deployment)
+        finally:
+            await http.close()
+
+    def in_flight(self, base_url: str) -> int:
+        """Attempts currently running (not queued) against a deployment."""
+        return self._in_flight.get(_deployment_key(base_url), 0)
+
+    async def invoke(self, task: InvocationTask) -> AttemptOutcome:
+        """Run one attempt of ``task``, waiting for a free slot of its deployment first.
+
+        Returns and raises like :func:`engine.invoker.session.run_attempt`.
+        """
+        key = _deployment_key(task.endpoint.base_url)
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = asyncio.Semaphore(self._limit)
+        log = self._log.bind(
+            invocation_id=str(task.invocation_id),
+            service=task.service,
+            handler=task.handler,
+            endpoint=key,
+        )
+        if slots.locked():
+            log.debug("deployment at its concurrency limit; attempt queued", limit=self._limit)
+        async with slots:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            try:
+                return await run_attempt(task, self._http, self._emit)
+            finally:
+                self._in_flight[key] -= 1
+
+
+def _deployment_key(base_url: str) -> str:
+    # "http://svc:9080" and "http://svc:9080/" are the same deployment.
+    return base_url.rstrip("/")

@@ -1,0 +1,517 @@
+"""One attempt of one invocation over HTTP/1.1, request/response mode.
+
+:func:`run_attempt` POSTs the StartMessage and the whole journal to
+``{base}/invoke/{service}/{handler}``, then reads the endpoint's answer frame by frame
+and turns each message into WAL records, handed to ``emit`` in order:
+
+==============================  ===========================================================
+endpoint sends                  session emits
+==============================  ===========================================================
+a command (``0x04xx``) or a     ``JournalAppend`` at the next entry index (the eager-state
+custom entry (``0xFC00``+)      reads and the ``OutputCommand`` too: they are commands)
+``ProposeRunCompletion``        ``Notify(CompletionId(id), Value | Failure)``
+``AwaitingOn`` (v7)             nothing; remembered in case the suspension names no future
+``Suspension``                  ``InvocationSuspended`` with every awaited notification id
+``End``                         ``InvocationEnded`` with the output (of this attempt, or
+                                replayed from the journal)
+``Error``                       nothing: the outcome carries the failure
+==============================  ===========================================================
+
+**Durable before acknowledged.** ``emit`` is awaited before the next message is looked
+at: the caller appends the record to the WAL and returns once it is durable. If ``emit``
+raises, the HTTP request is closed and the exception propagates; the caller cannot know
+which records made it, so it must not treat the attempt as finished (journal appends
+carry entry indexes and the state machine drops one whose index already holds a command,
+so running the attempt again is safe).
+
+**Entry indexes.** A ``JournalAppend`` is numbered after the replayed journal plus the
+commands this attempt appended before it. Notifications do not advance the number: the
+state machine journals some on its own while an attempt runs (the run completion of each
+``Notify`` emitted here, a call's invocation id, a lazy state read), so it stores an
+append at the end of the journal when only notifications sit between the append's index
+and the end, and drops it as a duplicate when a command already does. Counting the
+notifications here instead would push the next command beyond the end whenever the
+state machine declined one of them.
+
+**Acks.** In request/response mode the runtime cannot write once the endpoint has
+started answering, so neither ``CommandAck`` nor ``ProposeRunCompletionAck`` can be sent,
+whatever the ``REQUESTED_ACK`` flag says. The SDK copes: having no ack for its run
+proposal, it suspends on the run's completion id; on the next attempt the stored
+``RunCompletionNotification`` takes the place the ack would have had.
+
+**Timeouts.** Only waiting on the endpoint is timed, never ``emit``: an attempt fails
+with ``INACTIVITY_TIMEOUT`` when the endpoint sends nothing for ``inactivity_timeout_ms``
+and with ``ABORT_TIMEOUT`` when the attempt passes ``abort_timeout_ms`` in total; either
+way the connection is closed, which the SDK sees as a disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from google.protobuf.message import DecodeError
+from yarl import URL
+
+from engine.invoker.awaiting import awaited_notifications
+from engine.invoker.protocol import (
+    Frame,
+    FrameDecoder,
+    MessageType,
+    ProtocolError,
+    ProtocolVersion,
+    is_command,
+    is_custom,
+    parse_content_type,
+    pb,
+)
+from engine.invoker.request import build_body, build_headers, invoke_url
+from engine.invoker.task import (
+    AttemptFailure,
+    AttemptOutcome,
+    ErrorBehavior,
+    FailureKind,
+    InvocationTask,
+    OutcomeKind,
+)
+from engine.logs import get_logger
+from engine.wal.records import (
+    CompletionId,
+    Failure,
+    FailureMetadata,
+    InvocationEnded,
+    InvocationSuspended,
+    JournalAppend,
+    NotificationId,
+    Notify,
+    OutputResult,
+    Record,
+    Value,
+)
+
+__all__ = ["Emit", "run_attempt"]
+
+Emit = Callable[[Record], Awaitable[None]]
+"""Makes one record durable (appends it to the WAL) and returns once it is."""
+
+#: Codes for failures the endpoint did not describe itself (HTTP-like, as Restate uses).
+BAD_STREAM = 502
+UNREACHABLE = 503
+TIMED_OUT = 504
+
+# After the terminal message the endpoint closes its response at once; waiting a little
+# for that lets the connection go back to the pool instead of being torn down.
+_DRAIN_TIMEOUT_S = 1.0
+# How much of a non-200 answer's body to quote in the failure message.
+_ERROR_BODY_QUOTE = 2048
+
+_BEHAVIORS = {
+    pb.RETRY: ErrorBehavior.RETRY,
+    pb.PAUSE: ErrorBehavior.PAUSE,
+    pb.FAIL: ErrorBehavior.FAIL,
+}
+
+
+async def run_attempt(
+    task: InvocationTask, http: aiohttp.ClientSession, emit: Emit
+) -> AttemptOutcome:
+    """Run one attempt of ``task`` against its endpoint; see the module docstring.
+
+    Args:
+        task: Everything the attempt needs.
+        http: The client session to send the request with (see :mod:`.client`).
+        emit: Awaited with each record, in order, before the next message is processed.
+
+    Returns:
+        ENDED or SUSPENDED after the matching record was emitted, or FAILED with the
+        reason (an SDK error, a broken stream, an HTTP problem or a timeout).
+
+    Raises:
+        Whatever ``emit`` raises, and ``asyncio.CancelledError`` when cancelled; the HTTP
+        request is closed in both cases.
+    """
+    return await _Attempt(task, emit).run(http)
+
+
+class _AttemptFailed(Exception):
+    """Ends the attempt early with ``failure``; never escapes this module."""
+
+    def __init__(self, failure: AttemptFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class _Attempt:
+    """The mutable state of one running attempt."""
+
+    def __init__(self, task: InvocationTask, emit: Emit) -> None:
+        self._task = task
+        self._emit = emit
+        self._version = ProtocolVersion(task.endpoint.protocol_version)
+        self._url = invoke_url(task)
+        self._next_index = len(task.journal)
+        self._new_entries = 0
+        self._output: OutputResult | None = None
+        self._awaiting_on: tuple[NotificationId, ...] = ()
+        self._sdk_server: str | None = None
+        self._log = get_logger(
+            __name__,
+            invocation_id=str(task.invocation_id),
+            service=task.service,
+            handler=task.handler,
+            endpoint=task.endpoint.base_url,
+            protocol_version=int(self._version),
+        )
+        loop = asyncio.get_running_loop()
+        self._started = loop.time()
+        self._abort_at = self._started + task.abort_timeout_ms / 1000
+
+    async def run(self, http: aiohttp.ClientSession) -> AttemptOutcome:
+        self._log.debug("attempt starting", url=self._url, known_entries=len(self._task.journal))
+        try:
+            outcome = await self._exchange(http)
+        except asyncio.CancelledError:
+            self._log.info("attempt cancelled", new_entries=self._new_entries)
+            raise
+        except _AttemptFailed as failed:
+            outcome = self._outcome(OutcomeKind.FAILED, failure=failed.failure)
+            self._log.warning(
+                "attempt failed",
+                kind=failed.failure.kind.value,
+                code=failed.failure.code,
+                error=failed.failure.message,
+                related_command_index=failed.failure.related_command_index,
+                related_command_name=failed.failure.related_command_name,
+                next_retry_delay_ms=failed.failure.next_retry_delay_ms,
+                new_entries=self._new_entries,
+            )
+            return outcome
+        except Exception:
+            # emit failed (or a bug): which records are durable is unknown to us.
+            self._log.exception("attempt abandoned", new_entries=self._new_entries)
+            raise
+        self._log.info(
+            "attempt " + outcome.kind.value,
+            new_entries=outcome.new_entries,
+            duration_ms=outcome.duration_ms,
+        )
+        return outcome
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    async def _exchange(self, http: aiohttp.ClientSession) -> AttemptOutcome:
+        body = build_body(self._task)
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with self._waiting_on_endpoint("sending the request"):
+                try:
+                    response = await http.post(
+                        URL(self._url, encoded=True),
+                        data=body,
+                        headers=build_headers(self._task),
+                        allow_redirects=False,
+                    )
+                except aiohttp.ClientError as exc:
+                    raise self._transport(
+                        UNREACHABLE, f"cannot reach {self._url}: {exc}"
+                    ) from exc
+            await self._check_head(response)
+            return await self._read_stream(response)
+        finally:
+            # A response read to its end hands the connection back to the pool; anything
+            # else (failure, timeout, cancellation) closes it, which the SDK sees as a
+            # disconnect and which stops the handler's attempt.
+            if response is not None:
+                if response.content.at_eof():
+                    response.release()
+                else:
+                    response.close()
+
+    async def _check_head(self, response: aiohttp.ClientResponse) -> None:
+        self._sdk_server = response.headers.get("x-restate-server")
+        if response.status != 200:
+            quote = await self._quote_body(response)
+            hint = ""
+            if response.status == 415:
+                hint = f" (the endpoint does not speak service protocol v{int(self._version)})"
+            raise self._transport(
+                response.status,
+                f"endpoint answered {response.status} {response.reason or ''} for "
+                f"{self._url}{hint}" + (f": {quote}" if quote else ""),
+                http_status=response.status,
+            )
+        ctype = response.headers.get("content-type")
+        try:
+            if ctype is None:
+                raise ProtocolError("the response has no content type")
+            answered = parse_content_type(ctype)
+        except ProtocolError as exc:
+            raise self._transport(BAD_STREAM, str(exc), http_status=200) from exc
+        if answered != self._version:
+            raise self._transport(
+                BAD_STREAM,
+                f"endpoint answered with service protocol v{int(answered)}, but "
+                f"v{int(self._version)} was requested",
+                http_status=200,
+            )
+
+    async def _quote_body(self, response: aiohttp.ClientResponse) -> str:
+        # Best effort: the status alone already says the attempt failed.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                data = await response.content.read(_ERROR_BODY_QUOTE)
+                return data.decode("utf-8", errors="replace").strip()
+        return ""
+
+    async def _read_stream(self, response: aiohttp.ClientResponse) -> AttemptOutcome:
+        decoder = FrameDecoder(max_message_size=self._task.max_message_size)
+        while True:
+            async with self._waiting_on_endpoint("waiting for the endpoint"):
+                try:
+                    chunk = await response.content.readany()
+                except aiohttp.ClientError as exc:
+                    raise self._transport(
+                        BAD_STREAM, f"response from {self._url} broke off: {exc}", http_status=200
+                    ) from exc
+            try:
+                if not chunk:
+                    decoder.close()
+                    raise ProtocolError(
+                        "the endpoint closed the stream without an End, Suspension or Error "
+                        "message"
+                    )
+                frames = decoder.feed(chunk)
+            except ProtocolError as exc:
+                raise self._protocol(str(exc)) from exc
+            for position, frame in enumerate(frames):
+                outcome = await self._handle(frame)
+                if outcome is not None:
+                    await self._drain(response, decoder, trailing=len(frames) - position - 1)
+                    return outcome
+
+    async def _drain(
+        self, response: aiohttp.ClientResponse, decoder: FrameDecoder, trailing: int
+    ) -> None:
+        """Read to the end of the response after the terminal message, ignoring the rest."""
+        extra = decoder.buffered
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                while chunk := await response.content.readany():
+                    extra += len(chunk)
+        if trailing or extra:
+            self._log.warning(
+                "endpoint sent data after its final message; ignored",
+                trailing_frames=trailing,
+                trailing_bytes=extra,
+            )
+
+    @contextlib.asynccontextmanager
+    async def _waiting_on_endpoint(self, doing: str) -> AsyncIterator[None]:
+        """Bound one wait on the endpoint by both the inactivity and the abort timeout."""
+        loop = asyncio.get_running_loop()
+        inactive_at = loop.time() + self._task.inactivity_timeout_ms / 1000
+        try:
+            async with asyncio.timeout_at(min(inactive_at, self._abort_at)) as timeout:
+                yield
+        except TimeoutError as exc:
+            if not timeout.expired():
+                raise
+            if self._abort_at <= inactive_at:
+                raise self._timed_out(
+                    FailureKind.ABORT_TIMEOUT,
+                    f"attempt took longer than the abort timeout of "
+                    f"{self._task.abort_timeout_ms} ms ({doing})",
+                ) from exc
+            raise self._timed_out(
+                FailureKind.INACTIVITY_TIMEOUT,
+                f"endpoint sent nothing for {self._task.inactivity_timeout_ms} ms ({doing})",
+            ) from exc
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def _handle(self, frame: Frame) -> AttemptOutcome | None:
+        """Act on one message; return the outcome when it ends the attempt."""
+        type_id = frame.type_id
+        self._log.debug("message received", message=frame.name, flags=frame.header.flags)
+        if is_command(type_id) or is_custom(type_id):
+            await self._journal(frame)
+            return None
+        message = frame.message
+        if isinstance(message, pb.ProposeRunCompletionMessage):
+            await self._propose_run_completion(message)
+            return None
+        if isinstance(message, pb.AwaitingOnMessage):
+            # A hint for observability; kept only as a fallback for the suspension.
+            self._awaiting_on = awaited_notifications(message.awaiting_on)
+            return None
+        if isinstance(message, pb.SuspensionMessage):
+            return await self._suspend(message)
+        if isinstance(message, pb.EndMessage):
+            return await self._end()
+        if isinstance(message, pb.ErrorMessage):
+            raise _AttemptFailed(self._sdk_error(message))
+        raise self._protocol(
+            f"the endpoint sent a {frame.name} message, which only the runtime sends"
+        )
+
+    async def _journal(self, frame: Frame) -> None:
+        if frame.type_id == MessageType.INPUT_COMMAND:
+            raise self._protocol("the endpoint sent an InputCommand; only the runtime writes it")
+        output: OutputResult | None = None
+        if isinstance(frame.message, pb.OutputCommandMessage):
+            output = _output_result(frame.message)
+            if output is None:
+                raise self._protocol(
+                    "the endpoint sent an OutputCommand without a value or failure"
+                )
+        if frame.requested_ack:
+            self._log.debug(
+                "ack requested; not possible in request/response mode", message=frame.name
+            )
+        await self._emit(
+            JournalAppend(
+                invocation_id=self._task.invocation_id,
+                entry_index=self._next_index,
+                message_type=frame.type_id,
+                message=frame.body,
+            )
+        )
+        self._next_index += 1
+        self._new_entries += 1
+        if output is not None:
+            self._output = output
+
+    async def _propose_run_completion(self, message: pb.ProposeRunCompletionMessage) -> None:
+        which = message.WhichOneof("result")
+        result: Value | Failure
+        if which == "value":
+            result = Value(message.value)
+        elif which == "failure":
+            result = _failure(message.failure)
+        else:
+            raise self._protocol(
+                f"run proposal for completion {message.result_completion_id} has no result"
+            )
+        # Journaled by the state machine as a RunCompletionNotification; as a notification
+        # it does not advance the command numbering (see the module docstring).
+        await self._emit(
+            Notify(
+                invocation_id=self._task.invocation_id,
+                notification_id=CompletionId(message.result_completion_id),
+                result=result,
+            )
+        )
+        self._new_entries += 1
+
+    async def _suspend(self, message: pb.SuspensionMessage) -> AttemptOutcome:
+        if message.HasField("awaiting_on"):
+            waiting = awaited_notifications(message.awaiting_on)
+        else:
+            waiting = awaited_notifications(message)
+        waiting = waiting or self._awaiting_on
+        if not waiting:
+            raise self._protocol("the endpoint suspended without naming anything to wait for")
+        await self._emit(
+            InvocationSuspended(invocation_id=self._task.invocation_id, waiting_for=waiting)
+        )
+        return self._outcome(OutcomeKind.SUSPENDED, waiting_for=waiting)
+
+    async def _end(self) -> AttemptOutcome:
+        result = self._output if self._output is not None else self._replayed_output()
+        if result is None:
+            raise self._protocol("the endpoint ended the invocation without an OutputCommand")
+        await self._emit(InvocationEnded(invocation_id=self._task.invocation_id, result=result))
+        return self._outcome(OutcomeKind.ENDED, result=result)
+
+    def _replayed_output(self) -> OutputResult | None:
+        # An earlier attempt stored the output but broke off before its End.
+        for entry in reversed(self._task.journal):
+            if entry.message_type == MessageType.OUTPUT_COMMAND:
+                try:
+                    return _output_result(pb.OutputCommandMessage.FromString(entry.message))
+                except DecodeError as exc:
+                    raise self._protocol(f"stored OutputCommand does not parse: {exc}") from exc
+        return None
+
+    # --- outcomes ------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        kind: OutcomeKind,
+        *,
+        result: OutputResult | None = None,
+        waiting_for: tuple[NotificationId, ...] = (),
+        failure: AttemptFailure | None = None,
+    ) -> AttemptOutcome:
+        elapsed = asyncio.get_running_loop().time() - self._started
+        return AttemptOutcome(
+            kind=kind,
+            result=result,
+            waiting_for=waiting_for,
+            failure=failure,
+            new_entries=self._new_entries,
+            protocol_version=self._version,
+            sdk_server=self._sdk_server,
+            duration_ms=int(elapsed * 1000),
+        )
+
+    def _sdk_error(self, message: pb.ErrorMessage) -> AttemptFailure:
+        return AttemptFailure(
+            kind=FailureKind.SDK_ERROR,
+            code=message.code,
+            message=message.message,
+            stacktrace=message.stacktrace,
+            related_command_index=(
+                message.related_command_index if message.HasField("related_command_index") else None
+            ),
+            related_command_name=(
+                message.related_command_name if message.HasField("related_command_name") else None
+            ),
+            related_command_type=(
+                message.related_command_type if message.HasField("related_command_type") else None
+            ),
+            next_retry_delay_ms=(
+                message.next_retry_delay if message.HasField("next_retry_delay") else None
+            ),
+            # Unknown future behaviours fall back to RETRY, the pre-v7 meaning.
+            behavior=_BEHAVIORS.get(message.behavior, ErrorBehavior.RETRY),
+            http_status=200,
+        )
+
+    def _transport(
+        self, code: int, message: str, *, http_status: int | None = None
+    ) -> _AttemptFailed:
+        return _AttemptFailed(
+            AttemptFailure(
+                kind=FailureKind.TRANSPORT, code=code, message=message, http_status=http_status
+            )
+        )
+
+    def _protocol(self, message: str) -> _AttemptFailed:
+        return _AttemptFailed(
+            AttemptFailure(
+                kind=FailureKind.PROTOCOL, code=BAD_STREAM, message=message, http_status=200
+            )
+        )
+
+    def _timed_out(self, kind: FailureKind, message: str) -> _AttemptFailed:
+        return _AttemptFailed(AttemptFailure(kind=kind, code=TIMED_OUT, message=message))
+
+
+def _failure(failure: pb.Failure) -> Failure:
+    return Failure(
+        code=failure.code,
+        message=failure.message,
+        metadata=tuple(FailureMetadata(m.key, m.value) for m in failure.metadata),
+    )
+
+
+def _output_result(message: pb.OutputCommandMessage) -> OutputResult | None:
+    which = message.WhichOneof("result")
+    if which == "value":
+        return Value(message.value.content)
+    if which == "failure":
+        return _failure(message.failure)
+    return None
