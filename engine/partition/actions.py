@@ -1,0 +1,119 @@
+"""What the partition state machine asks the leader to do after a batch commits.
+
+The state machine never performs side effects; it returns these. It returns them on
+every replica, leader or not, so that applying a record is the same computation
+everywhere; the runtime carries them out only when it leads the partition for the
+current epoch (and drops them while catching up). Every action is safe to perform
+more than once: re-invoking a running invocation is a no-op in the invoker,
+re-registering a timer or re-sending an outbox sequence is deduplicated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from engine.ids import InvocationId
+from engine.wal.records import NotificationId, OutputResult, Record, TimerKey
+
+__all__ = [
+    "AbortInvocation",
+    "Action",
+    "BecameLeader",
+    "ForwardNotification",
+    "InvokeAction",
+    "LostLeadership",
+    "RegisterTimer",
+    "RespondToIngress",
+    "SendOutbox",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeAction:
+    """Start or resume an attempt of ``invocation_id``.
+
+    The invoker reads everything else (target, deployment pin, journal, state) from
+    LMDB after the batch committed (:mod:`engine.partition.state_reader`).
+    """
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class AbortInvocation:
+    """Stop the running attempt of ``invocation_id``, if any (kill)."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterTimer:
+    """Schedule ``timer`` in the timer service (the row is already in LMDB)."""
+
+    timer: TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutbox:
+    """Deliver outbox row ``sequence`` to the partition owning ``target_partition_key``."""
+
+    sequence: int
+    target_partition_key: int
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class RespondToIngress:
+    """Answer HTTP request ``request_id`` waiting on engine process ``node_id``."""
+
+    node_id: str
+    request_id: str
+    invocation_id: InvocationId
+    result: OutputResult
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardNotification:
+    """A notification was journaled while an attempt runs.
+
+    A bidirectional-streaming attempt can be sent the entry at ``entry_index`` right
+    away; a request/response attempt ignores it (the SDK suspends and the state
+    machine resumes it, because the notification is in the journal by then).
+    """
+
+    invocation_id: InvocationId
+    entry_index: int
+    notification_id: NotificationId
+
+
+@dataclass(frozen=True, slots=True)
+class BecameLeader:
+    """``node_id`` leads ``partition`` from ``epoch`` on (the node that is ``node_id``
+    starts its leader services; everyone else ignores this)."""
+
+    partition: int
+    epoch: int
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LostLeadership:
+    """``node_id`` no longer leads ``partition``: its ``epoch`` was superseded."""
+
+    partition: int
+    epoch: int
+    node_id: str
+
+
+Action: TypeAlias = (
+    InvokeAction
+    | AbortInvocation
+    | RegisterTimer
+    | SendOutbox
+    | RespondToIngress
+    | ForwardNotification
+    | BecameLeader
+    | LostLeadership
+)
+"""Everything :func:`engine.partition.state_machine.apply` may return."""

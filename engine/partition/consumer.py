@@ -1,0 +1,144 @@
+"""Reading the WAL: one consumer per process, partitions assigned by the consumer group.
+
+The group decides which process leads which partition. Offsets are NOT committed to the
+group: the applied offset lives in LMDB in the same transaction as the state it produced,
+so on (re)assignment the consumer seeks to ``applied + 1`` and the state stays exactly
+the fold of the log. Everything here runs on one dedicated thread, because the
+confluent-kafka consumer and LMDB write transactions are both thread-affine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from engine.config import KafkaConfig
+from engine.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WalMessage:
+    """One WAL record as read from Kafka; the timestamp is the producer's CreateTime."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    value: bytes
+
+
+class WalListener(Protocol):
+    """What the consumer thread calls; implemented by the partition processor."""
+
+    def applied_offset(self, partition: int) -> int | None:
+        """The last offset applied to LMDB for ``partition`` (None: nothing yet)."""
+
+    def apply(self, partition: int, messages: Sequence[WalMessage]) -> None:
+        """Apply a batch of one partition's records, in order, in one LMDB transaction."""
+
+    def assigned(self, partition: int, high_watermark: int) -> None:
+        """``partition`` is now ours; records below ``high_watermark`` exist already."""
+
+    def revoked(self, partition: int) -> None:
+        """``partition`` is no longer ours: stop leading it at once."""
+
+
+class WalConsumer:
+    """The consumer thread: poll, group by partition, hand batches to the listener."""
+
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        listener: WalListener,
+        *,
+        group_id: str | None = None,
+        max_batch: int = 1000,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._kafka = kafka
+        self._listener = listener
+        self._max_batch = max_batch
+        self._on_fatal = on_fatal
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            kafka.client_config(
+                **{
+                    "group.id": group_id or f"{kafka.topic_prefix}.partition-processors",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "auto.offset.reset": "earliest",
+                    "isolation.level": "read_committed",
+                    # Quick failover when a process dies; heartbeats keep live ones in.
+                    "session.timeout.ms": 10_000,
+                    "heartbeat.interval.ms": 1_000,
+                    "fetch.wait.max.ms": 20,
+                    "partition.assignment.strategy": "cooperative-sticky",
+                    "logger": logging.getLogger("librdkafka"),
+                }
+            )
+        )
+        self._thread = threading.Thread(target=self._run, name="wal-consumer", daemon=True)
+
+    def start(self) -> None:
+        self._consumer.subscribe([self._kafka.wal_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_revoke)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    # -- consumer thread ------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        positioned = []
+        for tp in partitions:
+            applied = self._listener.applied_offset(tp.partition)
+            tp.offset = OFFSET_BEGINNING if applied is None else applied + 1
+            positioned.append(tp)
+        consumer.incremental_assign(positioned)
+        for tp in positioned:
+            _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+            log.info("wal partition assigned", partition=tp.partition, start_offset=tp.offset, high_watermark=high)
+            self._listener.assigned(tp.partition, high)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            log.info("wal partition revoked", partition=tp.partition)
+            self._listener.revoked(tp.partition)
+        consumer.incremental_unassign(partitions)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(self._max_batch, timeout=0.05)
+                if not messages:
+                    continue
+                batches: dict[int, list[WalMessage]] = {}
+                for msg in messages:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            continue
+                        if err.fatal():
+                            raise KafkaException(err)
+                        log.warning("wal consumer error", error=err.str())
+                        continue
+                    _, ts = msg.timestamp()
+                    partition, offset = msg.partition(), msg.offset()
+                    assert partition is not None and offset is not None  # set on every fetched record
+                    batches.setdefault(partition, []).append(WalMessage(partition, offset, ts, msg.value() or b""))
+                for partition, batch in batches.items():
+                    self._listener.apply(partition, batch)
+        except BaseException as exc:  # noqa: BLE001 - the process must learn its WAL reader died
+            log.exception("wal consumer stopped on an error")
+            if self._on_fatal is not None:
+                self._on_fatal(exc)
+        finally:
+            self._consumer.close()

@@ -1,0 +1,134 @@
+"""The partition state machine: ``apply(tables, partition, envelope, ...) -> actions``.
+
+Applying a WAL record is a pure function of the partition's LMDB state and the
+record: it writes the tables inside the caller's transaction and returns the
+:mod:`~engine.partition.actions` the leader should carry out after the commit.
+Followers run exactly the same code and drop the actions. Nothing here reads the
+clock, the network or the process's configuration beyond :class:`StateMachineOptions`.
+
+The work is split by concern: :mod:`.fencing` (epochs and dedup), :mod:`.invoke`
+(admission), :mod:`.journal_commands` (what each command does),
+:mod:`.notifications`, :mod:`.lifecycle` (suspend, fail and retry, end, cleanup),
+:mod:`.timers`, :mod:`.kill_cancel`, :mod:`.leadership` and :mod:`.admin`.
+
+Every record, applied or dropped, stores its offset as the partition's applied
+offset; a record at or below the stored offset was applied before and is skipped
+without any write (a replay after a crash between commit and consumer position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from engine.logs import get_logger
+from engine.partition.actions import Action
+from engine.partition.state_machine.admin import on_attach, on_patch_state
+from engine.partition.state_machine.context import (
+    DEFAULT_OPTIONS,
+    ApplyContext,
+    StateMachineOptions,
+)
+from engine.partition.state_machine.fencing import admit_envelope
+from engine.partition.state_machine.invoke import on_invoke
+from engine.partition.state_machine.journal_commands import on_journal_append
+from engine.partition.state_machine.kill_cancel import on_cancel, on_kill
+from engine.partition.state_machine.leadership import on_announce_leader
+from engine.partition.state_machine.lifecycle import (
+    on_deployment_pinned,
+    on_ended,
+    on_failed_attempt,
+    on_purge,
+    on_suspended,
+)
+from engine.partition.state_machine.notifications import on_notify
+from engine.partition.state_machine.responses import on_outbox_truncate
+from engine.partition.state_machine.timers import on_timer_fired
+from engine.storage.tables import StorageTables
+from engine.wal import records as r
+from engine.wal.partitioning import partition_for, partition_key_for_key
+
+__all__ = ["DEFAULT_OPTIONS", "StateMachineOptions", "apply"]
+
+_log = get_logger(__name__)
+
+_HANDLERS: Final[dict[type[Any], Callable[[ApplyContext, Any], None]]] = {
+    r.Invoke: on_invoke,
+    r.JournalAppend: on_journal_append,
+    r.InvocationSuspended: on_suspended,
+    r.InvocationEnded: on_ended,
+    r.InvocationFailedAttempt: on_failed_attempt,
+    r.DeploymentPinned: on_deployment_pinned,
+    r.Notify: on_notify,
+    r.TimerFired: on_timer_fired,
+    r.OutboxTruncate: on_outbox_truncate,
+    r.AnnounceLeader: on_announce_leader,
+    r.CancelInvocation: on_cancel,
+    r.KillInvocation: on_kill,
+    r.PurgeInvocation: on_purge,
+    r.AttachInvocation: on_attach,
+    r.PatchState: on_patch_state,
+}
+
+
+def apply(
+    tables: StorageTables,
+    partition: int,
+    envelope: r.Envelope,
+    offset: int,
+    timestamp_ms: int,
+    partition_count: int,
+    *,
+    options: StateMachineOptions = DEFAULT_OPTIONS,
+) -> list[Action]:
+    """Apply one WAL record of ``partition`` at ``offset`` inside ``tables``' write transaction.
+
+    Args:
+        tables: The table handles bound to the batch's LMDB write transaction.
+        partition: The WAL partition the record was read from.
+        envelope: The decoded record and its stamps.
+        offset: The record's Kafka offset; stored as the applied offset.
+        timestamp_ms: The record's Kafka timestamp; the state machine's only clock.
+        partition_count: The WAL's partition count (checks record placement).
+        options: Cluster-wide settings (retention); the same on every process.
+
+    Returns:
+        The actions for the leader, in the order they arose.
+    """
+    pt = tables.partition(partition)
+    applied = pt.fsm.applied_offset()
+    if applied is not None and offset <= applied:
+        _log.debug(
+            "record at or below the applied offset skipped", partition=partition, offset=offset
+        )
+        return []
+    ctx = ApplyContext(
+        tables=pt,
+        partition=partition,
+        partition_count=partition_count,
+        offset=offset,
+        now_ms=timestamp_ms,
+        options=options,
+        log=_log.bind(partition=partition, offset=offset),
+    )
+    if admit_envelope(ctx, envelope) and _owned_here(ctx, envelope.record):
+        _HANDLERS[type(envelope.record)](ctx, envelope.record)
+    pt.fsm.set_applied_offset(offset)
+    return ctx.actions
+
+
+def _owned_here(ctx: ApplyContext, record: r.Record) -> bool:
+    """Whether ``record`` concerns something this partition owns (routing sanity check)."""
+    if isinstance(record, r.PatchState):
+        partition_key: int = partition_key_for_key(record.service, record.key)
+    elif isinstance(record, r.OutboxTruncate | r.AnnounceLeader):
+        return True
+    else:
+        partition_key = record.invocation_id.partition_key
+    owner = partition_for(partition_key, ctx.partition_count)
+    if owner != ctx.partition:
+        ctx.log.error(
+            "record for another partition; ignored", record=type(record).__name__, owner=owner
+        )
+        return False
+    return True

@@ -1,0 +1,73 @@
+"""What every step of the state machine works with while applying one record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from engine.ids import InvocationId
+from engine.partition.actions import Action
+from engine.storage.invocation_status import InvocationStatus
+from engine.storage.tables import PartitionTables
+from engine.wal.records import HandlerKind
+
+__all__ = ["DEFAULT_OPTIONS", "ApplyContext", "StateMachineOptions"]
+
+_HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class StateMachineOptions:
+    """Cluster-wide settings that change what ``apply`` writes.
+
+    Every process must use the same values: they decide when cleanup timers fire, and
+    replicas of a partition must compute the same state from the same log.
+
+    Attributes:
+        completed_retention_ms: How long a completed invocation's status and result stay
+            (answering late ``attach``/``output`` requests and duplicate sends) before
+            the CLEANUP timer deletes them. 0 deletes the status on completion.
+        idempotent_retention_ms: The same for invocations with an idempotency key and
+            for workflow runs, whose retention is what makes a retry with the same key
+            or workflow id get the same answer (Restate's default: one day).
+    """
+
+    completed_retention_ms: int = _HOUR_MS
+    idempotent_retention_ms: int = 24 * _HOUR_MS
+
+    def retention_for(self, status: InvocationStatus) -> int:
+        """How long to keep ``status`` once completed, in ms."""
+        if status.idempotency_key is not None or status.target.handler_kind is HandlerKind.WORKFLOW:
+            return self.idempotent_retention_ms
+        return self.completed_retention_ms
+
+
+DEFAULT_OPTIONS = StateMachineOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyContext:
+    """The tables, clock and action list of one ``apply`` call.
+
+    ``now_ms`` is the applied record's timestamp (Kafka CreateTime): every time the
+    state machine stores or computes derives from it, never from the wall clock.
+    """
+
+    tables: PartitionTables
+    partition: int
+    partition_count: int
+    offset: int
+    now_ms: int
+    options: StateMachineOptions
+    log: structlog.stdlib.BoundLogger
+    actions: list[Action] = field(default_factory=list)
+
+    def emit(self, action: Action) -> None:
+        """Add ``action`` to what this record asks of the leader."""
+        self.actions.append(action)
+
+    def log_for(self, invocation_id: InvocationId, **context: Any) -> structlog.stdlib.BoundLogger:
+        """The context's logger bound to ``invocation_id`` (and ``context``)."""
+        return self.log.bind(invocation_id=str(invocation_id), **context)

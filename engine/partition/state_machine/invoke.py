@@ -1,0 +1,128 @@
+"""Admitting new invocations: schedule, queue behind the key's lock, or start.
+
+``Invoke`` creates the invocation. One submitted with ``execute_at_ms`` after the
+record's timestamp waits as Scheduled for its DELAYED_INVOKE timer. An exclusive
+handler of a virtual object or workflow (and any keyed handler whose kind the record
+does not name: serializing is always safe) takes the key's lock, or queues in the
+key's inbox while another invocation holds it. Plain services and shared handlers
+start right away. Starting writes the InputCommand as journal entry 0 and asks the
+invoker to run the first attempt.
+
+An ``Invoke`` for an id the partition already knows creates nothing: ingress retries,
+re-sent outbox records and idempotency-key requests (whose ids are derived from the
+key) all land here. If it brings a response sink the invocation does not have yet,
+the sink is attached, so a retried request or a second caller with the same
+idempotency key gets the same result; a completed invocation answers it at once.
+"""
+
+from __future__ import annotations
+
+from engine.ids import InvocationId
+from engine.invoker.protocol import MessageType, pb
+from engine.partition.actions import InvokeAction, RegisterTimer
+from engine.partition.state_machine.context import ApplyContext
+from engine.partition.state_machine.journal_ops import append_command
+from engine.partition.state_machine.responses import answer_sinks
+from engine.storage.invocation_status import InvocationStatus, ResponseSinkEntry, StatusKind
+from engine.storage.journal import JournalEntry
+from engine.wal.records import HandlerKind, InvocationTarget, Invoke, TimerKey, TimerKind
+
+__all__ = ["admit", "attach_sink", "needs_lock", "on_invoke", "start"]
+
+
+def needs_lock(target: InvocationTarget) -> bool:
+    """Whether an invocation of ``target`` must hold its key exclusively."""
+    return target.key is not None and target.handler_kind is not HandlerKind.SHARED
+
+
+def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
+    """Apply an ``Invoke`` record."""
+    invocation_id = record.invocation_id
+    existing = ctx.tables.status.get(invocation_id)
+    if existing is not None:
+        if record.response_sink is not None:
+            attach_sink(ctx, invocation_id, existing, record.response_sink)
+        else:
+            ctx.log_for(invocation_id).debug("invocation exists already; Invoke ignored")
+        return
+    status = InvocationStatus(
+        kind=StatusKind.SCHEDULED,
+        target=record.target,
+        argument=record.argument,
+        headers=record.headers,
+        source=record.source,
+        response_sinks=() if record.response_sink is None else (record.response_sink,),
+        idempotency_key=record.idempotency_key,
+        execute_at_ms=record.execute_at_ms,
+        created_at_ms=ctx.now_ms,
+        modified_at_ms=ctx.now_ms,
+    )
+    if record.execute_at_ms is not None and record.execute_at_ms > ctx.now_ms:
+        timer = TimerKey(record.execute_at_ms, invocation_id, TimerKind.DELAYED_INVOKE)
+        ctx.tables.status.put(invocation_id, status)
+        ctx.tables.timers.put(timer)
+        ctx.emit(RegisterTimer(timer))
+        ctx.log_for(invocation_id).debug("invocation scheduled", execute_at_ms=record.execute_at_ms)
+        return
+    admit(ctx, invocation_id, status)
+
+
+def attach_sink(
+    ctx: ApplyContext,
+    invocation_id: InvocationId,
+    status: InvocationStatus,
+    sink: ResponseSinkEntry,
+) -> None:
+    """Send the invocation's result to ``sink`` too (now, if it has completed)."""
+    if status.kind is StatusKind.COMPLETED:
+        if status.result is not None:
+            answer_sinks(ctx, invocation_id, (sink,), status.result)
+        return
+    if sink in status.response_sinks:
+        ctx.log_for(invocation_id).debug("response sink already attached")
+        return
+    updated = status.touched(ctx.now_ms, response_sinks=(*status.response_sinks, sink))
+    ctx.tables.status.put(invocation_id, updated)
+
+
+def admit(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> None:
+    """Start a new or scheduled invocation, or queue it behind its key's lock."""
+    target = status.target
+    key = target.key
+    if key is not None and needs_lock(target):
+        holder = ctx.tables.locks.holder(target.service, key)
+        if holder is not None and holder != invocation_id:
+            sequence = ctx.tables.fsm.allocate_inbox_sequence()
+            ctx.tables.inbox.push(target.service, key, sequence, invocation_id)
+            ctx.tables.status.put(
+                invocation_id,
+                status.touched(ctx.now_ms, kind=StatusKind.INBOXED, inbox_sequence=sequence),
+            )
+            ctx.log_for(invocation_id).debug(
+                "key is locked; invocation inboxed", holder=str(holder)
+            )
+            return
+        ctx.tables.locks.acquire(target.service, key, invocation_id)
+    start(ctx, invocation_id, status)
+
+
+def start(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> None:
+    """Journal the input and hand the invocation to the invoker (the lock, if any, is held)."""
+    input_command = pb.InputCommandMessage(
+        headers=[pb.Header(key=h.name, value=h.value) for h in status.headers],
+        value=pb.Value(content=status.argument),
+    )
+    started = status.touched(
+        ctx.now_ms, kind=StatusKind.INVOKED, inbox_sequence=None, journal_length=0, commands=0
+    )
+    started = append_command(
+        ctx,
+        invocation_id,
+        started,
+        JournalEntry(
+            MessageType.INPUT_COMMAND, input_command.SerializeToString(deterministic=True)
+        ),
+    )
+    ctx.tables.status.put(invocation_id, started)
+    ctx.emit(InvokeAction(invocation_id))
+    ctx.log_for(invocation_id).debug("invocation started", service=status.target.service)

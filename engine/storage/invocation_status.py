@@ -1,0 +1,238 @@
+"""Table ``invocation_status``: where each invocation of a partition stands.
+
+Key: ``partition (u32) + invocation id (24 bytes)``.
+Value: version byte 1, then the fields of :class:`InvocationStatus` in declaration
+order, in the :mod:`engine.storage.codec` layout (the status kind is a frozen tag).
+
+An invocation moves through the kinds like this::
+
+    Scheduled --timer--> (Inboxed --lock free-->) Invoked <--> Suspended
+                                                     |
+                                                     v
+                                                 Completed --cleanup timer--> (deleted)
+
+Every transition happens in the partition state machine; times come from the WAL
+record being applied, never from the wall clock, so replicas agree byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final
+
+import lmdb
+
+from engine.ids import DeploymentId, InvocationId
+from engine.storage.codec import Reader, StorageCorruptError, Writer
+from engine.storage.keys import iter_prefix, partition_prefix
+from engine.wal import records as r
+
+__all__ = [
+    "DB_NAME",
+    "InvocationStatus",
+    "InvocationStatusTable",
+    "LastFailure",
+    "ResponseSinkEntry",
+    "StatusKind",
+]
+
+DB_NAME: Final = b"invocation_status"
+_VERSION: Final = 1
+
+ResponseSinkEntry = r.IngressSink | r.InvocationSink
+"""A response sink that is actually set (the records' ``ResponseSink`` minus ``None``)."""
+
+
+class StatusKind(Enum):
+    """The lifecycle step an invocation is in."""
+
+    SCHEDULED = "scheduled"
+    """Submitted with a future ``execute_at_ms``; a DELAYED_INVOKE timer starts it."""
+    INBOXED = "inboxed"
+    """Queued in its object's inbox behind the invocation holding the key's lock."""
+    INVOKED = "invoked"
+    """Running (or about to run, or waiting for a retry): the invoker owns it."""
+    SUSPENDED = "suspended"
+    """No attempt running; resumes when a notification in ``waiting_for`` arrives."""
+    COMPLETED = "completed"
+    """Done; the result is kept until ``cleanup_at_ms`` for late callers and attach."""
+
+
+# Frozen tags: on disk.
+_KIND_TAGS: Final = {
+    StatusKind.SCHEDULED: 1,
+    StatusKind.INBOXED: 2,
+    StatusKind.INVOKED: 3,
+    StatusKind.SUSPENDED: 4,
+    StatusKind.COMPLETED: 5,
+}
+_KINDS: Final = {tag: kind for kind, tag in _KIND_TAGS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class LastFailure:
+    """The most recent retryable failure of an attempt."""
+
+    code: int
+    message: str
+    retry_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationStatus:
+    """Everything the engine keeps about one invocation besides its journal.
+
+    Fields used by one kind only: ``inbox_sequence`` (Inboxed), ``waiting_for``
+    (Suspended), ``result`` and ``cleanup_at_ms`` (Completed; ``result`` also holds the
+    handler's output command while Invoked). ``deployment_id`` and
+    ``protocol_version`` are set once the first attempt picked a deployment.
+    """
+
+    kind: StatusKind
+    target: r.InvocationTarget
+    argument: bytes
+    headers: tuple[r.Header, ...] = ()
+    source: r.Source = None
+    response_sinks: tuple[ResponseSinkEntry, ...] = ()
+    idempotency_key: str | None = None
+    execute_at_ms: int | None = None
+    created_at_ms: int = 0
+    modified_at_ms: int = 0
+    journal_length: int = 0
+    """Entries in the journal table (commands and notifications)."""
+    commands: int = 0
+    """How many of those entries are commands (the SDK's command indexes)."""
+    attempt: int = 0
+    """Failed attempts so far, as counted by the invoker."""
+    retries_since_last_entry: int = 0
+    """Failed attempts since the journal last grew (StartMessage retry count)."""
+    last_failure: LastFailure | None = None
+    deployment_id: DeploymentId | None = None
+    protocol_version: int | None = None
+    waiting_for: tuple[r.NotificationId, ...] = ()
+    inbox_sequence: int | None = None
+    result: r.OutputResult | None = None
+    cleanup_at_ms: int | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        """Invoked or Suspended: started, not completed."""
+        return self.kind in (StatusKind.INVOKED, StatusKind.SUSPENDED)
+
+    def touched(self, now_ms: int, **changes: Any) -> InvocationStatus:
+        """A copy with ``changes`` applied and ``modified_at_ms`` set to ``now_ms``."""
+        return dataclasses.replace(self, modified_at_ms=now_ms, **changes)
+
+
+def _write_last_failure(writer: Writer, value: LastFailure) -> None:
+    writer.int_(value.code)
+    writer.str_(value.message)
+    writer.int_(value.retry_at_ms)
+
+
+def encode_status(status: InvocationStatus) -> bytes:
+    """The LMDB value of ``status``."""
+    w = Writer(_VERSION)
+    w.byte(_KIND_TAGS[status.kind])
+    w.target(status.target)
+    w.bytes_(status.argument)
+    w.headers(status.headers)
+    w.source(status.source)
+    w.sequence(status.response_sinks, w.sink)
+    w.optional(status.idempotency_key, w.str_)
+    w.optional(status.execute_at_ms, w.int_)
+    w.int_(status.created_at_ms)
+    w.int_(status.modified_at_ms)
+    w.int_(status.journal_length)
+    w.int_(status.commands)
+    w.int_(status.attempt)
+    w.int_(status.retries_since_last_entry)
+    w.optional(status.last_failure, lambda f: _write_last_failure(w, f))
+    w.optional(status.deployment_id, w.deployment_id)
+    w.optional(status.protocol_version, w.int_)
+    w.sequence(status.waiting_for, w.notification_id)
+    w.optional(status.inbox_sequence, w.int_)
+    # Spelled out: mypy joins the Value | Failure union to object in optional().
+    if status.result is None:
+        w.byte(0)
+    else:
+        w.byte(1)
+        w.output_result(status.result)
+    w.optional(status.cleanup_at_ms, w.int_)
+    return w.finish()
+
+
+def decode_status(raw: bytes) -> InvocationStatus:
+    """Inverse of :func:`encode_status`; raises :class:`StorageCorruptError`."""
+    rd = Reader(raw, _VERSION, "invocation status")
+    tag = rd.byte()
+    kind = _KINDS.get(tag)
+    if kind is None:
+        raise StorageCorruptError(f"unknown invocation status kind tag {tag}")
+    status = InvocationStatus(
+        kind=kind,
+        target=rd.target(),
+        argument=rd.bytes_(),
+        headers=rd.headers(),
+        source=rd.source(),
+        response_sinks=rd.sequence(rd.sink),
+        idempotency_key=rd.optional(rd.str_),
+        execute_at_ms=rd.optional(rd.int_),
+        created_at_ms=rd.int_(),
+        modified_at_ms=rd.int_(),
+        journal_length=rd.int_(),
+        commands=rd.int_(),
+        attempt=rd.int_(),
+        retries_since_last_entry=rd.int_(),
+        last_failure=rd.optional(lambda: LastFailure(rd.int_(), rd.str_(), rd.int_())),
+        deployment_id=rd.optional(rd.deployment_id),
+        protocol_version=rd.optional(rd.int_),
+        waiting_for=rd.sequence(rd.notification_id),
+        inbox_sequence=rd.optional(rd.int_),
+        result=rd.optional(rd.output_result),
+        cleanup_at_ms=rd.optional(rd.int_),
+    )
+    rd.done()
+    return status
+
+
+class InvocationStatusTable:
+    """The ``invocation_status`` rows of one partition, inside one LMDB transaction."""
+
+    def __init__(self, txn: lmdb.Transaction[bytes], db: lmdb._Database, partition: int) -> None:
+        self._txn = txn
+        self._db = db
+        self._prefix = partition_prefix(partition)
+
+    def _key(self, invocation_id: InvocationId) -> bytes:
+        return self._prefix + invocation_id.to_bytes()
+
+    def get(self, invocation_id: InvocationId) -> InvocationStatus | None:
+        """The status of ``invocation_id``; ``None`` if the partition does not know it."""
+        raw = self._txn.get(self._key(invocation_id), db=self._db)
+        return None if raw is None else decode_status(raw)
+
+    def put(self, invocation_id: InvocationId, status: InvocationStatus) -> None:
+        """Insert or replace the status of ``invocation_id``."""
+        self._txn.put(self._key(invocation_id), encode_status(status), db=self._db)
+
+    def delete(self, invocation_id: InvocationId) -> bool:
+        """Forget ``invocation_id``; True if it existed."""
+        return self._txn.delete(self._key(invocation_id), db=self._db)
+
+    def scan(
+        self, kind: StatusKind | None = None
+    ) -> Iterator[tuple[InvocationId, InvocationStatus]]:
+        """Every invocation of the partition (of ``kind``, if given), in id order.
+
+        Used on becoming leader, to restart what is Invoked. Do not write to this table
+        while iterating.
+        """
+        start = len(self._prefix)
+        for key, value in iter_prefix(self._txn, self._db, self._prefix):
+            status = decode_status(value)
+            if kind is None or status.kind is kind:
+                yield InvocationId.from_bytes(key[start:]), status

@@ -1,0 +1,92 @@
+"""Table ``invocation_status``: every field round-trips; scans filter by kind and partition."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.ids import DeploymentId
+from engine.storage.environment import StorageEnvironment
+from engine.storage.invocation_status import (
+    InvocationStatus,
+    LastFailure,
+    StatusKind,
+    decode_status,
+    encode_status,
+)
+from engine.storage.tables import TableHandles
+from engine.wal import records as r
+from tests.engine.storage.helpers import iid, read, write
+from tests.engine.wal import strategies as ws
+
+Storage = tuple[StorageEnvironment, TableHandles]
+
+TARGET = r.InvocationTarget(
+    "Counter", "add", "k1", r.ServiceKind.VIRTUAL_OBJECT, r.HandlerKind.EXCLUSIVE
+)
+
+statuses = st.builds(
+    InvocationStatus,
+    kind=st.sampled_from(StatusKind),
+    target=ws.targets,
+    argument=ws.blobs,
+    headers=ws.headers,
+    source=ws.sources,
+    response_sinks=st.lists(ws.sinks.filter(lambda s: s is not None), max_size=3).map(tuple),
+    idempotency_key=st.none() | ws.text,
+    execute_at_ms=st.none() | ws.i64,
+    created_at_ms=ws.i64,
+    modified_at_ms=ws.i64,
+    journal_length=ws.u64,
+    commands=ws.u64,
+    attempt=ws.u64,
+    retries_since_last_entry=ws.u64,
+    last_failure=st.none() | st.builds(LastFailure, ws.u64, ws.text, ws.i64),
+    deployment_id=st.none() | ws.deployment_ids,
+    protocol_version=st.none() | st.integers(5, 7),
+    waiting_for=st.lists(ws.notification_ids, max_size=3).map(tuple),
+    inbox_sequence=st.none() | ws.u64,
+    result=st.none() | ws.values | ws.failures,
+    cleanup_at_ms=st.none() | ws.i64,
+)
+
+
+@given(statuses)
+def test_encoding_round_trips(status: InvocationStatus) -> None:
+    assert decode_status(encode_status(status)) == status
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=20)
+@given(statuses)
+def test_put_get_delete(storage: Storage, status: InvocationStatus) -> None:
+    with write(storage) as t:
+        t.status.put(iid(1), status)
+    with read(storage) as t:
+        assert t.status.get(iid(1)) == status
+    with write(storage) as t:
+        assert t.status.delete(iid(1))
+        assert not t.status.delete(iid(1))
+        assert t.status.get(iid(1)) is None
+
+
+def test_scan_by_kind_stays_in_partition(storage: Storage) -> None:
+    invoked = InvocationStatus(StatusKind.INVOKED, TARGET, b"1", deployment_id=DeploymentId(9))
+    inboxed = InvocationStatus(StatusKind.INBOXED, TARGET, b"2", inbox_sequence=0)
+    with write(storage, 0) as t:
+        t.status.put(iid(1), invoked)
+        t.status.put(iid(2), inboxed)
+        t.status.put(iid(3), invoked)
+    with write(storage, 1) as t:
+        t.status.put(iid(4), invoked)
+    with read(storage, 0) as t:
+        assert [i for i, _ in t.status.scan(StatusKind.INVOKED)] == [iid(1), iid(3)]
+        assert len(list(t.status.scan())) == 3
+    with read(storage, 1) as t:
+        assert [i for i, _ in t.status.scan()] == [iid(4)]
+
+
+def test_touched_sets_modification_time() -> None:
+    status = InvocationStatus(StatusKind.INVOKED, TARGET, b"", created_at_ms=5, modified_at_ms=5)
+    changed = status.touched(9, attempt=2)
+    assert (changed.modified_at_ms, changed.attempt, changed.created_at_ms) == (9, 2, 5)
+    assert status.in_flight and not InvocationStatus(StatusKind.COMPLETED, TARGET, b"").in_flight
