@@ -17,6 +17,7 @@ from engine.config import EngineConfig
 from engine.errors import StartupError
 from engine.ingress.app import create_ingress_app
 from engine.logs import get_logger
+from engine.metadata.store import MetadataStore
 from engine.storage.environment import StorageEnvironment
 from engine.version import __version__
 from engine.wal.topics import ensure_topics
@@ -32,6 +33,7 @@ class EngineNode:
         self._stop = asyncio.Event()
         self._runners: list[web.AppRunner] = []
         self._storage: StorageEnvironment | None = None
+        self._metadata: MetadataStore | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -45,12 +47,14 @@ class EngineNode:
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
                 _check_port_free(name, *address)
             await asyncio.to_thread(ensure_topics, cfg.kafka)
+            # Read all cluster metadata before serving, so no request sees a partial view.
+            self._metadata = MetadataStore(cfg.kafka, node_name=cfg.node_name)
+            await self._metadata.start()
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
             await self._serve("ingress", create_ingress_app(), cfg.ingress_address)
-            await self._serve(
-                "admin", create_admin_app(ingress_url=f"http://{advertised}:{ingress_port}/"), cfg.admin_address
-            )
+            admin_app = create_admin_app(ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata)
+            await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
                 "engine ready",
                 ingress=cfg.ingress_bind,
@@ -79,6 +83,9 @@ class EngineNode:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._metadata is not None:
+            await self._metadata.stop()
+            self._metadata = None
         if self._storage is not None:
             self._storage.close()
             self._storage = None

@@ -52,3 +52,19 @@ def engine(engine_factory: Callable[..., EngineProcess]) -> EngineProcess:
     proc = engine_factory()
     proc.start_and_wait()
     return proc
+
+
+# Service endpoint fixtures (appended; the import sits here to leave the rest untouched).
+from tests.fixtures.service_endpoint import GREETER_APP, ServiceEndpoint, ServiceEndpoints, serve_endpoints  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def service_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceEndpoints]:
+    """Real service endpoints (ASGI apps under hypercorn), started on first use and shared by the session."""
+    yield from serve_endpoints(tmp_path_factory.mktemp("endpoints"))
+
+
+@pytest.fixture(scope="session")
+def greeter_endpoint(service_endpoints: ServiceEndpoints) -> ServiceEndpoint:
+    """The official-SDK example greeter: service ``Greeter`` and virtual object ``Counter``."""
+    return service_endpoints.get(GREETER_APP)

@@ -1,31 +1,59 @@
-"""The Restate-compatible admin HTTP API (default :9070).
+"""The Restate-compatible admin HTTP API (default :9070): wiring of the routes into one app.
 
-Routes grow with the engine; this module wires them into one aiohttp application.
+Resources live in their own modules (:mod:`engine.admin.deployments`,
+:mod:`engine.admin.services`); errors and their JSON shape in :mod:`engine.admin.errors`.
+Every route is served unversioned and under ``/v2`` and ``/v3``
+(:mod:`engine.admin.versions`).
 """
 
 from __future__ import annotations
 
+from importlib import resources
+
 from aiohttp import web
 
+from engine.admin import deployments, services
+from engine.admin.errors import error_middleware
+from engine.admin.state import DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT
+from engine.admin.versions import MAX_ADMIN_API_VERSION, MIN_ADMIN_API_VERSION, VERSION_PREFIXES
+from engine.metadata.discovery import DiscoveryClient
+from engine.metadata.store import MetadataStore
 from engine.version import __version__
 
-# The admin API versions whose request/response shapes this server follows (the restate
-# CLI checks this range before talking to a server).
-MIN_ADMIN_API_VERSION = 1
-MAX_ADMIN_API_VERSION = 3
+__all__ = ["MAX_ADMIN_API_VERSION", "MIN_ADMIN_API_VERSION", "create_admin_app"]
 
 
-def create_admin_app(*, ingress_url: str) -> web.Application:
-    """The admin application; ``ingress_url`` is advertised by ``GET /version``."""
-    app = web.Application()
-    app["ingress_url"] = ingress_url
-    app.router.add_get("/health", _health)
-    app.router.add_get("/version", _version)
+def create_admin_app(
+    *, ingress_url: str, metadata: MetadataStore, discovery: DiscoveryClient | None = None
+) -> web.Application:
+    """The admin application.
+
+    ``ingress_url`` is advertised by ``GET /version``; ``metadata`` is the running store
+    the API reads and writes; ``discovery`` defaults to a client with the default timeout
+    and is closed with the app.
+    """
+    app = web.Application(middlewares=[error_middleware])
+    app[INGRESS_URL] = ingress_url
+    app[METADATA] = metadata
+    app[DISCOVERY] = discovery or DiscoveryClient()
+    # The reference document of the API we follow, shipped as package data.
+    app[OPENAPI_DOCUMENT] = resources.files("engine.admin").joinpath("openapi.json").read_bytes()
+    app.on_cleanup.append(_close_discovery)
+    for prefix in VERSION_PREFIXES:
+        app.router.add_get(f"{prefix}/health", _health)
+        app.router.add_get(f"{prefix}/version", _version)
+        app.router.add_get(f"{prefix}/openapi", _openapi)
+        deployments.add_routes(app.router, prefix)
+        services.add_routes(app.router, prefix)
     return app
 
 
+async def _close_discovery(app: web.Application) -> None:
+    await app[DISCOVERY].close()
+
+
 async def _health(request: web.Request) -> web.Response:
-    # The process only serves HTTP once Kafka, topics and storage are ready.
+    # The process only serves HTTP once Kafka, topics, storage and metadata are ready.
     return web.Response(status=200)
 
 
@@ -33,9 +61,13 @@ async def _version(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "version": __version__,
-            "min_admin_api_version": MIN_ADMIN_API_VERSION,
-            "max_admin_api_version": MAX_ADMIN_API_VERSION,
-            "ingress_endpoint": request.app["ingress_url"],
+            "min_admin_api_version": int(MIN_ADMIN_API_VERSION),
+            "max_admin_api_version": int(MAX_ADMIN_API_VERSION),
+            "ingress_endpoint": request.app[INGRESS_URL],
             "features": {},
         }
     )
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_DOCUMENT], content_type="application/json")

@@ -1,0 +1,235 @@
+"""Asking a service endpoint what it serves: ``GET {uri}/discover``.
+
+The request offers every manifest version this engine reads (v4 first); the endpoint
+answers in one of them and says which in its ``content-type``. The manifest is then
+checked against what this engine can serve:
+
+* service protocol versions: the endpoint's range must overlap 5..7 (else ``META0012``);
+* protocol mode: logstrate calls endpoints over HTTP/1.1, which cannot carry a
+  bidirectional stream, so an endpoint announcing ``BIDI_STREAM`` is refused
+  (``META0014``, as restate-server does for HTTP/1.1 discovery) with advice to serve
+  request/response.
+
+Failures are typed (:mod:`engine.metadata.errors`): unreachable, timed out, a
+non-manifest answer, an invalid manifest, an incompatible endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+from yarl import URL
+
+from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
+from engine.invoker.protocol.versions import negotiate_version
+from engine.logs import get_logger
+from engine.metadata.errors import (
+    BadDiscoveryResponse,
+    DiscoveryTimeout,
+    EndpointUnreachable,
+    IncompatibleEndpoint,
+    InvalidRequest,
+)
+from engine.metadata.manifest import (
+    MAX_MANIFEST_VERSION,
+    MIN_MANIFEST_VERSION,
+    EndpointManifest,
+    manifest_content_type,
+    manifest_version_of,
+    parse_manifest,
+)
+from engine.metadata.model import ProtocolType
+
+__all__ = [
+    "DEFAULT_DISCOVERY_TIMEOUT_S",
+    "DISCOVERY_ACCEPT",
+    "DiscoveredEndpoint",
+    "DiscoveryClient",
+    "normalize_endpoint_uri",
+]
+
+log = get_logger(__name__)
+
+DEFAULT_DISCOVERY_TIMEOUT_S: Final = 10.0
+"""How long an endpoint may take to answer ``/discover`` (connect included)."""
+
+DISCOVERY_ACCEPT: Final = ", ".join(
+    manifest_content_type(v) for v in range(MAX_MANIFEST_VERSION, MIN_MANIFEST_VERSION - 1, -1)
+)
+"""The ``accept`` header of a discovery request: every manifest version we read, newest first."""
+
+HTTP_VERSION: Final = "HTTP/1.1"
+"""How logstrate talks to endpoints, spelled as the admin API reports it."""
+
+_MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
+_BODY_EXCERPT: Final = 300
+
+
+@dataclass(frozen=True)
+class DiscoveredEndpoint:
+    """A successfully discovered endpoint that this engine can invoke."""
+
+    uri: str
+    """The normalized endpoint URI."""
+    manifest: EndpointManifest
+    sdk_version: str | None
+    """The endpoint's ``x-restate-server`` header (SDK name and version), if it sent one."""
+    http_version: str = HTTP_VERSION
+
+
+def normalize_endpoint_uri(uri: str) -> str:
+    """Check that ``uri`` is an absolute http(s) URI and give it a path (``/`` if none).
+
+    Restate prints ``http://host:9080`` back as ``http://host:9080/``; two spellings of
+    the same endpoint compare equal after this.
+
+    Raises:
+        InvalidRequest: not an absolute http or https URI.
+    """
+    try:
+        url = URL(uri)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(f"The request field 'uri' is invalid. Reason: {exc}") from None
+    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
+        raise InvalidRequest(
+            f"The request field 'uri' is invalid. Reason: {uri!r} is not an absolute http:// or https:// URI; "
+            "give the endpoint's full address, e.g. http://localhost:9080"
+        )
+    if url.query_string or url.fragment:
+        raise InvalidRequest(
+            f"The request field 'uri' is invalid. Reason: {uri!r} has a query or fragment; "
+            "an endpoint URI is scheme, host, port and an optional path prefix"
+        )
+    if url.raw_path == "/":
+        # yarl prints an empty path as nothing; Restate prints it as "/".
+        url = url.with_path("/")
+    return str(url)
+
+
+def _discover_url(uri: str) -> str:
+    return uri.rstrip("/") + "/discover"
+
+
+class DiscoveryClient:
+    """Runs discovery requests; one HTTP connection pool, closed by :meth:`close`."""
+
+    def __init__(self, *, timeout_s: float = DEFAULT_DISCOVERY_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        """Close the connection pool (idempotent)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created lazily: a ClientSession belongs to the event loop it was made in.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        return self._session
+
+    async def discover(
+        self,
+        uri: str,
+        *,
+        additional_headers: Mapping[str, str] | None = None,
+        use_http_11: bool = False,
+    ) -> DiscoveredEndpoint:
+        """Fetch, parse and check the manifest of the endpoint at ``uri``.
+
+        ``additional_headers`` go with the request (API keys and the like).
+        ``use_http_11`` is accepted for compatibility; logstrate always uses HTTP/1.1.
+
+        Raises:
+            InvalidRequest: ``uri`` is not an absolute http(s) URI.
+            EndpointUnreachable, DiscoveryTimeout, BadDiscoveryResponse: no usable answer.
+            InvalidManifest: the manifest is malformed.
+            IncompatibleEndpoint: the endpoint cannot be served by this engine.
+        """
+        uri = normalize_endpoint_uri(uri)
+        url = _discover_url(uri)
+        headers = {**(additional_headers or {}), "accept": DISCOVERY_ACCEPT}
+        bound = log.bind(endpoint=uri)
+        try:
+            # No redirects: the registered URI must be the endpoint itself, since invocations
+            # go to it directly.
+            async with self._client().get(url, headers=headers, allow_redirects=False) as response:
+                body = await response.content.read(_MAX_MANIFEST_BYTES + 1)
+                status = response.status
+                content_type = response.headers.get("content-type")
+                sdk_version = response.headers.get("x-restate-server")
+        except asyncio.TimeoutError:
+            raise DiscoveryTimeout(
+                f"{url} did not answer the discovery request within {self.timeout_s:g}s; "
+                "check that the endpoint is up and not blocked, then register it again"
+            ) from None
+        except aiohttp.ServerDisconnectedError:
+            raise EndpointUnreachable(
+                f"{url} closed the connection without answering; if the endpoint serves HTTP/2 only, serve it "
+                "over HTTP/1.1 (logstrate invokes endpoints over HTTP/1.1 in request/response mode)"
+            ) from None
+        except (aiohttp.ClientConnectorError, aiohttp.ClientOSError) as exc:
+            raise EndpointUnreachable(
+                f"cannot reach {url}: {exc}; check the URI, that the endpoint is running and "
+                "that this engine can reach it (additional_headers carry any credentials it needs)"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise BadDiscoveryResponse(
+                f"{url} did not answer with valid HTTP/1.1 ({exc}); logstrate calls endpoints over "
+                "HTTP/1.1, so serve the endpoint over HTTP/1.1 (request/response mode)"
+            ) from None
+        bound.debug("discovery answered", status=status, content_type=content_type, sdk=sdk_version)
+        return _check(uri, url, status, content_type, body, sdk_version)
+
+
+def _check(
+    uri: str, url: str, status: int, content_type: str | None, body: bytes, sdk_version: str | None
+) -> DiscoveredEndpoint:
+    excerpt = body[:_BODY_EXCERPT].decode("utf-8", errors="replace").strip()
+    if status == 415:
+        raise IncompatibleEndpoint(
+            f"{url} supports none of the endpoint manifest versions logstrate reads "
+            f"(v{MIN_MANIFEST_VERSION} to v{MAX_MANIFEST_VERSION}): {excerpt or 'HTTP 415'}; "
+            "use an SDK version that supports one of them"
+        )
+    if not 200 <= status < 300:
+        raise BadDiscoveryResponse(
+            f"{url} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
+            + "; is this the URI of a Restate service endpoint?"
+        )
+    version = manifest_version_of(content_type)
+    if version is None:
+        raise BadDiscoveryResponse(
+            f"{url} answered with content type {content_type!r}, not an endpoint manifest "
+            f"({manifest_content_type(MAX_MANIFEST_VERSION)}); is this the URI of a Restate service endpoint?"
+        )
+    if not MIN_MANIFEST_VERSION <= version <= MAX_MANIFEST_VERSION:
+        raise IncompatibleEndpoint(
+            f"{url} answered with endpoint manifest v{version}, but logstrate reads "
+            f"v{MIN_MANIFEST_VERSION} to v{MAX_MANIFEST_VERSION} and asked for those only"
+        )
+    if len(body) > _MAX_MANIFEST_BYTES:
+        raise BadDiscoveryResponse(f"{url} answered with a manifest larger than {_MAX_MANIFEST_BYTES} bytes")
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadDiscoveryResponse(f"{url} answered with a manifest that is not valid JSON: {exc}") from None
+    manifest = parse_manifest(version, document)
+    try:
+        negotiate_version(manifest.min_protocol_version, manifest.max_protocol_version)
+    except (UnsupportedProtocolVersion, ProtocolError) as exc:
+        raise IncompatibleEndpoint(f"{uri}: {exc}", restate_code="META0012") from None
+    if manifest.protocol_type is ProtocolType.BIDI_STREAM:
+        raise IncompatibleEndpoint(
+            f"{uri} announces protocolMode BIDI_STREAM, but discovery went over HTTP/1.1, which "
+            "cannot carry a bidirectional stream; logstrate invokes endpoints in request/response mode over "
+            "HTTP/1.1, so configure the SDK to serve request/response (e.g. serve it over HTTP/1.1)",
+            restate_code="META0014",
+        )
+    return DiscoveredEndpoint(uri=uri, manifest=manifest, sdk_version=sdk_version)
