@@ -179,7 +179,9 @@ class LocalKafka:
 
     def start(self, wait_seconds: float = 120.0) -> str:
         """Start the broker in the background and wait until it serves metadata."""
-        if self.pid() is not None and broker_ready(self.host, self.port or 0):
+        self._load_ports()
+        assert self.port is not None
+        if self.pid() is not None and broker_ready(self.host, self.port):
             _say(f"already running at {self.bootstrap_servers} (pid {self.pid()})")
             return self.bootstrap_servers
         proc = self._spawn(foreground=False)

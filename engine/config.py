@@ -117,6 +117,8 @@ class EngineConfig:
     log_format: Literal["auto", "console", "json"] = "auto"
     """``auto`` renders for humans on a terminal and JSON otherwise."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    ingress_max_body_bytes: int = 10 * 1024 * 1024
+    """Largest accepted ingress request body; bigger ones get 413."""
     shutdown_timeout_s: float = 10.0
     """How long a SIGTERM waits for in-flight work before closing anyway."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)

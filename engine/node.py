@@ -10,16 +10,26 @@ import asyncio
 import errno
 import socket
 
+import aiohttp
 from aiohttp import web
 
 from engine.admin.app import create_admin_app
 from engine.config import EngineConfig
 from engine.errors import StartupError
-from engine.ingress.app import create_ingress_app
+from engine.ingress.app import IngressDeps, create_ingress_app
+from engine.ingress.pending import PendingResponses
+from engine.ingress.resolver import MetadataResolver
+from engine.invoker.client import Invoker, create_http_session
 from engine.logs import get_logger
 from engine.metadata.store import MetadataStore
+from engine.partition.consumer import WalConsumer
+from engine.partition.leader.leader import PartitionLeader
+from engine.partition.processor import PartitionProcessors
 from engine.storage.environment import StorageEnvironment
+from engine.storage.tables import TableHandles
 from engine.version import __version__
+from engine.wal.appender import WalAppender
+from engine.wal.records import Record
 from engine.wal.topics import ensure_topics
 
 log = get_logger(__name__)
@@ -34,6 +44,11 @@ class EngineNode:
         self._runners: list[web.AppRunner] = []
         self._storage: StorageEnvironment | None = None
         self._metadata: MetadataStore | None = None
+        self._appender: WalAppender | None = None
+        self._consumer: WalConsumer | None = None
+        self._processors: PartitionProcessors | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._fatal: BaseException | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -50,9 +65,22 @@ class EngineNode:
             # Read all cluster metadata before serving, so no request sees a partial view.
             self._metadata = MetadataStore(cfg.kafka, node_name=cfg.node_name)
             await self._metadata.start()
+            pending = PendingResponses()
+            self._start_partitions(self._storage, self._metadata, pending)
+            assert self._appender is not None
+            resolver = MetadataResolver(self._metadata)
+            ingress = IngressDeps(
+                node_name=cfg.node_name,
+                appender=self._appender,
+                pending=pending,
+                resolve=resolver.resolve,
+                service_kind=resolver.service_kind,
+                service_names=resolver.service_names,
+                max_body_bytes=cfg.ingress_max_body_bytes,
+            )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
-            await self._serve("ingress", create_ingress_app(), cfg.ingress_address)
+            await self._serve("ingress", create_ingress_app(ingress), cfg.ingress_address)
             admin_app = create_admin_app(ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata)
             await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
@@ -67,7 +95,49 @@ class EngineNode:
             log.info("engine stopping")
         finally:
             await self._shutdown()
+        if self._fatal is not None:
+            raise StartupError(f"the WAL consumer failed: {self._fatal}")
         log.info("engine stopped")
+
+    def _start_partitions(self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses) -> None:
+        """WAL appender, partition processors (consumer thread) and their leaders' invoker."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        appender = self._appender = WalAppender(cfg.kafka)
+        handles = TableHandles.open(storage.env)
+        http = self._http = create_http_session()
+
+        async def emit(record: Record) -> None:
+            # An attempt's records go to its invocation's partition, stamped with the
+            # epoch of this process's leadership; no leadership, no write.
+            invocation_id = getattr(record, "invocation_id")
+            leader = processors.leader_of(appender.partition_of(invocation_id))
+            if leader is None:
+                raise asyncio.CancelledError("partition leadership lost during the attempt")
+            await leader.append_own(record)
+
+        invoker = Invoker(http, emit)
+
+        def make_leader(partition: int, epoch: int) -> PartitionLeader:
+            return PartitionLeader(
+                partition=partition, epoch=epoch, node_name=cfg.node_name, appender=appender, invoker=invoker,
+                metadata=metadata, pending=pending, reader=processors.reader,
+            )
+
+        processors = self._processors = PartitionProcessors(
+            env=storage.env, handles=handles, partition_count=cfg.kafka.partitions, node_name=cfg.node_name,
+            appender=appender, loop=loop, leader_factory=make_leader,
+        )
+
+        def on_fatal(exc: BaseException) -> None:
+            def fail() -> None:
+                self._fatal = exc
+                self._stop.set()
+
+            loop.call_soon_threadsafe(fail)
+
+        self._consumer = WalConsumer(cfg.kafka, processors, on_fatal=on_fatal)
+        self._consumer.start()
 
     async def _serve(self, name: str, app: web.Application, address: tuple[str, int]) -> None:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -83,6 +153,18 @@ class EngineNode:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.stop)
+            self._consumer = None
+        if self._processors is not None:
+            await self._processors.stop()
+            self._processors = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._appender is not None:
+            await asyncio.to_thread(self._appender.close)
+            self._appender = None
         if self._metadata is not None:
             await self._metadata.stop()
             self._metadata = None

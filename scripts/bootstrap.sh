@@ -28,3 +28,13 @@ else
 fi
 
 .venv/bin/python compose/kafka_local.py fetch
+
+# The real restate-server from npm: the reference implementation the tests compare against.
+if [ ! -x compose/restate-server/node_modules/.bin/restate-server ] \
+   || [ compose/restate-server/package-lock.json -nt compose/restate-server/node_modules/.package-lock.json ]; then
+  command -v npm >/dev/null 2>&1 || { echo "bootstrap: 'npm' is required (it installs the reference restate-server)" >&2; exit 1; }
+  echo "bootstrap: installing the reference restate-server (npm ci in compose/restate-server)"
+  npm ci --prefix compose/restate-server --no-audit --no-fund --loglevel=error
+else
+  echo "bootstrap: reference restate-server up to date"
+fi

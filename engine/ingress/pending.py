@@ -1,0 +1,46 @@
+"""HTTP requests waiting for their invocation's result on this engine process.
+
+The ``Invoke`` record names this process and a request id as its response sink; when the
+partition's leader applies the end of the invocation it resolves the waiting future here
+(directly when it is this process). A client that disconnects only drops its future: the
+invocation itself continues and its result stays retained in the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from engine.ids import InvocationId
+from engine.wal.records import OutputResult
+
+
+class PendingResponses:
+    """Futures of in-flight ingress calls, keyed by request id. Event-loop only."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[OutputResult]] = {}
+
+    def register(self) -> tuple[str, asyncio.Future[OutputResult]]:
+        """A fresh request id and the future its result will complete."""
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[OutputResult] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        return request_id, future
+
+    def discard(self, request_id: str) -> None:
+        """Forget a request whose client went away or whose append failed."""
+        future = self._waiting.pop(request_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    def resolve(self, request_id: str, invocation_id: InvocationId, result: OutputResult) -> bool:
+        """Complete a waiting request; False if nobody waits for it here (any more)."""
+        future = self._waiting.pop(request_id, None)
+        if future is None or future.done():
+            return False
+        future.set_result(result)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._waiting)

@@ -1,0 +1,58 @@
+"""Adapts the metadata registry to what ingress routing asks: kinds and handlers by name."""
+
+from __future__ import annotations
+
+from engine.ingress.routing import HandlerInfo, HandlerNotFound, ServiceNotFound
+from engine.metadata import errors as metadata_errors
+from engine.metadata.model import HandlerType, ServiceType
+from engine.metadata.store import MetadataStore
+from engine.wal.records import HandlerKind, ServiceKind
+
+_SERVICE_KINDS = {
+    ServiceType.SERVICE: ServiceKind.SERVICE,
+    ServiceType.VIRTUAL_OBJECT: ServiceKind.VIRTUAL_OBJECT,
+    ServiceType.WORKFLOW: ServiceKind.WORKFLOW,
+}
+_HANDLER_KINDS = {
+    HandlerType.EXCLUSIVE: HandlerKind.EXCLUSIVE,
+    HandlerType.SHARED: HandlerKind.SHARED,
+    HandlerType.WORKFLOW: HandlerKind.WORKFLOW,
+}
+
+
+class MetadataResolver:
+    """Ingress lookups answered from the process's materialized metadata."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def service_kind(self, service: str) -> ServiceKind | None:
+        found = self._store.view.find_service(service)
+        return None if found is None else _SERVICE_KINDS[found.ty]
+
+    def service_names(self) -> list[str]:
+        return [s.name for s in self._store.view.list_services()]
+
+    def resolve(self, service: str, handler: str) -> HandlerInfo:
+        try:
+            resolved = self._store.view.resolve(service, handler)
+        except metadata_errors.HandlerNotFound:
+            raise HandlerNotFound(handler) from None
+        except metadata_errors.ServiceNotFound:
+            raise ServiceNotFound(service) from None
+        meta = resolved.handler
+        kind = _SERVICE_KINDS[resolved.service.ty]
+        handler_kind = None
+        if kind is not ServiceKind.SERVICE:
+            # Objects' handlers default to exclusive, workflows' to shared (except run).
+            default = HandlerType.EXCLUSIVE if kind is ServiceKind.VIRTUAL_OBJECT else HandlerType.SHARED
+            handler_kind = _HANDLER_KINDS[meta.ty or default]
+        return HandlerInfo(
+            service=service,
+            service_kind=kind,
+            handler=handler,
+            handler_kind=handler_kind,
+            public=resolved.settings.public,
+            input_content_type=meta.input.content_type,
+            output_content_type=meta.output.content_type or "application/json",
+        )

@@ -1,0 +1,200 @@
+"""The leader's invocation executor: turns ``InvokeAction`` into attempts.
+
+For each invocation the state machine wants running, it reads the committed state
+(:mod:`engine.partition.state_reader`), picks the deployment (the pinned one, or the
+latest revision of the service for a first attempt, pinned durably before the call),
+runs one attempt through the :class:`~engine.invoker.client.Invoker` — which appends
+every command to the WAL before reading the next — and turns a failed attempt into an
+``InvocationFailedAttempt`` (retry timer) or, past the retry policy, ends it.
+
+At most one attempt per invocation runs at a time; an ``InvokeAction`` arriving while
+one runs (a notification landed meanwhile) re-checks the state once the attempt is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from engine.ids import InvocationId
+from engine.invoker.client import Invoker
+from engine.invoker.protocol.errors import ProtocolError
+from engine.invoker.protocol.versions import ProtocolVersion, negotiate_version
+from engine.invoker.retry import RetryAction, RetryPolicy, decide, failed_attempt_record
+from engine.invoker.task import AttemptFailure, EndpointTarget, FailureKind, InvocationTask, JournalEntry
+from engine.logs import get_logger
+from engine.metadata.errors import MetadataError
+from engine.metadata.model import (
+    DEFAULT_RETRY_POLICY,
+    Deployment,
+    EffectiveRetryPolicy,
+    InvocationSettings,
+    OnMaxAttempts,
+    ResolvedHandler,
+)
+from engine.metadata.store import MetadataStore
+from engine.partition.state_reader import InvocationTaskData
+from engine.wal.records import DeploymentPinned, Failure, InvocationEnded, Record
+
+log = get_logger(__name__)
+
+AppendOwn = Callable[[Record], Awaitable[int]]
+LoadTask = Callable[[InvocationId], InvocationTaskData | None]
+
+
+def random_seed_of(invocation_id: InvocationId) -> int:
+    """The SDK's deterministic random seed: fixed per invocation. NEVER CHANGE (replays)."""
+    return int.from_bytes(hashlib.blake2b(invocation_id.to_bytes(), digest_size=8).digest(), "big")
+
+
+def _retry_policy(policy: EffectiveRetryPolicy) -> RetryPolicy:
+    initial = max(1, int(policy.initial_interval / timedelta(milliseconds=1)))
+    maximum = policy.max_interval if policy.max_interval is not None else timedelta(days=365)
+    return RetryPolicy(
+        initial_interval_ms=initial,
+        factor=max(1.0, policy.exponentiation_factor),
+        max_interval_ms=max(initial, int(maximum / timedelta(milliseconds=1))),
+        max_attempts=policy.max_attempts,
+        on_max_attempts="kill" if policy.on_max_attempts is OnMaxAttempts.KILL else "pause",
+    )
+
+
+class InvocationExecutor:
+    """Runs attempts for one partition's leader."""
+
+    def __init__(
+        self,
+        partition: int,
+        invoker: Invoker,
+        metadata: MetadataStore,
+        load_task: LoadTask,
+        append_own: AppendOwn,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._partition = partition
+        self._invoker = invoker
+        self._metadata = metadata
+        self._load_task = load_task
+        self._append_own = append_own
+        self._clock = clock
+        self._running: dict[InvocationId, asyncio.Task[None]] = {}
+        self._rerun: set[InvocationId] = set()
+
+    def start(self, invocation_id: InvocationId) -> None:
+        """Run an attempt now, or right after the one in flight."""
+        if invocation_id in self._running:
+            self._rerun.add(invocation_id)
+            return
+        task = asyncio.create_task(self._attempt_loop(invocation_id), name=f"invoke-{invocation_id}")
+        self._running[invocation_id] = task
+
+    def abort(self, invocation_id: InvocationId) -> None:
+        """Cancel the attempt in flight (kill)."""
+        self._rerun.discard(invocation_id)
+        task = self._running.get(invocation_id)
+        if task is not None:
+            task.cancel()
+
+    async def stop(self) -> None:
+        """Cancel every attempt (leadership lost or shutdown)."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running.clear()
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def _attempt_loop(self, invocation_id: InvocationId) -> None:
+        try:
+            while True:
+                self._rerun.discard(invocation_id)
+                await self._attempt(invocation_id)
+                if invocation_id not in self._rerun:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one invocation's bug must not stop the leader
+            log.exception("invocation attempt crashed", invocation_id=str(invocation_id), partition=self._partition)
+        finally:
+            self._running.pop(invocation_id, None)
+
+    async def _attempt(self, invocation_id: InvocationId) -> None:
+        data = self._load_task(invocation_id)
+        if data is None:
+            return  # no longer Invoked: ended, killed or suspended meanwhile
+        bound = log.bind(invocation_id=str(invocation_id), partition=self._partition,
+                         service=data.target.service, handler=data.target.handler, key=data.target.key)
+        try:
+            deployment, settings, version = await self._choose_deployment(data)
+        except (MetadataError, ProtocolError, LookupError) as exc:
+            failure = AttemptFailure(FailureKind.TRANSPORT, 404, f"cannot route the invocation: {exc}")
+            await self._after_failure(data, failure, None)
+            return
+        task = InvocationTask(
+            invocation_id=invocation_id,
+            service=data.target.service,
+            handler=data.target.handler,
+            key=data.target.key,
+            endpoint=EndpointTarget(deployment.uri, ProtocolVersion(version), tuple(deployment.additional_headers.items())),
+            journal=tuple(JournalEntry(e.message_type, e.message) for e in data.journal),
+            eager_state=tuple((s.key, s.value) for s in data.state),
+            partial_state=data.partial_state or settings.enable_lazy_state,
+            retry_count_since_last_stored_entry=data.retries_since_last_entry,
+            duration_since_last_stored_entry_ms=max(0, int(self._clock() * 1000) - data.modified_at_ms),
+            random_seed=random_seed_of(invocation_id),
+            idempotency_key=data.idempotency_key,
+            inactivity_timeout_ms=int(settings.abort_timeout / timedelta(milliseconds=1)),
+            abort_timeout_ms=int(settings.abort_timeout / timedelta(milliseconds=1)) * 6,
+        )
+        outcome = await self._invoker.invoke(task)
+        if outcome.failed and outcome.failure is not None:
+            await self._after_failure(data, outcome.failure, settings)
+        else:
+            bound.debug("attempt finished", outcome=outcome.kind.value, new_entries=outcome.new_entries)
+
+    async def _choose_deployment(self, data: InvocationTaskData) -> tuple[Deployment, InvocationSettings, int]:
+        view = self._metadata.view
+        if data.deployment_id is not None and data.protocol_version is not None:
+            deployment = view.get_deployment(data.deployment_id)
+            service = deployment.service(data.target.service)
+            if service is None:
+                raise LookupError(f"deployment {data.deployment_id} no longer serves {data.target.service}")
+            handler = next((h for h in service.definition.handlers if h.name == data.target.handler), None)
+            if handler is None:
+                raise LookupError(f"deployment {data.deployment_id} has no handler {data.target.handler}")
+            return deployment, ResolvedHandler(deployment, service, handler).settings, data.protocol_version
+        resolved = view.resolve(data.target.service, data.target.handler)
+        version = int(negotiate_version(resolved.deployment.min_protocol_version, resolved.deployment.max_protocol_version))
+        # Pin before calling: later attempts must replay against the same deployment.
+        await self._append_own(DeploymentPinned(data.invocation_id, resolved.deployment.id, version))
+        return resolved.deployment, resolved.settings, version
+
+    async def _after_failure(
+        self, data: InvocationTaskData, failure: AttemptFailure, settings: InvocationSettings | None
+    ) -> None:
+        policy = _retry_policy(settings.retry_policy if settings is not None else DEFAULT_RETRY_POLICY)
+        attempt = data.attempt + 1
+        decision = decide(policy, attempt, failure)
+        logger = log.bind(invocation_id=str(data.invocation_id), partition=self._partition, attempt=attempt)
+        if decision.action is RetryAction.RETRY:
+            assert decision.delay_ms is not None
+            logger.warning("invocation attempt failed; will retry", code=failure.code, error=failure.message,
+                           retry_in_ms=decision.delay_ms, non_deterministic=failure.non_deterministic)
+            now_ms = int(self._clock() * 1000)
+            await self._append_own(failed_attempt_record(data.invocation_id, failure, attempt, now_ms, decision.delay_ms))
+        elif decision.action is RetryAction.KILL:
+            logger.error("invocation failed for good", code=failure.code, error=failure.message, reason=decision.reason)
+            await self._append_own(InvocationEnded(data.invocation_id, Failure(failure.code, failure.message)))
+        else:
+            # Paused: stays Invoked with its last failure until an operator resumes it.
+            logger.error("invocation paused after failures", code=failure.code, error=failure.message,
+                         reason=decision.reason)
+            now_ms = int(self._clock() * 1000)
+            await self._append_own(
+                failed_attempt_record(data.invocation_id, failure, attempt, now_ms, delay_ms=10 * 365 * 86_400_000)
+            )

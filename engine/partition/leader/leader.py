@@ -1,0 +1,128 @@
+"""One partition's leader: the executors that act on the state machine's decisions.
+
+Created when this process's ``AnnounceLeader`` is applied, stopped when the partition is
+revoked or someone else announces a newer epoch. On start it rebuilds its work from
+LMDB (pending timers, undelivered outbox entries, invocations that were running under
+the previous leader), because actions emitted before it led were dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from engine.ids import InvocationId
+from engine.ingress.pending import PendingResponses
+from engine.invoker.client import Invoker
+from engine.logs import get_logger
+from engine.metadata.store import MetadataStore
+from engine.partition.actions import (
+    AbortInvocation,
+    Action,
+    ForwardNotification,
+    InvokeAction,
+    RegisterTimer,
+    RespondToIngress,
+    SendOutbox,
+)
+from engine.partition.leader.invocations import InvocationExecutor
+from engine.partition.leader.outbox import OutboxEntry, OutboxShuffle
+from engine.partition.leader.timers import TimerService
+from engine.partition.state_reader import InvocationTaskData, invoked_invocations, load_invocation_task_data
+from engine.storage.reader import TableReader
+from engine.storage.tables import PartitionTables
+from engine.wal.appender import WalAppender
+from engine.wal.partitioning import partition_for
+from engine.storage.outbox import OutboxMessage
+from engine.wal.records import DedupId, Record, TimerKey
+
+log = get_logger(__name__)
+
+
+class PartitionLeader:
+    """Timer service, outbox shuffle and invocation executor of one partition and epoch."""
+
+    def __init__(
+        self,
+        *,
+        partition: int,
+        epoch: int,
+        node_name: str,
+        appender: WalAppender,
+        invoker: Invoker,
+        metadata: MetadataStore,
+        pending: PendingResponses,
+        reader: TableReader,
+    ) -> None:
+        self.partition = partition
+        self.epoch = epoch
+        self._node_name = node_name
+        self._appender = appender
+        self._pending = pending
+        self._reader = reader
+        self._timers = TimerService(partition, self.append_own)
+        self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
+        self._executor = InvocationExecutor(partition, invoker, metadata, self._load_task, self.append_own)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log = log.bind(partition=partition, epoch=epoch)
+
+    async def append_own(self, record: Record) -> int:
+        """Append to this partition, stamped with this leader's epoch (fencing)."""
+        return await self._appender.append(self.partition, record, epoch=self.epoch)
+
+    async def _deliver(self, target_partition: int, record: Record, dedup_id: DedupId) -> int:
+        return await self._appender.append(target_partition, record, dedup_id=dedup_id)
+
+    def _load_task(self, invocation_id: InvocationId) -> InvocationTaskData | None:
+        return self._reader.read(self.partition, lambda t: load_invocation_task_data(t, invocation_id))
+
+    def start(self) -> None:
+        """Reload pending work from LMDB and start the executors."""
+
+        def pending_work(
+            tables: PartitionTables,
+        ) -> tuple[list[TimerKey], list[OutboxMessage], list[InvocationId]]:
+            return list(tables.timers.scan()), list(tables.outbox.scan()), invoked_invocations(tables)
+
+        timers, outbox, invoked = self._reader.read(self.partition, pending_work)
+        self._timers.load(timers)
+        for message in outbox:
+            self._outbox.enqueue(self._outbox_entry(message.sequence, message.target_partition_key, message.record))
+        for invocation_id in invoked:
+            self._executor.start(invocation_id)
+        self._tasks = [
+            asyncio.create_task(self._timers.run(), name=f"timers-{self.partition}"),
+            asyncio.create_task(self._outbox.run(), name=f"outbox-{self.partition}"),
+        ]
+        self._log.info("partition leader started", timers=len(timers), outbox=len(outbox), resumed=len(invoked))
+
+    async def stop(self) -> None:
+        """Stop every executor; in-flight attempts are cancelled (the next leader redoes them)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._executor.stop()
+        self._log.info("partition leader stopped")
+
+    def handle(self, action: Action) -> None:
+        """Carry out one action of an applied batch."""
+        if isinstance(action, InvokeAction):
+            self._executor.start(action.invocation_id)
+        elif isinstance(action, RegisterTimer):
+            self._timers.schedule(action.timer)
+        elif isinstance(action, SendOutbox):
+            self._outbox.enqueue(self._outbox_entry(action.sequence, action.target_partition_key, action.record))
+        elif isinstance(action, RespondToIngress):
+            if action.node_id == self._node_name:
+                self._pending.resolve(action.request_id, action.invocation_id, action.result)
+            else:
+                # Cross-process answers need the internal channel (multi-node milestone);
+                # the result stays retained, so the client can re-attach meanwhile.
+                self._log.warning("ingress response for another node dropped", node=action.node_id,
+                                  invocation_id=str(action.invocation_id))
+        elif isinstance(action, AbortInvocation):
+            self._executor.abort(action.invocation_id)
+        elif isinstance(action, ForwardNotification):
+            pass  # request/response attempts learn notifications by being re-invoked
+
+    def _outbox_entry(self, sequence: int, target_partition_key: int, record: Record) -> OutboxEntry:
+        target = partition_for(target_partition_key, self._appender.partition_count)
+        return OutboxEntry(sequence, target, record)

@@ -1,0 +1,172 @@
+"""Partition processors: apply WAL batches to LMDB and run leaders for what we lead.
+
+The consumer thread (:mod:`engine.partition.consumer`) calls :meth:`apply` with one
+partition's batch; it is applied in ONE LMDB write transaction that also stores the
+last applied offset, so LMDB is always exactly the fold of the log up to that offset.
+The resulting actions are handed to the event loop, which gives them to the partition's
+leader if this process leads the partition, and drops them otherwise.
+
+Leadership: when the consumer group assigns a partition, the processor catches up to
+the partition's end as of the assignment, then appends ``AnnounceLeader(epoch + 1)``.
+Leading starts when that record is applied, so every process agrees on who leads which
+epoch, and records a deposed leader writes later carry an old epoch and are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import lmdb
+
+from engine.logs import get_logger
+from engine.partition.actions import Action, BecameLeader, LostLeadership
+from engine.partition.consumer import WalMessage
+from engine.partition.leader.leader import PartitionLeader
+from engine.partition.state_machine import StateMachineOptions, apply
+from engine.storage.reader import TableReader
+from engine.storage.tables import StorageTables, TableHandles
+from engine.wal import codec
+from engine.wal.appender import WalAppender
+from engine.wal.records import AnnounceLeader
+
+log = get_logger(__name__)
+
+LeaderFactory = Callable[[int, int], PartitionLeader]
+"""(partition, epoch) -> a leader, not yet started."""
+
+
+class PartitionProcessors:
+    """Every WAL partition this process consumes; implements ``WalListener``."""
+
+    def __init__(
+        self,
+        *,
+        env: lmdb.Environment,
+        handles: TableHandles,
+        partition_count: int,
+        node_name: str,
+        appender: WalAppender,
+        loop: asyncio.AbstractEventLoop,
+        leader_factory: LeaderFactory,
+        options: StateMachineOptions | None = None,
+    ) -> None:
+        self._env = env
+        self._handles = handles
+        self._partition_count = partition_count
+        self._node_name = node_name
+        self._appender = appender
+        self._loop = loop
+        self._leader_factory = leader_factory
+        self._options = options or StateMachineOptions()
+        self.reader = TableReader(env, handles)
+        # Event-loop side state.
+        self._assigned: set[int] = set()
+        self._leaders: dict[int, PartitionLeader] = {}
+        # Consumer-thread side: partition -> offset to reach before announcing.
+        self._catch_up_to: dict[int, int] = {}
+
+    # -- consumer thread --------------------------------------------------------------
+
+    def applied_offset(self, partition: int) -> int | None:
+        return self.reader.read(partition, lambda t: t.fsm.applied_offset())
+
+    def apply(self, partition: int, messages: Sequence[WalMessage]) -> None:
+        actions: list[Action] = []
+        with self._env.begin(write=True) as txn:
+            tables = StorageTables(txn, self._handles)
+            for message in messages:
+                try:
+                    envelope = codec.decode(message.value)
+                except codec.WalCodecError as exc:
+                    # A record we cannot read is skipped loudly, never retried forever:
+                    # blocking the partition would stop every invocation in it.
+                    log.error("unreadable WAL record skipped", partition=partition, offset=message.offset,
+                              error=str(exc))
+                    tables.partition(partition).fsm.set_applied_offset(message.offset)
+                    continue
+                actions.extend(
+                    apply(tables, partition, envelope, message.offset, message.timestamp_ms, self._partition_count,
+                          options=self._options)
+                )
+        last = messages[-1].offset
+        announce = False
+        target = self._catch_up_to.get(partition)
+        if target is not None and last + 1 >= target:
+            del self._catch_up_to[partition]
+            announce = True
+        self._loop.call_soon_threadsafe(self._after_batch, partition, actions, announce)
+
+    def assigned(self, partition: int, high_watermark: int) -> None:
+        applied = self.applied_offset(partition)
+        caught_up = high_watermark == 0 or (applied is not None and applied + 1 >= high_watermark)
+        if not caught_up:
+            self._catch_up_to[partition] = high_watermark
+        self._loop.call_soon_threadsafe(self._on_assigned, partition, caught_up)
+
+    def revoked(self, partition: int) -> None:
+        self._catch_up_to.pop(partition, None)
+        self._loop.call_soon_threadsafe(self._on_revoked, partition)
+
+    # -- event loop -------------------------------------------------------------------
+
+    def leader_of(self, partition: int) -> PartitionLeader | None:
+        return self._leaders.get(partition)
+
+    @property
+    def leading(self) -> list[int]:
+        return sorted(self._leaders)
+
+    def _on_assigned(self, partition: int, caught_up: bool) -> None:
+        self._assigned.add(partition)
+        if caught_up:
+            self._announce(partition)
+
+    def _on_revoked(self, partition: int) -> None:
+        self._assigned.discard(partition)
+        self._stop_leader(partition)
+
+    def _after_batch(self, partition: int, actions: list[Action], announce: bool) -> None:
+        for action in actions:
+            if isinstance(action, BecameLeader):
+                self._on_became_leader(action)
+            elif isinstance(action, LostLeadership):
+                if action.node_id == self._node_name:
+                    self._stop_leader(action.partition)
+            else:
+                leader = self._leaders.get(partition)
+                if leader is not None:
+                    leader.handle(action)
+        if announce and partition in self._assigned:
+            self._announce(partition)
+
+    def _on_became_leader(self, action: BecameLeader) -> None:
+        self._stop_leader(action.partition)
+        if action.node_id != self._node_name or action.partition not in self._assigned:
+            return
+        leader = self._leader_factory(action.partition, action.epoch)
+        self._leaders[action.partition] = leader
+        leader.start()
+
+    def _stop_leader(self, partition: int) -> None:
+        leader = self._leaders.pop(partition, None)
+        if leader is not None:
+            self._loop.create_task(leader.stop())
+
+    def _announce(self, partition: int) -> None:
+        epoch = self.reader.read(partition, lambda t: t.fsm.current_epoch()) + 1
+        log.info("announcing leadership", partition=partition, epoch=epoch)
+
+        async def append() -> None:
+            try:
+                await self._appender.append(partition, AnnounceLeader(epoch, self._node_name, partition))
+            except Exception as exc:  # noqa: BLE001 - the next assignment retries
+                log.error("leadership announcement failed", partition=partition, error=str(exc))
+
+        self._loop.create_task(append())
+
+    async def stop(self) -> None:
+        """Stop every leader (shutdown)."""
+        leaders = list(self._leaders.values())
+        self._leaders.clear()
+        await asyncio.gather(*(leader.stop() for leader in leaders), return_exceptions=True)
