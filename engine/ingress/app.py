@@ -146,8 +146,12 @@ def _result_response(result: OutputResult, invocation_id: str, content_type: str
 def _check_input(expected: str | None, content_type: str | None, body: bytes) -> None:
     """Restate's input validation: the content type must match the handler's declared input."""
     if expected is None:
-        if body:
-            raise IngressError(400, "input validation error: this handler takes no input, but a body was sent")
+        if body or content_type is not None:
+            raise IngressError(
+                400,
+                "input validation error: this handler takes no input; send neither a body nor a content-type "
+                f"(got {len(body)} bytes, content-type {content_type!r})",
+            )
         return
     if not body or content_type is None or expected == "*/*":
         return
