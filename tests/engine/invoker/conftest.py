@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.fixtures.official_sdk_server import SdkEndpoint, run_sdk_endpoint
+from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
+
+FEATURES_APP = "tests.fixtures.official_sdk_features:app"
 
 
 @pytest.fixture(scope="session")
-def features_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SdkEndpoint]:
+def features_endpoint(service_endpoints: ServiceEndpoints) -> ServiceEndpoint:
     """``tests.fixtures.official_sdk_features`` served by hypercorn (HTTP/1.1)."""
-    yield from run_sdk_endpoint("tests.fixtures.official_sdk_features", tmp_path_factory.mktemp("sdk"))
+    return service_endpoints.get(FEATURES_APP)

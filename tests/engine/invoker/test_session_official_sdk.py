@@ -38,7 +38,7 @@ from engine.wal.records import (
 )
 from tests.engine.invoker.driver import Driver, new_task
 from tests.fixtures.official_sdk_features import MODE_HEADER
-from tests.fixtures.official_sdk_server import SdkEndpoint
+from tests.fixtures.service_endpoint import ServiceEndpoint
 from tests.fixtures.ports import free_port
 
 T = TypeVar("T")
@@ -46,12 +46,12 @@ ALL_VERSIONS = [ProtocolVersion.V5, ProtocolVersion.V6, ProtocolVersion.V7]
 CANCEL = SignalIndex(pb.BuiltInSignal.CANCEL)
 
 
-def run(scenario: Callable[[Driver], Awaitable[T]], endpoint: SdkEndpoint, *args: object, **kwargs: object) -> T:
+def run(scenario: Callable[[Driver], Awaitable[T]], endpoint: ServiceEndpoint, *args: object, **kwargs: object) -> T:
     """Run ``scenario`` with a driver for a fresh invocation of ``args``."""
 
     async def main() -> T:
         async with create_http_session() as http:
-            driver = Driver(http, new_task(endpoint.base_url, *args, **kwargs))  # type: ignore[arg-type]
+            driver = Driver(http, new_task(endpoint.url, *args, **kwargs))  # type: ignore[arg-type]
             return await scenario(driver)
 
     return asyncio.run(main())
@@ -73,7 +73,7 @@ def types_of(records: Sequence[Record]) -> list[str]:
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS, ids=lambda v: f"v{int(v)}")
-def test_greeter_journals_output_and_ends(features_endpoint: SdkEndpoint, version: ProtocolVersion) -> None:
+def test_greeter_journals_output_and_ends(features_endpoint: ServiceEndpoint, version: ProtocolVersion) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         assert outcome.kind is OutcomeKind.ENDED, outcome
@@ -89,7 +89,7 @@ def test_greeter_journals_output_and_ends(features_endpoint: SdkEndpoint, versio
     run(scenario, features_endpoint, "Features", "greet", "Ada", version=version)
 
 
-def test_replaying_a_finished_journal_ends_with_the_stored_output(features_endpoint: SdkEndpoint) -> None:
+def test_replaying_a_finished_journal_ends_with_the_stored_output(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         await d.attempt()
         # An attempt that stored the output but broke off before End: the next one
@@ -101,7 +101,7 @@ def test_replaying_a_finished_journal_ends_with_the_stored_output(features_endpo
     run(scenario, features_endpoint, "Features", "greet", "Ada")
 
 
-def test_start_message_reaches_the_sdk(features_endpoint: SdkEndpoint) -> None:
+def test_start_message_reaches_the_sdk(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, _ = await d.attempt()
         assert outcome.ended and isinstance(outcome.result, Value)
@@ -124,7 +124,7 @@ def test_start_message_reaches_the_sdk(features_endpoint: SdkEndpoint) -> None:
 
 @pytest.mark.parametrize("version", ALL_VERSIONS, ids=lambda v: f"v{int(v)}")
 def test_each_run_proposes_suspends_and_resumes_from_the_journal(
-    features_endpoint: SdkEndpoint, version: ProtocolVersion
+    features_endpoint: ServiceEndpoint, version: ProtocolVersion
 ) -> None:
     async def scenario(d: Driver) -> None:
         iid = d.task.invocation_id
@@ -159,7 +159,7 @@ def test_each_run_proposes_suspends_and_resumes_from_the_journal(
 
 
 @pytest.mark.parametrize("version", [ProtocolVersion.V5, ProtocolVersion.V7], ids=lambda v: f"v{int(v)}")
-def test_sleep_suspends_until_the_timer_completes(features_endpoint: SdkEndpoint, version: ProtocolVersion) -> None:
+def test_sleep_suspends_until_the_timer_completes(features_endpoint: ServiceEndpoint, version: ProtocolVersion) -> None:
     async def scenario(d: Driver) -> None:
         iid = d.task.invocation_id
         before_ms = int(time.time() * 1000)
@@ -180,7 +180,7 @@ def test_sleep_suspends_until_the_timer_completes(features_endpoint: SdkEndpoint
     run(scenario, features_endpoint, "Features", "sleepy", "Ada", version=version)
 
 
-def test_call_suspends_until_the_callee_answers(features_endpoint: SdkEndpoint) -> None:
+def test_call_suspends_until_the_callee_answers(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         iid = d.task.invocation_id
         outcome, records = await d.attempt()
@@ -199,7 +199,7 @@ def test_call_suspends_until_the_callee_answers(features_endpoint: SdkEndpoint) 
     run(scenario, features_endpoint, "Features", "call_echo", "Ada")
 
 
-def test_complete_eager_state_is_read_without_a_round_trip(features_endpoint: SdkEndpoint) -> None:
+def test_complete_eager_state_is_read_without_a_round_trip(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         assert types_of(records) == [
@@ -216,7 +216,7 @@ def test_complete_eager_state_is_read_without_a_round_trip(features_endpoint: Sd
     run(scenario, features_endpoint, "Counter", "add", 3, key="k1", eager_state=((b"count", b"2"),))
 
 
-def test_key_missing_from_complete_state_reads_as_absent(features_endpoint: SdkEndpoint) -> None:
+def test_key_missing_from_complete_state_reads_as_absent(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         get = pb.GetEagerStateCommandMessage.FromString(d.journal[1].message)
@@ -226,7 +226,7 @@ def test_key_missing_from_complete_state_reads_as_absent(features_endpoint: SdkE
     run(scenario, features_endpoint, "Counter", "add", 3, key="k1", eager_state=(), partial_state=False)
 
 
-def test_partial_state_fetches_missing_keys_lazily(features_endpoint: SdkEndpoint) -> None:
+def test_partial_state_fetches_missing_keys_lazily(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         iid = d.task.invocation_id
         outcome, records = await d.attempt()
@@ -253,7 +253,7 @@ def test_partial_state_fetches_missing_keys_lazily(features_endpoint: SdkEndpoin
     )
 
 
-def test_state_clearing_is_journaled(features_endpoint: SdkEndpoint) -> None:
+def test_state_clearing_is_journaled(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         assert types_of(records) == [
@@ -267,7 +267,7 @@ def test_state_clearing_is_journaled(features_endpoint: SdkEndpoint) -> None:
     run(scenario, features_endpoint, "Counter", "reset", None, key="k1")
 
 
-def test_terminal_error_ends_the_invocation_with_a_failure(features_endpoint: SdkEndpoint) -> None:
+def test_terminal_error_ends_the_invocation_with_a_failure(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         failure = Failure(418, "no greeting for Ada")
@@ -278,7 +278,7 @@ def test_terminal_error_ends_the_invocation_with_a_failure(features_endpoint: Sd
     run(scenario, features_endpoint, "Features", "fail_terminal", "Ada")
 
 
-def test_plain_exception_fails_the_attempt_retryably(features_endpoint: SdkEndpoint) -> None:
+def test_plain_exception_fails_the_attempt_retryably(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         assert records == []
@@ -296,7 +296,7 @@ def test_plain_exception_fails_the_attempt_retryably(features_endpoint: SdkEndpo
     run(scenario, features_endpoint, "Features", "fail_retryable", "Ada")
 
 
-def test_retryable_error_carries_the_requested_delay(features_endpoint: SdkEndpoint) -> None:
+def test_retryable_error_carries_the_requested_delay(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, _ = await d.attempt()
         assert outcome.failure is not None
@@ -307,7 +307,7 @@ def test_retryable_error_carries_the_requested_delay(features_endpoint: SdkEndpo
     run(scenario, features_endpoint, "Features", "fail_with_delay", "Ada")
 
 
-def test_failing_run_is_retried_until_the_sdk_gives_up(features_endpoint: SdkEndpoint) -> None:
+def test_failing_run_is_retried_until_the_sdk_gives_up(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         iid = d.task.invocation_id
         outcome, records = await d.attempt()
@@ -338,7 +338,7 @@ def test_failing_run_is_retried_until_the_sdk_gives_up(features_endpoint: SdkEnd
     run(scenario, features_endpoint, "Features", "flaky_run", "Ada")
 
 
-def test_diverging_replay_is_flagged_non_deterministic(features_endpoint: SdkEndpoint) -> None:
+def test_diverging_replay_is_flagged_non_deterministic(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         assert types_of(records) == ["RUN_COMMAND", "Notify", "InvocationSuspended"]
@@ -356,7 +356,7 @@ def test_diverging_replay_is_flagged_non_deterministic(features_endpoint: SdkEnd
     run(scenario, features_endpoint, "Features", "nondeterministic", "Ada")
 
 
-def test_random_seed_drives_the_sdk_generator(features_endpoint: SdkEndpoint) -> None:
+def test_random_seed_drives_the_sdk_generator(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         first, _ = await d.attempt(random_seed=7)
         again = await run_fresh(d, random_seed=7)
@@ -365,14 +365,14 @@ def test_random_seed_drives_the_sdk_generator(features_endpoint: SdkEndpoint) ->
         assert first.result != other.result
 
     async def run_fresh(d: Driver, random_seed: int) -> AttemptOutcome:
-        fresh = Driver(d.http, new_task(features_endpoint.base_url, "Features", "random_number", "x"))
+        fresh = Driver(d.http, new_task(features_endpoint.url, "Features", "random_number", "x"))
         outcome, _ = await fresh.attempt(random_seed=random_seed)
         return outcome
 
     run(scenario, features_endpoint, "Features", "random_number", "x")
 
 
-def test_silent_endpoint_hits_the_inactivity_timeout(features_endpoint: SdkEndpoint) -> None:
+def test_silent_endpoint_hits_the_inactivity_timeout(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         started = time.monotonic()
         outcome, records = await d.attempt()
@@ -388,7 +388,7 @@ def test_silent_endpoint_hits_the_inactivity_timeout(features_endpoint: SdkEndpo
     run(scenario, features_endpoint, "Features", "slow_run", 3.0, inactivity_timeout_ms=300)
 
 
-def test_long_attempt_hits_the_abort_timeout(features_endpoint: SdkEndpoint) -> None:
+def test_long_attempt_hits_the_abort_timeout(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         started = time.monotonic()
         outcome, _ = await d.attempt()
@@ -407,7 +407,7 @@ def test_long_attempt_hits_the_abort_timeout(features_endpoint: SdkEndpoint) -> 
     )
 
 
-def test_unknown_handler_is_a_transport_failure(features_endpoint: SdkEndpoint) -> None:
+def test_unknown_handler_is_a_transport_failure(features_endpoint: ServiceEndpoint) -> None:
     async def scenario(d: Driver) -> None:
         outcome, records = await d.attempt()
         assert records == []

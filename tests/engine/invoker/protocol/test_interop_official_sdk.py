@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from google.protobuf.message import Message
@@ -29,25 +25,12 @@ from engine.invoker.protocol import (
     parse_content_type,
     pb,
 )
-from tests.fixtures.ports import free_port, wait_until
+from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
 
-PROJECT_ROOT = Path(__file__).resolve().parents[4]
 SERVICE = "Greeter"
 INVOCATION_ID = bytes(range(1, 27))
 DEBUG_ID = "inv_1interopTestInvocation"
 ALL_VERSIONS = [ProtocolVersion.V5, ProtocolVersion.V6, ProtocolVersion.V7]
-
-
-@dataclass(frozen=True)
-class SdkEndpoint:
-    """A running official-SDK service endpoint."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @dataclass(frozen=True)
@@ -61,44 +44,12 @@ class Response:
         return [frame.message for frame in self.frames]
 
 
-def _health_state(endpoint: SdkEndpoint) -> str | None:
-    if endpoint.process.poll() is not None:
-        return "exited"
-    conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=1)
-    try:
-        conn.request("GET", "/health")
-        return "up" if conn.getresponse().status == 200 else None
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
-def sdk_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SdkEndpoint]:
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("official-sdk") / "greeter.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fixtures.official_sdk_greeter", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = SdkEndpoint(port=port, process=process, log_path=log_path)
-    try:
-        state = wait_until(lambda: _health_state(endpoint), timeout=60, what="the official SDK greeter")
-        if state == "exited":
-            pytest.fail(f"greeter exited with {process.returncode}:\n{endpoint.log()}")
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def sdk_endpoint(service_endpoints: ServiceEndpoints) -> ServiceEndpoint:
+    return service_endpoints.get("tests.fixtures.official_sdk_greeter:app")
 
 
-def _invoke(endpoint: SdkEndpoint, handler: str, version: int, *journal: Message) -> Response:
+def _invoke(endpoint: ServiceEndpoint, handler: str, version: int, *journal: Message) -> Response:
     body = encode_frames(*journal)
     ctype = content_type(version)
     conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=30)
@@ -134,7 +85,7 @@ def _input(name: str) -> pb.InputCommandMessage:
     )
 
 
-def test_discovery_advertises_request_response_v5_to_v7(sdk_endpoint: SdkEndpoint) -> None:
+def test_discovery_advertises_request_response_v5_to_v7(sdk_endpoint: ServiceEndpoint) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", sdk_endpoint.port, timeout=30)
     try:
         conn.request(
@@ -154,7 +105,7 @@ def test_discovery_advertises_request_response_v5_to_v7(sdk_endpoint: SdkEndpoin
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS, ids=lambda v: f"v{int(v)}")
-def test_greet_returns_output_then_end(sdk_endpoint: SdkEndpoint, version: ProtocolVersion) -> None:
+def test_greet_returns_output_then_end(sdk_endpoint: ServiceEndpoint, version: ProtocolVersion) -> None:
     response = _invoke(sdk_endpoint, "greet", version, _start(1), _input("Ada"))
 
     assert response.status == 200, sdk_endpoint.log()
@@ -170,7 +121,7 @@ def test_greet_returns_output_then_end(sdk_endpoint: SdkEndpoint, version: Proto
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS, ids=lambda v: f"v{int(v)}")
-def test_ctx_run_proposes_then_suspends(sdk_endpoint: SdkEndpoint, version: ProtocolVersion) -> None:
+def test_ctx_run_proposes_then_suspends(sdk_endpoint: ServiceEndpoint, version: ProtocolVersion) -> None:
     response = _invoke(sdk_endpoint, "greet_with_run", version, _start(1), _input("Ada"))
 
     assert response.status == 200, sdk_endpoint.log()
@@ -208,7 +159,7 @@ def test_ctx_run_proposes_then_suspends(sdk_endpoint: SdkEndpoint, version: Prot
 
 @pytest.mark.parametrize("version", ALL_VERSIONS, ids=lambda v: f"v{int(v)}")
 def test_ctx_run_replay_with_completion_finishes(
-    sdk_endpoint: SdkEndpoint, version: ProtocolVersion
+    sdk_endpoint: ServiceEndpoint, version: ProtocolVersion
 ) -> None:
     # What the engine does after the suspension above: re-invoke with the whole journal,
     # now including the stored RunCompletionNotification.
@@ -231,7 +182,7 @@ def test_ctx_run_replay_with_completion_finishes(
     assert json.loads(output.value.content) == "Hello Ada from the journal"
 
 
-def test_unknown_handler_is_404(sdk_endpoint: SdkEndpoint) -> None:
+def test_unknown_handler_is_404(sdk_endpoint: ServiceEndpoint) -> None:
     response = _invoke(sdk_endpoint, "nope", ProtocolVersion.V7, _start(1), _input("Ada"))
     assert response.status == 404
     assert response.frames == []
