@@ -107,7 +107,8 @@ def ensure_jars(version: str = KAFKA_VERSION, cache_dir: Path = DEFAULT_CACHE) -
 
 
 def _kafka_uuid() -> str:
-    # Kafka's textual Uuid: 16 random bytes, URL-safe base64 without padding.
+    # Kafka's textual Uuid: 16 random bytes, URL-safe base64 without padding. It may start
+    # with "-", so pass it as --cluster-id=<id> (argparse would take it for an option).
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -356,7 +357,7 @@ class LocalKafka:
         cmd = [
             "java", "-cp", str(libs / "*"),
             f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
-            "kafka.tools.StorageTool", "format", "-t", _kafka_uuid(), "-c", str(props),
+            "kafka.tools.StorageTool", "format", f"--cluster-id={_kafka_uuid()}", "--config", str(props),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:

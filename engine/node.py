@@ -22,6 +22,7 @@ from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
 from engine.logs import get_logger
 from engine.metadata.store import MetadataStore
+from engine.metadata.targets import resolve_call_target
 from engine.partition.consumer import WalConsumer
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.processor import PartitionProcessors
@@ -29,7 +30,7 @@ from engine.storage.environment import StorageEnvironment
 from engine.storage.tables import TableHandles
 from engine.version import __version__
 from engine.wal.appender import WalAppender
-from engine.wal.records import Record
+from engine.wal.records import CallTarget, InvokerEffect, Notify
 from engine.wal.topics import ensure_topics
 
 log = get_logger(__name__)
@@ -107,16 +108,18 @@ class EngineNode:
         handles = TableHandles.open(storage.env)
         http = self._http = create_http_session()
 
-        async def emit(record: Record) -> None:
+        async def emit(record: InvokerEffect | Notify) -> None:
             # An attempt's records go to its invocation's partition, stamped with the
             # epoch of this process's leadership; no leadership, no write.
-            invocation_id = getattr(record, "invocation_id")
-            leader = processors.leader_of(appender.partition_of(invocation_id))
+            leader = processors.leader_of(appender.partition_of(record.invocation_id))
             if leader is None:
                 raise asyncio.CancelledError("partition leadership lost during the attempt")
             await leader.append_own(record)
 
-        invoker = Invoker(http, emit)
+        def resolve_call(service: str, handler: str) -> CallTarget:
+            return resolve_call_target(metadata.view, service, handler)
+
+        invoker = Invoker(http, emit, resolve_call=resolve_call)
 
         def make_leader(partition: int, epoch: int) -> PartitionLeader:
             return PartitionLeader(

@@ -68,3 +68,15 @@ def service_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
 def greeter_endpoint(service_endpoints: ServiceEndpoints) -> ServiceEndpoint:
     """The official-SDK example greeter: service ``Greeter`` and virtual object ``Counter``."""
     return service_endpoints.get(GREETER_APP)
+
+
+from tests.fixtures.restate_server import RestateServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def restate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestateServer]:
+    """The real restate-server (npm, pinned), the reference; one per session."""
+    server = RestateServer(tmp_path_factory.mktemp("restate"))
+    server.start()
+    yield server
+    server.stop()

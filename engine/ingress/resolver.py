@@ -4,21 +4,9 @@ from __future__ import annotations
 
 from engine.ingress.routing import HandlerInfo, HandlerNotFound, ServiceNotFound
 from engine.metadata import errors as metadata_errors
-from engine.metadata.model import HandlerType, ServiceType
 from engine.metadata.store import MetadataStore
-from engine.wal.records import HandlerKind, ServiceKind
-
-_SERVICE_KINDS = {
-    ServiceType.SERVICE: ServiceKind.SERVICE,
-    ServiceType.VIRTUAL_OBJECT: ServiceKind.VIRTUAL_OBJECT,
-    ServiceType.WORKFLOW: ServiceKind.WORKFLOW,
-}
-_HANDLER_KINDS = {
-    HandlerType.EXCLUSIVE: HandlerKind.EXCLUSIVE,
-    HandlerType.SHARED: HandlerKind.SHARED,
-    HandlerType.WORKFLOW: HandlerKind.WORKFLOW,
-}
-
+from engine.metadata.targets import handler_kind, service_kind
+from engine.wal.records import ServiceKind
 
 class MetadataResolver:
     """Ingress lookups answered from the process's materialized metadata."""
@@ -28,7 +16,7 @@ class MetadataResolver:
 
     def service_kind(self, service: str) -> ServiceKind | None:
         found = self._store.view.find_service(service)
-        return None if found is None else _SERVICE_KINDS[found.ty]
+        return None if found is None else service_kind(found.ty)
 
     def service_names(self) -> list[str]:
         return [s.name for s in self._store.view.list_services()]
@@ -41,17 +29,11 @@ class MetadataResolver:
         except metadata_errors.ServiceNotFound:
             raise ServiceNotFound(service) from None
         meta = resolved.handler
-        kind = _SERVICE_KINDS[resolved.service.ty]
-        handler_kind = None
-        if kind is not ServiceKind.SERVICE:
-            # Objects' handlers default to exclusive, workflows' to shared (except run).
-            default = HandlerType.EXCLUSIVE if kind is ServiceKind.VIRTUAL_OBJECT else HandlerType.SHARED
-            handler_kind = _HANDLER_KINDS[meta.ty or default]
         return HandlerInfo(
             service=service,
-            service_kind=kind,
+            service_kind=service_kind(resolved.service.ty),
             handler=handler,
-            handler_kind=handler_kind,
+            handler_kind=handler_kind(resolved),
             public=resolved.settings.public,
             input_content_type=meta.input.content_type,
             output_content_type=meta.output.content_type or "application/json",

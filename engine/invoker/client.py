@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from engine.invoker.session import Emit, run_attempt
+from engine.invoker.session import Emit, ResolveCall, run_attempt
 from engine.invoker.task import AttemptOutcome, InvocationTask
 from engine.logs import get_logger
 from engine.version import __version__
@@ -85,16 +85,23 @@ class Invoker:
         http: The client session (see :func:`create_http_session`); not closed by the
             invoker unless it was made by :meth:`open`.
         emit: Makes each record durable; shared by every attempt (see :mod:`.session`).
+        resolve_call: Resolves the targets of call commands (see :mod:`.session`).
         concurrency_per_deployment: Most attempts in flight per deployment base URL.
     """
 
     def __init__(
-        self, http: aiohttp.ClientSession, emit: Emit, *, concurrency_per_deployment: int = 100
+        self,
+        http: aiohttp.ClientSession,
+        emit: Emit,
+        *,
+        concurrency_per_deployment: int = 100,
+        resolve_call: ResolveCall | None = None,
     ) -> None:
         if concurrency_per_deployment < 1:
             raise ValueError("concurrency_per_deployment must be at least 1")
         self._http = http
         self._emit = emit
+        self._resolve_call = resolve_call
         self._limit = concurrency_per_deployment
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[str, int] = {}
@@ -136,7 +143,7 @@ class Invoker:
         async with slots:
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
             try:
-                return await run_attempt(task, self._http, self._emit)
+                return await run_attempt(task, self._http, self._emit, self._resolve_call)
             finally:
                 self._in_flight[key] -= 1
 

@@ -78,11 +78,13 @@ from engine.invoker.task import (
 )
 from engine.logs import get_logger
 from engine.wal.records import (
+    CallTarget,
     CompletionId,
     Failure,
     FailureMetadata,
     InvocationEnded,
     InvocationSuspended,
+    InvokerEffect,
     JournalAppend,
     NotificationId,
     Notify,
@@ -91,10 +93,18 @@ from engine.wal.records import (
     Value,
 )
 
-__all__ = ["Emit", "run_attempt"]
+__all__ = ["Emit", "ResolveCall", "run_attempt"]
 
-Emit = Callable[[Record], Awaitable[None]]
+Emit = Callable[[InvokerEffect | Notify], Awaitable[None]]
 """Makes one record durable (appends it to the WAL) and returns once it is."""
+
+ResolveCall = Callable[[str, str], CallTarget]
+"""The kinds of a call command's target ``(service, handler)``, recorded on its
+``JournalAppend``; raises :class:`LookupError` (with a message for the user) when the
+target is not registered."""
+
+#: The failure code of a call to something that is not registered.
+NOT_FOUND = 404
 
 #: Codes for failures the endpoint did not describe itself (HTTP-like, as Restate uses).
 BAD_STREAM = 502
@@ -115,7 +125,10 @@ _BEHAVIORS = {
 
 
 async def run_attempt(
-    task: InvocationTask, http: aiohttp.ClientSession, emit: Emit
+    task: InvocationTask,
+    http: aiohttp.ClientSession,
+    emit: Emit,
+    resolve_call: ResolveCall | None = None,
 ) -> AttemptOutcome:
     """Run one attempt of ``task`` against its endpoint; see the module docstring.
 
@@ -123,6 +136,7 @@ async def run_attempt(
         task: Everything the attempt needs.
         http: The client session to send the request with (see :mod:`.client`).
         emit: Awaited with each record, in order, before the next message is processed.
+        resolve_call: Fills ``call_target`` of call commands; ``None`` leaves it unset.
 
     Returns:
         ENDED or SUSPENDED after the matching record was emitted, or FAILED with the
@@ -132,7 +146,7 @@ async def run_attempt(
         Whatever ``emit`` raises, and ``asyncio.CancelledError`` when cancelled; the HTTP
         request is closed in both cases.
     """
-    return await _Attempt(task, emit).run(http)
+    return await _Attempt(task, emit, resolve_call).run(http)
 
 
 class _AttemptFailed(Exception):
@@ -146,9 +160,10 @@ class _AttemptFailed(Exception):
 class _Attempt:
     """The mutable state of one running attempt."""
 
-    def __init__(self, task: InvocationTask, emit: Emit) -> None:
+    def __init__(self, task: InvocationTask, emit: Emit, resolve_call: ResolveCall | None) -> None:
         self._task = task
         self._emit = emit
+        self._resolve_call = resolve_call
         self._version = ProtocolVersion(task.endpoint.protocol_version)
         self._url = invoke_url(task)
         self._next_index = len(task.journal)
@@ -376,12 +391,34 @@ class _Attempt:
                 entry_index=self._next_index,
                 message_type=frame.type_id,
                 message=frame.body,
+                call_target=self._call_target(frame),
             )
         )
         self._next_index += 1
         self._new_entries += 1
         if output is not None:
             self._output = output
+
+    def _call_target(self, frame: Frame) -> CallTarget | None:
+        message = frame.message
+        if self._resolve_call is None or not isinstance(
+            message, (pb.CallCommandMessage, pb.OneWayCallCommandMessage)
+        ):
+            return None
+        try:
+            return self._resolve_call(message.service_name, message.handler_name)
+        except LookupError as exc:
+            raise _AttemptFailed(
+                AttemptFailure(
+                    FailureKind.UNKNOWN_CALL_TARGET,
+                    NOT_FOUND,
+                    f"{exc.args[0] if exc.args else exc} (called by command "
+                    f"{self._next_index}: {frame.name} to {message.service_name}/"
+                    f"{message.handler_name}; register the service, the attempt is retried)",
+                    related_command_index=self._next_index,
+                    related_command_type=frame.type_id,
+                )
+            ) from exc
 
     async def _propose_run_completion(self, message: pb.ProposeRunCompletionMessage) -> None:
         which = message.WhichOneof("result")

@@ -191,6 +191,10 @@ class FailureKind(enum.Enum):
     """The endpoint sent nothing for ``inactivity_timeout_ms``."""
     ABORT_TIMEOUT = "abort_timeout"
     """The attempt as a whole took longer than ``abort_timeout_ms``."""
+    UNKNOWN_CALL_TARGET = "unknown_call_target"
+    """The handler called a service or handler that is not registered (code 404).
+
+    Retried like any failure: registering the missing service lets the call through."""
 
 
 class ErrorBehavior(enum.Enum):

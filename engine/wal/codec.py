@@ -63,6 +63,7 @@ _DATACLASSES: Final[tuple[type[Any], ...]] = (
     r.SubscriptionSource, r.IngressSink, r.InvocationSink, r.CompletionId,
     r.SignalIndex, r.SignalName, r.Value, r.FailureMetadata, r.Failure, r.Void,
     r.InvocationIdResult, r.StateKeys, r.TimerKey, r.StateEntry, r.DedupId,
+    r.CallTarget,
 )  # fmt: skip
 _RECORD_TYPES: Final = frozenset(typing.get_args(r.Record))
 _NAME_OF: Final[dict[type[Any], str]] = {cls: f"{NAMESPACE}.{cls.__name__}" for cls in _DATACLASSES}
@@ -158,7 +159,12 @@ def _decoder_for(hint: Any) -> _Conv:
         return typing.cast(_Conv, hint.from_bytes)
     if isinstance(hint, type) and issubclass(hint, Enum):
         enum_type = hint
-        return lambda data: enum_type[data]
+
+        def decode_enum(data: Any) -> Any:
+            # Inside some unions fastavro names the branch even for an enum.
+            return enum_type[data[1] if isinstance(data, tuple) else data]
+
+        return decode_enum
     if dataclasses.is_dataclass(hint):
         return _dataclass_decoder(typing.cast(type[Any], hint))
     if hint in (int, str, bytes):

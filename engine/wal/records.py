@@ -51,6 +51,7 @@ __all__ = [
     "InvocationTarget",
     "Invoke",
     "InvokerEffect",
+    "CallTarget",
     "JournalAppend",
     "KillInvocation",
     "NotificationId",
@@ -317,6 +318,14 @@ class Invoke:
 
 
 @dataclass(frozen=True, slots=True)
+class CallTarget:
+    """What the leader's metadata said the callee of a call command is (schema v2)."""
+
+    service_kind: ServiceKind
+    handler_kind: HandlerKind | None
+
+
+@dataclass(frozen=True, slots=True)
 class JournalAppend:
     """The invoker received a journal entry (a command) from the SDK; append it.
 
@@ -324,12 +333,19 @@ class JournalAppend:
     commands) and ``message`` the raw protobuf body, stored verbatim for replay.
     ``entry_index`` is the index the entry takes; the processor ignores an append whose
     index is not the journal's current length (a duplicate from a retried attempt).
+
+    ``call_target`` is set on call and one-way-call commands only: the call command
+    names a service but not its kind, and the state machine must not consult the
+    (changing) deployment metadata, so the leader resolves the kind before appending.
+    ``None`` on other commands and on records written with schema v1 (the state machine
+    then treats a keyed callee as an exclusive virtual-object handler).
     """
 
     invocation_id: InvocationId
     entry_index: int
     message_type: int
     message: bytes
+    call_target: CallTarget | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["CURRENT_VERSION", "ENVELOPE_V1", "NAMESPACE", "WRITER_SCHEMAS", "schema_for"]
+__all__ = ["CURRENT_VERSION", "ENVELOPE_V1", "ENVELOPE_V2", "NAMESPACE", "WRITER_SCHEMAS", "schema_for"]
 
 NAMESPACE = "logstrate.wal"
 
@@ -214,39 +214,67 @@ _PATCH_STATE = _record(
 
 # The order of the body union is part of the binary format (the branch index is
 # written): append new record types at the end only.
-ENVELOPE_V1: Schema = _define_once(
-    _record(
-        "Envelope",
-        _optional("epoch", "long"),
-        _optional("dedup_id", _DEDUP_ID),
-        _field(
-            "body",
-            [
-                _INVOKE,
-                _JOURNAL_APPEND,
-                _INVOCATION_SUSPENDED,
-                _INVOCATION_ENDED,
-                _INVOCATION_FAILED_ATTEMPT,
-                _DEPLOYMENT_PINNED,
-                _NOTIFY,
-                _TIMER_FIRED,
-                _OUTBOX_TRUNCATE,
-                _ANNOUNCE_LEADER,
-                _CANCEL,
-                _KILL,
-                _PURGE,
-                _ATTACH,
-                _PATCH_STATE,
-            ],
-        ),
+_BODY_V1 = [
+    _INVOKE,
+    _JOURNAL_APPEND,
+    _INVOCATION_SUSPENDED,
+    _INVOCATION_ENDED,
+    _INVOCATION_FAILED_ATTEMPT,
+    _DEPLOYMENT_PINNED,
+    _NOTIFY,
+    _TIMER_FIRED,
+    _OUTBOX_TRUNCATE,
+    _ANNOUNCE_LEADER,
+    _CANCEL,
+    _KILL,
+    _PURGE,
+    _ATTACH,
+    _PATCH_STATE,
+]
+
+
+def _envelope(body: list[Schema]) -> Schema:
+    envelope: Schema = _define_once(
+        _record(
+            "Envelope",
+            _optional("epoch", "long"),
+            _optional("dedup_id", _DEDUP_ID),
+            _field("body", body),
+        )
     )
-)
+    return envelope
+
+
+ENVELOPE_V1: Schema = _envelope(_BODY_V1)
 """Schema version 1 of the WAL envelope."""
 
-WRITER_SCHEMAS: dict[int, Schema] = {1: ENVELOPE_V1}
+
+# --- version 2: JournalAppend carries the resolved kind of a call's target -------------
+
+_CALL_TARGET_V2 = _record(
+    "CallTarget",
+    _field("service_kind", _SERVICE_KIND),
+    _optional("handler_kind", _HANDLER_KIND),
+)
+_JOURNAL_APPEND_V2 = _record(
+    "JournalAppend",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("entry_index", "long"),
+    _field("message_type", "long"),
+    _field("message", "bytes"),
+    _field("call_target", ["null", _CALL_TARGET_V2], default=None),
+)
+
+# Same branches in the same order; only JournalAppend grew a field.
+ENVELOPE_V2: Schema = _envelope(
+    [_JOURNAL_APPEND_V2 if block is _JOURNAL_APPEND else block for block in _BODY_V1]
+)
+"""Schema version 2: v1 plus ``JournalAppend.call_target`` (optional, default null)."""
+
+WRITER_SCHEMAS: dict[int, Schema] = {1: ENVELOPE_V1, 2: ENVELOPE_V2}
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 """The version new records are written with."""
 
 

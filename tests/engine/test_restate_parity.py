@@ -6,10 +6,7 @@ servers get the same official-SDK endpoint registered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from tests.engine.test_invocations import call, register
 from tests.fixtures.engine import EngineProcess
@@ -27,14 +24,6 @@ REQUESTS: list[tuple[str, bytes, str]] = [
     ("/Counter/add", b"1", "application/json"),
     ("/Counter/parity/add", b"1", "application/x-www-form-urlencoded"),
 ]
-
-
-@pytest.fixture
-def restate_server(tmp_path: Path) -> Iterator[RestateServer]:
-    server = RestateServer(tmp_path / "restate")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_same_answers_as_restate_server(

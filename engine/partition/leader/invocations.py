@@ -50,6 +50,10 @@ def random_seed_of(invocation_id: InvocationId) -> int:
     return int.from_bytes(hashlib.blake2b(invocation_id.to_bytes(), digest_size=8).digest(), "big")
 
 
+def _ms(duration: timedelta) -> int:
+    return int(duration / timedelta(milliseconds=1))
+
+
 def _retry_policy(policy: EffectiveRetryPolicy) -> RetryPolicy:
     initial = max(1, int(policy.initial_interval / timedelta(milliseconds=1)))
     maximum = policy.max_interval if policy.max_interval is not None else timedelta(days=365)
@@ -148,8 +152,12 @@ class InvocationExecutor:
             duration_since_last_stored_entry_ms=max(0, int(self._clock() * 1000) - data.modified_at_ms),
             random_seed=random_seed_of(invocation_id),
             idempotency_key=data.idempotency_key,
-            inactivity_timeout_ms=int(settings.abort_timeout / timedelta(milliseconds=1)),
-            abort_timeout_ms=int(settings.abort_timeout / timedelta(milliseconds=1)) * 6,
+            # Restate's meaning: silence for the inactivity timeout ends the attempt (in
+            # request/response mode the runtime cannot ask for a suspension first); the
+            # abort timeout is the grace period after it, so the whole attempt may take
+            # both together.
+            inactivity_timeout_ms=_ms(settings.inactivity_timeout),
+            abort_timeout_ms=_ms(settings.inactivity_timeout + settings.abort_timeout),
         )
         outcome = await self._invoker.invoke(task)
         if outcome.failed and outcome.failure is not None:

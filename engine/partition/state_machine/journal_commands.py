@@ -53,9 +53,11 @@ from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.storage.journal import JournalEntry
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import (
+    CallTarget,
     CompletionId,
     Failure,
     FailureMetadata,
+    HandlerKind,
     Header,
     InvocationIdResult,
     InvocationSink,
@@ -75,7 +77,7 @@ from engine.wal.records import (
 __all__ = ["callee_invocation_id", "on_journal_append"]
 
 _Interpreter = Callable[
-    [ApplyContext, InvocationId, InvocationStatus, int, bytes], InvocationStatus
+    [ApplyContext, InvocationId, InvocationStatus, int, JournalAppend], InvocationStatus
 ]
 
 
@@ -105,7 +107,7 @@ def on_journal_append(ctx: ApplyContext, record: JournalAppend) -> None:
     interpret = _INTERPRETERS.get(record.message_type)
     if interpret is not None:
         try:
-            status = interpret(ctx, invocation_id, status, index, record.message)
+            status = interpret(ctx, invocation_id, status, index, record)
         except DecodeError as exc:
             log.warning("command does not parse; journaled without effect", error=str(exc))
     elif not is_custom(record.message_type):
@@ -163,9 +165,13 @@ def _object_key(
 
 
 def _set_state(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, _: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    _: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.SetStateCommandMessage.FromString(raw)
+    message = pb.SetStateCommandMessage.FromString(record.message)
     key = _object_key(ctx, iid, status)
     if key is not None:
         ctx.tables.state.put(status.target.service, key, message.key, message.value.content)
@@ -173,9 +179,13 @@ def _set_state(
 
 
 def _clear_state(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, _: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    _: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.ClearStateCommandMessage.FromString(raw)
+    message = pb.ClearStateCommandMessage.FromString(record.message)
     key = _object_key(ctx, iid, status)
     if key is not None:
         ctx.tables.state.delete(status.target.service, key, message.key)
@@ -183,9 +193,13 @@ def _clear_state(
 
 
 def _clear_all_state(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, _: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    _: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    pb.ClearAllStateCommandMessage.FromString(raw)  # validates the body
+    pb.ClearAllStateCommandMessage.FromString(record.message)  # validates the body
     key = _object_key(ctx, iid, status)
     if key is not None:
         ctx.tables.state.clear_all(status.target.service, key)
@@ -207,9 +221,13 @@ def _complete_now(
 
 
 def _get_lazy_state(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, _: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    _: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.GetLazyStateCommandMessage.FromString(raw)
+    message = pb.GetLazyStateCommandMessage.FromString(record.message)
     key = _object_key(ctx, iid, status)
     value = None if key is None else ctx.tables.state.get(status.target.service, key, message.key)
     result: NotificationResult = Void() if value is None else Value(value)
@@ -217,9 +235,13 @@ def _get_lazy_state(
 
 
 def _get_lazy_state_keys(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, _: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    _: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.GetLazyStateKeysCommandMessage.FromString(raw)
+    message = pb.GetLazyStateKeysCommandMessage.FromString(record.message)
     key = _object_key(ctx, iid, status)
     keys = () if key is None else tuple(ctx.tables.state.keys(status.target.service, key))
     return _complete_now(ctx, iid, status, message.result_completion_id, StateKeys(keys))
@@ -229,9 +251,13 @@ def _get_lazy_state_keys(
 
 
 def _sleep(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, _: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    _: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.SleepCommandMessage.FromString(raw)
+    message = pb.SleepCommandMessage.FromString(record.message)
     timer = TimerKey(message.wake_up_time, iid, TimerKind.SLEEP, message.result_completion_id)
     ctx.tables.timers.put(timer)
     ctx.emit(RegisterTimer(timer))
@@ -239,9 +265,13 @@ def _sleep(
 
 
 def _call(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, index: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    index: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.CallCommandMessage.FromString(raw)
+    message = pb.CallCommandMessage.FromString(record.message)
     idempotency_key = message.idempotency_key if message.HasField("idempotency_key") else None
     return _send(
         ctx,
@@ -253,13 +283,18 @@ def _call(
         idempotency_key=idempotency_key,
         result_completion_id=message.result_completion_id,
         execute_at_ms=None,
+        call_target=record.call_target,
     )
 
 
 def _one_way_call(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, index: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    index: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.OneWayCallCommandMessage.FromString(raw)
+    message = pb.OneWayCallCommandMessage.FromString(record.message)
     idempotency_key = message.idempotency_key if message.HasField("idempotency_key") else None
     return _send(
         ctx,
@@ -272,6 +307,7 @@ def _one_way_call(
         result_completion_id=None,
         # 0 means "now"; a past time also starts at once (the callee compares).
         execute_at_ms=message.invoke_time or None,
+        call_target=record.call_target,
     )
 
 
@@ -286,16 +322,22 @@ def _send(
     idempotency_key: str | None,
     result_completion_id: int | None,
     execute_at_ms: int | None,
+    call_target: CallTarget | None,
 ) -> InvocationStatus:
     key = message.key or None
-    # The command names no service kind. An empty key means a plain service; a keyed
-    # target is recorded as a virtual object with no handler kind, which the callee's
-    # partition treats as exclusive (see the report on call target resolution).
+    if call_target is None:
+        # Written before schema v2 (the command names no service kind): an empty key
+        # means a plain service, a keyed target an exclusive virtual-object handler.
+        call_target = CallTarget(
+            ServiceKind.SERVICE if key is None else ServiceKind.VIRTUAL_OBJECT,
+            None if key is None else HandlerKind.EXCLUSIVE,
+        )
     target = InvocationTarget(
         service=message.service_name,
         handler=message.handler_name,
         key=key,
-        service_kind=ServiceKind.SERVICE if key is None else ServiceKind.VIRTUAL_OBJECT,
+        service_kind=call_target.service_kind,
+        handler_kind=call_target.handler_kind,
     )
     callee = callee_invocation_id(
         caller, index, target.service, key, target.handler, idempotency_key
@@ -322,9 +364,13 @@ def _send(
 
 
 def _output(
-    ctx: ApplyContext, iid: InvocationId, status: InvocationStatus, _: int, raw: bytes
+    ctx: ApplyContext,
+    iid: InvocationId,
+    status: InvocationStatus,
+    _: int,
+    record: JournalAppend,
 ) -> InvocationStatus:
-    message = pb.OutputCommandMessage.FromString(raw)
+    message = pb.OutputCommandMessage.FromString(record.message)
     which = message.WhichOneof("result")
     if which == "value":
         return status.touched(ctx.now_ms, result=Value(message.value.content))

@@ -18,7 +18,7 @@ import aiohttp
 from engine.ids import InvocationId, InvocationUuid, make_partition_key
 from engine.invoker.notifications import journal_completion_types, notification_entry
 from engine.invoker.protocol import MessageType, ProtocolVersion, is_notification, pb
-from engine.invoker.session import run_attempt
+from engine.invoker.session import ResolveCall, run_attempt
 from engine.invoker.task import AttemptOutcome, EndpointTarget, InvocationTask, JournalEntry
 from engine.wal.records import JournalAppend, Notify, Record
 
@@ -61,6 +61,7 @@ class Driver:
     http: aiohttp.ClientSession
     task: InvocationTask
     history: list[Record] = field(default_factory=list)
+    resolve_call: ResolveCall | None = None
 
     @property
     def journal(self) -> tuple[JournalEntry, ...]:
@@ -78,7 +79,7 @@ class Driver:
         async def emit(record: Record) -> None:
             emitted.append(record)
 
-        outcome = await run_attempt(task, self.http, emit)
+        outcome = await run_attempt(task, self.http, emit, self.resolve_call)
         self.task = task
         self.apply(emitted)
         return outcome, emitted

@@ -24,6 +24,7 @@ from engine.invoker.protocol import MessageType, ProtocolVersion, pb
 from engine.invoker.retry import RetryAction, RetryPolicy, decide
 from engine.invoker.task import AttemptOutcome, FailureKind, OutcomeKind
 from engine.wal.records import (
+    CallTarget,
     CompletionId,
     Failure,
     InvocationEnded,
@@ -32,6 +33,7 @@ from engine.wal.records import (
     JournalAppend,
     Notify,
     Record,
+    ServiceKind,
     SignalIndex,
     Value,
     Void,
@@ -195,6 +197,41 @@ def test_call_suspends_until_the_callee_answers(features_endpoint: ServiceEndpoi
         assert d.journal_types[-2:] == [MessageType.CALL_INVOCATION_ID_COMPLETION, MessageType.CALL_COMPLETION]
         outcome, _ = await d.attempt()
         assert outcome.result == json_value("Echo said ADA")
+
+    run(scenario, features_endpoint, "Features", "call_echo", "Ada")
+
+
+def test_call_commands_carry_the_resolved_target_kind(features_endpoint: ServiceEndpoint) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def resolve(service: str, handler: str) -> CallTarget:
+        asked.append((service, handler))
+        return CallTarget(ServiceKind.SERVICE, None)
+
+    async def scenario(d: Driver) -> None:
+        d.resolve_call = resolve
+        _, records = await d.attempt()
+        call = records[0]
+        assert isinstance(call, JournalAppend) and call.message_type == MessageType.CALL_COMMAND
+        assert call.call_target == CallTarget(ServiceKind.SERVICE, None)
+        assert asked == [("Echo", "shout")]
+
+    run(scenario, features_endpoint, "Features", "call_echo", "Ada")
+
+
+def test_call_to_an_unregistered_service_fails_the_attempt_with_404(features_endpoint: ServiceEndpoint) -> None:
+    def resolve(service: str, handler: str) -> CallTarget:
+        raise LookupError(f"The requested service '{service}' does not exist")
+
+    async def scenario(d: Driver) -> None:
+        d.resolve_call = resolve
+        outcome, records = await d.attempt()
+        assert records == []  # nothing journaled: the retry starts from the same point
+        assert outcome.failed and outcome.failure is not None
+        assert outcome.failure.kind is FailureKind.UNKNOWN_CALL_TARGET
+        assert outcome.failure.code == 404
+        assert "'Echo' does not exist" in outcome.failure.message
+        assert outcome.failure.related_command_index == 1
 
     run(scenario, features_endpoint, "Features", "call_echo", "Ada")
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from engine.invoker.protocol import MessageType
 from engine.partition.actions import ForwardNotification, InvokeAction, RegisterTimer, SendOutbox
 from engine.partition.state_machine.journal_commands import callee_invocation_id
@@ -126,8 +130,9 @@ def test_call_sends_invoke_with_deterministic_callee_and_journals_its_id(part: P
     assert callee != callee_invocation_id(caller, 2, "Inventory", "sku-1", "reserve", None)
     expected_invoke = r.Invoke(
         invocation_id=callee,
+        # A v1 record carries no call target: a keyed callee is an exclusive handler.
         target=r.InvocationTarget(
-            "Inventory", "reserve", "sku-1", r.ServiceKind.VIRTUAL_OBJECT, None
+            "Inventory", "reserve", "sku-1", r.ServiceKind.VIRTUAL_OBJECT, r.HandlerKind.EXCLUSIVE
         ),
         argument=b'{"sku":1}',
         headers=(r.Header("h", "v"),),
@@ -143,6 +148,31 @@ def test_call_sends_invoke_with_deterministic_callee_and_journals_its_id(part: P
         assert t.fsm.next_outbox_sequence() == 1
     assert part.journal(caller)[2] == entry(
         pb.CallInvocationIdCompletionNotificationMessage(completion_id=1, invocation_id=str(callee))
+    )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        r.CallTarget(r.ServiceKind.VIRTUAL_OBJECT, r.HandlerKind.SHARED),
+        r.CallTarget(r.ServiceKind.WORKFLOW, r.HandlerKind.WORKFLOW),
+        r.CallTarget(r.ServiceKind.VIRTUAL_OBJECT, r.HandlerKind.EXCLUSIVE),
+    ],
+)
+def test_call_records_the_resolved_target_kind(part: Partition, target: r.CallTarget) -> None:
+    caller = start_object(part).invocation_id
+    call = pb.CallCommandMessage(
+        service_name="Inventory",
+        handler_name="peek",
+        key="sku-1",
+        invocation_id_notification_idx=1,
+        result_completion_id=2,
+    )
+    append = dataclasses.replace(command(call, caller, 1), call_target=target)
+    [send, _] = part.apply(append)
+    assert isinstance(send, SendOutbox) and isinstance(send.record, r.Invoke)
+    assert send.record.target == r.InvocationTarget(
+        "Inventory", "peek", "sku-1", target.service_kind, target.handler_kind
     )
 
 

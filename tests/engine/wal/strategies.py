@@ -74,7 +74,17 @@ invokes = st.builds(
 # One strategy per record type; the test module checks this covers all of Record.
 RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     r.Invoke: invokes,
-    r.JournalAppend: st.builds(r.JournalAppend, invocation_ids, u64, u64, blobs),
+    r.JournalAppend: st.builds(
+        r.JournalAppend,
+        invocation_ids,
+        u64,
+        u64,
+        blobs,
+        st.none()
+        | st.builds(
+            r.CallTarget, st.sampled_from(r.ServiceKind), st.none() | st.sampled_from(r.HandlerKind)
+        ),
+    ),
     r.InvocationSuspended: st.builds(
         r.InvocationSuspended, invocation_ids, st.lists(notification_ids, max_size=4).map(tuple)
     ),

@@ -48,7 +48,7 @@ def test_round_trip_each_record_type(record_type: type, data: st.DataObject) -> 
 def test_round_trip_envelope(
     record: r.Record, epoch: int | None, dedup: r.DedupId | None
 ) -> None:
-    envelope = r.Envelope(record, epoch, dedup)
+    envelope = r.Envelope(record, epoch, dedup, CURRENT_VERSION)
     assert codec.decode(codec.encode_envelope(envelope)) == envelope
 
 
@@ -87,14 +87,50 @@ GOLDEN_NOTIFY_BYTES = bytes.fromhex(
 )
 
 
+GOLDEN_CALL = r.JournalAppend(
+    IID,
+    4,
+    0x0408,
+    b"\x0a\x07Counter",
+    r.CallTarget(r.ServiceKind.VIRTUAL_OBJECT, r.HandlerKind.SHARED),
+)
+GOLDEN_CALL_BYTES_V2 = bytes.fromhex(
+    "4c02000002493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584"
+    "089010120a07436f756e74657202020202"
+)
+
+
+def _as_v2(v1_bytes: bytes) -> bytes:
+    # Invoke and Notify kept their v1 layout in v2; only the version byte differs.
+    return bytes((codec.MAGIC, 2)) + v1_bytes[2:]
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == GOLDEN_INVOKE_BYTES
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == GOLDEN_NOTIFY_BYTES
+    invoke_v2 = codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42))
+    assert invoke_v2 == _as_v2(GOLDEN_INVOKE_BYTES)
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_v2(GOLDEN_NOTIFY_BYTES)
+    assert codec.encode(GOLDEN_CALL) == GOLDEN_CALL_BYTES_V2
+    assert codec.decode(GOLDEN_CALL_BYTES_V2) == r.Envelope(GOLDEN_CALL, None, None, 2)
+    # Bytes written by v1 engines stay readable forever.
     assert codec.decode(GOLDEN_INVOKE_BYTES) == r.Envelope(
         GOLDEN_INVOKE, None, r.DedupId("sub/x", 42), 1
     )
     assert codec.decode(GOLDEN_NOTIFY_BYTES) == r.Envelope(GOLDEN_NOTIFY, 7, None, 1)
+
+
+def test_v1_journal_append_decodes_without_a_call_target() -> None:
+    append = r.JournalAppend(IID, 4, 0x0408, b"\x0a\x07Counter")
+    v1 = io.BytesIO()
+    v1.write(bytes((codec.MAGIC, 1)))
+    body = (f"{NAMESPACE}.JournalAppend", {
+        "invocation_id": IID.to_bytes(), "entry_index": 4, "message_type": 0x0408,
+        "message": b"\x0a\x07Counter",
+    })
+    fastavro.schemaless_writer(
+        v1, codec._PARSED[1], {"epoch": None, "dedup_id": None, "body": body}
+    )
+    assert codec.decode(v1.getvalue()) == r.Envelope(append, None, None, 1)
 
 
 def test_wire_prefix() -> None:
@@ -103,9 +139,9 @@ def test_wire_prefix() -> None:
     assert data[1] == CURRENT_VERSION
 
 
-def test_schema_v1_is_frozen() -> None:
+def test_released_schemas_are_frozen() -> None:
     # The Avro fingerprint of every released schema version, forever.
-    pinned = {1: "7508bef4d8c9b5b8"}
+    pinned = {1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e"}
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
         assert fingerprint(canonical, "CRC-64-AVRO") == pinned[version], f"schema v{version}"
@@ -126,13 +162,13 @@ def _schema_records(schema: Any, out: dict[str, list[str]]) -> dict[str, list[st
 
 
 def test_dataclasses_match_the_current_schema() -> None:
-    named = _schema_records(ENVELOPE_V1, {})
+    named = _schema_records(WRITER_SCHEMAS[CURRENT_VERSION], {})
     classes = {cls.__name__: cls for cls in codec._DATACLASSES}
     assert set(named) - {"Envelope"} == set(classes)
     for name, fields in named.items():
         if name != "Envelope":
             assert fields == [f.name for f in dataclasses.fields(classes[name])], name
-    body = ENVELOPE_V1["fields"][2]["type"]
+    body = WRITER_SCHEMAS[CURRENT_VERSION]["fields"][2]["type"]
     assert [b["name"] for b in body] == [t.__name__ for t in typing.get_args(r.Record)]
 
 
@@ -146,9 +182,9 @@ def test_v1_reader_decodes_current_writer_bytes() -> None:
     )
 
 
-def _hypothetical_v2() -> dict[str, Any]:
-    """v1 plus an optional field on Invoke and a new record type, as the rules allow."""
-    v2 = copy.deepcopy(ENVELOPE_V1)
+def _hypothetical_next() -> dict[str, Any]:
+    """The current schema plus an optional field on Invoke and a new record type."""
+    v2 = copy.deepcopy(WRITER_SCHEMAS[CURRENT_VERSION])
     body = v2["fields"][2]["type"]
     invoke = next(b for b in body if b["name"] == "Invoke")
     invoke["fields"].append({"name": "priority", "type": ["null", "long"], "default": None})
@@ -158,36 +194,40 @@ def _hypothetical_v2() -> dict[str, Any]:
 
 
 def test_resolution_across_versions(monkeypatch: pytest.MonkeyPatch) -> None:
-    v2 = fastavro.parse_schema(_hypothetical_v2())
-    monkeypatch.setitem(codec._PARSED, 2, v2)
+    cur = CURRENT_VERSION
+    nxt = cur + 1
+    next_schema = fastavro.parse_schema(_hypothetical_next())
+    monkeypatch.setitem(codec._PARSED, nxt, next_schema)
 
     # New reader, old bytes: the added field takes its default; the record decodes.
     old = codec.encode(GOLDEN_INVOKE)
-    assert codec.decode(old, reader_version=2).record == GOLDEN_INVOKE
+    assert codec.decode(old, reader_version=nxt).record == GOLDEN_INVOKE
 
-    # Old reader, new bytes (a v2 writer setting the new field): the field is dropped.
+    # Old reader, new bytes (a newer writer setting the new field): the field is dropped.
     datum = typing.cast(
         dict[str, Any],
         fastavro.schemaless_reader(
-            io.BytesIO(old[2:]), codec._PARSED[1], v2, return_record_name=True
+            io.BytesIO(old[2:]), codec._PARSED[cur], next_schema, return_record_name=True
         ),
     )
     name, payload = datum["body"]
     datum["body"] = (name, {**payload, "priority": 9})
     out = io.BytesIO()
-    out.write(bytes((codec.MAGIC, 2)))
-    fastavro.schemaless_writer(out, v2, datum)
-    envelope = codec.decode(out.getvalue(), reader_version=1)
+    out.write(bytes((codec.MAGIC, nxt)))
+    fastavro.schemaless_writer(out, next_schema, datum)
+    envelope = codec.decode(out.getvalue(), reader_version=cur)
     assert envelope.record == GOLDEN_INVOKE
-    assert envelope.schema_version == 2
+    assert envelope.schema_version == nxt
 
     # Old reader, new record type: a clear error, not a wrong record.
     out = io.BytesIO()
-    out.write(bytes((codec.MAGIC, 2)))
+    out.write(bytes((codec.MAGIC, nxt)))
     ping_record = (f"{NAMESPACE}.Ping", {"n": 1})
-    fastavro.schemaless_writer(out, v2, {"epoch": None, "dedup_id": None, "body": ping_record})
+    fastavro.schemaless_writer(
+        out, next_schema, {"epoch": None, "dedup_id": None, "body": ping_record}
+    )
     with pytest.raises(codec.WalCodecError):
-        codec.decode(out.getvalue(), reader_version=1)
+        codec.decode(out.getvalue(), reader_version=cur)
 
 
 # --- errors ------------------------------------------------------------------------------------
