@@ -133,7 +133,7 @@ def broker_ready(host: str, port: int, timeout: float = 2.0) -> bool:
     if len(payload) < 8:
         return False
     got_correlation, broker_count = struct.unpack(">ii", payload[:8])
-    return got_correlation == correlation and broker_count >= 1
+    return bool(got_correlation == correlation and broker_count >= 1)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -117,9 +117,13 @@ class WalConsumer:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(self._max_batch, timeout=0.05)
-                if not messages:
+                # consume() waits for a full batch or its timeout, which would add its
+                # timeout to every hop of an invocation; poll() returns with the first
+                # record, and a zero-timeout consume() then takes what is queued already.
+                first = self._consumer.poll(0.05)
+                if first is None:
                     continue
+                messages = [first, *self._consumer.consume(self._max_batch - 1, timeout=0)]
                 batches: dict[int, list[WalMessage]] = {}
                 for msg in messages:
                     err = msg.error()

@@ -1,0 +1,1 @@
+"""Benchmarks: logstrate measured side by side with the real restate-server (see README.md)."""
