@@ -16,7 +16,9 @@ from aiohttp import web
 from engine.admin.app import create_admin_app
 from engine.config import EngineConfig
 from engine.errors import StartupError
-from engine.ingress.app import IngressDeps, create_ingress_app
+from engine.ids import InvocationId
+from engine.ingress.app import create_ingress_app
+from engine.ingress.deps import IngressDeps
 from engine.ingress.pending import PendingResponses
 from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
@@ -27,6 +29,7 @@ from engine.partition.consumer import WalConsumer
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.processor import PartitionProcessors
 from engine.storage.environment import StorageEnvironment
+from engine.storage.invocation_status import InvocationStatus
 from engine.storage.tables import TableHandles
 from engine.version import __version__
 from engine.wal.appender import WalAppender
@@ -77,6 +80,8 @@ class EngineNode:
                 resolve=resolver.resolve,
                 service_kind=resolver.service_kind,
                 service_names=resolver.service_names,
+                read_status=self._read_status,
+                wait_applied=self._wait_applied,
                 max_body_bytes=cfg.ingress_max_body_bytes,
             )
             ingress_host, ingress_port = cfg.ingress_address
@@ -99,6 +104,19 @@ class EngineNode:
         if self._fatal is not None:
             raise StartupError(f"the WAL consumer failed: {self._fatal}")
         log.info("engine stopped")
+
+    def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
+        """The invocation's status in this process's copy of its partition."""
+        processors, appender = self._processors, self._appender
+        if processors is None or appender is None:
+            return None
+        partition = appender.partition_of(invocation_id)
+        return processors.reader.read(partition, lambda tables: tables.status.get(invocation_id))
+
+    async def _wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
+        if self._processors is None:
+            return False
+        return await self._processors.wait_applied(partition, offset, timeout)
 
     def _start_partitions(self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses) -> None:
         """WAL appender, partition processors (consumer thread) and their leaders' invoker."""

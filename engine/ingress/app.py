@@ -10,30 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import uuid4
 
 from aiohttp import web
 
-from engine.ids import InvocationUuid
-from engine.ingress.pending import PendingResponses
-from engine.ingress.routing import IngressError, Resolver, ServiceKindLookup, parse_delay, parse_path
+from engine.ids import InvocationId, InvocationUuid
+from engine.ingress import awakeables, invocations
+from engine.ingress.deps import DEPS, IngressDeps, error_response, result_response
+from engine.ingress.routing import IngressError, parse_delay, parse_path
 from engine.logs import get_logger
-from engine.wal.appender import WalAppender, WalAppendError
+from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
-from engine.wal.records import (
-    Failure,
-    Header,
-    IngressSink,
-    IngressSource,
-    InvocationTarget,
-    Invoke,
-    OutputResult,
-    Value,
-)
+from engine.wal.records import HandlerKind, Header, IngressSink, IngressSource, InvocationTarget, Invoke
 
 log = get_logger(__name__)
+
+# How long a send with a derived id waits to learn whether it was new (see
+# _previously_accepted); the invocation is durable already, this only picks the answer.
+_APPLY_WAIT_S = 5.0
 
 # Headers that describe the HTTP hop, not the call; they are not handed to the handler.
 _HOP_HEADERS = frozenset(
@@ -42,43 +37,24 @@ _HOP_HEADERS = frozenset(
 )
 
 
-@dataclass
-class IngressDeps:
-    """What the ingress needs from the rest of the process."""
-
-    node_name: str
-    appender: WalAppender
-    pending: PendingResponses
-    resolve: Resolver
-    service_kind: ServiceKindLookup
-    service_names: Callable[[], list[str]]
-    max_body_bytes: int = 10 * 1024 * 1024
-
-
 def create_ingress_app(deps: IngressDeps) -> web.Application:
     """The ingress application."""
     app = web.Application(client_max_size=deps.max_body_bytes + 1)
-    app["deps"] = deps
+    app[DEPS] = deps
     app.router.add_get("/restate/health", _health)
+    invocations.add_routes(app)
+    awakeables.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _invoke)
     return app
 
 
-def error_response(status: int, message: str, source: str = "ingress", invocation_id: str | None = None) -> web.Response:
-    """restate-server's error shape: ``{"code", "message", "source"}`` and a source header."""
-    headers = {"x-restate-error-source": source}
-    if invocation_id:
-        headers["x-restate-id"] = invocation_id
-    return web.json_response({"code": status, "message": message, "source": source}, status=status, headers=headers)
-
-
 async def _health(request: web.Request) -> web.Response:
-    deps: IngressDeps = request.app["deps"]
+    deps: IngressDeps = request.app[DEPS]
     return web.json_response({"services": deps.service_names()})
 
 
 async def _invoke(request: web.Request) -> web.StreamResponse:
-    deps: IngressDeps = request.app["deps"]
+    deps: IngressDeps = request.app[DEPS]
     if request.method not in ("POST", "GET", "PUT"):
         return error_response(405, f"method {request.method} not allowed; call handlers with POST")
     try:
@@ -95,23 +71,35 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     except IngressError as exc:
         return error_response(exc.status, exc.message)
 
-    invocation_id = invocation_id_for(info.service, target.key, InvocationUuid.generate())
+    idempotency_key = request.headers.get("idempotency-key") or None
+    derived = True
+    if info.handler_kind is HandlerKind.WORKFLOW and target.key is not None:
+        # One run per workflow id: every submission of it names the same invocation.
+        uuid = InvocationUuid.for_workflow_run(info.service, target.key)
+    elif idempotency_key is not None:
+        # Retries with the same key reach the same invocation (and its kept result).
+        uuid = InvocationUuid.for_idempotent_request(info.service, target.key, info.handler, idempotency_key)
+    else:
+        uuid, derived = InvocationUuid.generate(), False
+    invocation_id = invocation_id_for(info.service, target.key, uuid)
     headers = tuple(Header(k.lower(), v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS)
     request_id, future = (None, None) if target.send else deps.pending.register()
     sink = None if request_id is None else IngressSink(deps.node_name, request_id)
+    source = IngressSource(deps.node_name, request_id or uuid4().hex)
     record = Invoke(
         invocation_id=invocation_id,
         target=InvocationTarget(info.service, info.handler, target.key, info.service_kind, info.handler_kind),
         argument=body,
         headers=headers,
-        source=IngressSource(deps.node_name, request_id or ""),
+        source=source,
         response_sink=sink,
-        idempotency_key=request.headers.get("idempotency-key"),
+        idempotency_key=idempotency_key,
         execute_at_ms=execute_at_ms,
     )
     bound = log.bind(invocation_id=str(invocation_id), service=info.service, handler=info.handler, key=target.key)
+    partition = deps.appender.partition_of(invocation_id)
     try:
-        await deps.appender.append(deps.appender.partition_of(invocation_id), record)
+        offset = await deps.appender.append(partition, record)
     except WalAppendError as exc:
         if request_id is not None:
             deps.pending.discard(request_id)
@@ -119,7 +107,11 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         return error_response(503, f"the engine could not durably accept the call ({exc}); retry later")
 
     if target.send:
-        answer: dict[str, str] = {"invocationId": str(invocation_id), "status": "Accepted"}
+        previously_accepted = derived and await _previously_accepted(deps, invocation_id, source, partition, offset)
+        answer: dict[str, str] = {
+            "invocationId": str(invocation_id),
+            "status": "PreviouslyAccepted" if previously_accepted else "Accepted",
+        }
         if execute_at_ms is not None:
             answer["executionTime"] = datetime.fromtimestamp(execute_at_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
         return web.json_response(answer, status=202, headers={"x-restate-id": str(invocation_id)})
@@ -131,16 +123,20 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         # The client went away; the invocation continues and keeps its result.
         deps.pending.discard(request_id)
         raise
-    return _result_response(result, str(invocation_id), info.output_content_type)
+    return result_response(result, invocation_id, info.output_content_type)
 
 
-def _result_response(result: OutputResult, invocation_id: str, content_type: str) -> web.Response:
-    if isinstance(result, Value):
-        return web.Response(body=result.content, status=200,
-                            headers={"content-type": content_type, "x-restate-id": invocation_id})
-    assert isinstance(result, Failure)
-    status = result.code if 400 <= result.code <= 599 else 500
-    return error_response(status, result.message, source="invocation", invocation_id=invocation_id)
+async def _previously_accepted(
+    deps: IngressDeps, invocation_id: InvocationId, source: IngressSource, partition: int, offset: int
+) -> bool:
+    """Whether a send with a derived id (idempotency key, workflow run) found the
+    invocation already there: once our ``Invoke`` is applied, the invocation's recorded
+    source is ours only if this request created it. Unknown when another process owns
+    the partition (then "Accepted", as for a new one)."""
+    if not await deps.wait_applied(partition, offset, _APPLY_WAIT_S):
+        return False
+    status = deps.read_status(invocation_id)
+    return status is not None and status.source != source
 
 
 def _check_input(expected: str | None, content_type: str | None, body: bytes) -> None:

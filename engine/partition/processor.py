@@ -63,6 +63,8 @@ class PartitionProcessors:
         # Event-loop side state.
         self._assigned: set[int] = set()
         self._leaders: dict[int, PartitionLeader] = {}
+        self._applied: dict[int, int] = {}
+        self._applied_waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         # Consumer-thread side: partition -> offset to reach before announcing.
         self._catch_up_to: dict[int, int] = {}
 
@@ -95,7 +97,7 @@ class PartitionProcessors:
         if target is not None and last + 1 >= target:
             del self._catch_up_to[partition]
             announce = True
-        self._loop.call_soon_threadsafe(self._after_batch, partition, actions, announce)
+        self._loop.call_soon_threadsafe(self._after_batch, partition, actions, announce, last)
 
     def assigned(self, partition: int, high_watermark: int) -> None:
         applied = self.applied_offset(partition)
@@ -126,7 +128,32 @@ class PartitionProcessors:
         self._assigned.discard(partition)
         self._stop_leader(partition)
 
-    def _after_batch(self, partition: int, actions: list[Action], announce: bool) -> None:
+    async def wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
+        """Wait until this process applied ``offset`` of ``partition``; False on timeout
+        (the partition may be consumed by another engine process)."""
+        if self._applied.get(partition, -1) >= offset:
+            return True
+        future: asyncio.Future[None] = self._loop.create_future()
+        waiters = self._applied_waiters.setdefault(partition, [])
+        entry = (offset, future)
+        waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if entry in waiters:
+                waiters.remove(entry)
+
+    def _wake_applied(self, partition: int, last: int) -> None:
+        self._applied[partition] = max(last, self._applied.get(partition, -1))
+        for offset, future in self._applied_waiters.get(partition, ()):
+            if offset <= last and not future.done():
+                future.set_result(None)
+
+    def _after_batch(self, partition: int, actions: list[Action], announce: bool, last: int) -> None:
+        self._wake_applied(partition, last)
         for action in actions:
             if isinstance(action, BecameLeader):
                 self._on_became_leader(action)

@@ -21,6 +21,7 @@ from engine.storage import (
     journal,
     locks,
     outbox,
+    promises,
     state,
     timers,
 )
@@ -31,6 +32,7 @@ from engine.storage.invocation_status import InvocationStatusTable
 from engine.storage.journal import JournalTable
 from engine.storage.locks import LocksTable
 from engine.storage.outbox import OutboxTable
+from engine.storage.promises import PromisesTable
 from engine.storage.state import StateTable
 from engine.storage.timers import TimersTable
 
@@ -51,6 +53,7 @@ class TableHandles:
     timers: lmdb._Database
     outbox: lmdb._Database
     dedup: lmdb._Database
+    promises: lmdb._Database
 
     @classmethod
     def open(cls, env: lmdb.Environment) -> TableHandles:
@@ -66,6 +69,7 @@ class TableHandles:
             timers=env.open_db(timers.DB_NAME),
             outbox=env.open_db(outbox.DB_NAME),
             dedup=env.open_db(dedup.DB_NAME),
+            promises=env.open_db(promises.DB_NAME),
         )
 
     def all(self) -> dict[str, lmdb._Database]:
@@ -100,3 +104,4 @@ class PartitionTables:
         self.timers = TimersTable(txn, handles.timers, partition)
         self.outbox = OutboxTable(txn, handles.outbox, partition)
         self.dedup = DedupTable(txn, handles.dedup, partition)
+        self.promises = PromisesTable(txn, handles.promises, partition)

@@ -12,10 +12,15 @@ An ``Invoke`` for an id the partition already knows creates nothing: ingress ret
 re-sent outbox records and idempotency-key requests (whose ids are derived from the
 key) all land here. If it brings a response sink the invocation does not have yet,
 the sink is attached, so a retried request or a second caller with the same
-idempotency key gets the same result; a completed invocation answers it at once.
+idempotency key gets the same result; a completed invocation answers it at once. A
+workflow's ``run`` is the exception: its id is derived from the workflow key, and a
+second submission gets 409 "the workflow method was already invoked", as on
+restate-server (attach through ``/restate/workflow/{name}/{key}/attach`` instead).
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from engine.ids import InvocationId
 from engine.invoker.protocol import MessageType, pb
@@ -25,9 +30,19 @@ from engine.partition.state_machine.journal_ops import append_command
 from engine.partition.state_machine.responses import answer_sinks
 from engine.storage.invocation_status import InvocationStatus, ResponseSinkEntry, StatusKind
 from engine.storage.journal import JournalEntry
-from engine.wal.records import HandlerKind, InvocationTarget, Invoke, TimerKey, TimerKind
+from engine.wal.records import (
+    Failure,
+    HandlerKind,
+    InvocationTarget,
+    Invoke,
+    TimerKey,
+    TimerKind,
+)
 
-__all__ = ["admit", "attach_sink", "needs_lock", "on_invoke", "start"]
+__all__ = ["WORKFLOW_ALREADY_INVOKED", "admit", "attach_sink", "needs_lock", "on_invoke", "start"]
+
+WORKFLOW_ALREADY_INVOKED: Final = Failure(409, "the workflow method was already invoked")
+"""What a second submission of a workflow's ``run`` gets (restate-server's answer)."""
 
 
 def needs_lock(target: InvocationTarget) -> bool:
@@ -40,10 +55,13 @@ def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
     invocation_id = record.invocation_id
     existing = ctx.tables.status.get(invocation_id)
     if existing is not None:
-        if record.response_sink is not None:
-            attach_sink(ctx, invocation_id, existing, record.response_sink)
-        else:
+        if record.response_sink is None:
             ctx.log_for(invocation_id).debug("invocation exists already; Invoke ignored")
+        elif existing.target.handler_kind is HandlerKind.WORKFLOW:
+            # A workflow runs once per id: a second submission is refused, running or not.
+            answer_sinks(ctx, invocation_id, (record.response_sink,), WORKFLOW_ALREADY_INVOKED)
+        else:
+            attach_sink(ctx, invocation_id, existing, record.response_sink)
         return
     status = InvocationStatus(
         kind=StatusKind.SCHEDULED,

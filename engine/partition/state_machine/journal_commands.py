@@ -19,10 +19,12 @@ Sleep                       a SLEEP timer at ``wake_up_time`` for its completion
 Call / OneWayCall           an ``Invoke`` for the callee into the outbox, and the callee's
                             invocation id journaled as a notification
 Output                      remembered as the invocation's result until it ends
+CompleteAwakeable,          a ``Notify`` of the target's signal (:mod:`.signals`)
+SendSignal
+Get/Peek/CompletePromise    the workflow's durable promise (:mod:`.promises`)
 Input, GetEager*, Run,      nothing (a run's result arrives as a ``Notify``)
 custom entries
-promises, signals,          journaled only, for now (durable core II)
-awakeables, attach, output
+attach, get output          journaled only, for now (durable core II)
 ==========================  ===============================================================
 
 The callee of a call gets a deterministic id, so a caller replayed from the log on
@@ -43,11 +45,9 @@ from engine.invoker.protocol import MessageType, is_command, is_custom, message_
 from engine.invoker.protocol import is_notification as is_notification_type
 from engine.partition.actions import RegisterTimer
 from engine.partition.state_machine.context import ApplyContext
-from engine.partition.state_machine.journal_ops import (
-    append_command,
-    append_notification,
-    notification_arrived,
-)
+from engine.partition.state_machine.journal_ops import append_command, complete_now
+from engine.partition.state_machine.promises import complete_promise, get_promise, peek_promise
+from engine.partition.state_machine.signals import complete_awakeable, send_signal
 from engine.partition.state_machine.responses import send_outbox
 from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.storage.journal import JournalEntry
@@ -206,20 +206,6 @@ def _clear_all_state(
     return status
 
 
-def _complete_now(
-    ctx: ApplyContext,
-    iid: InvocationId,
-    status: InvocationStatus,
-    completion_id: int,
-    result: NotificationResult,
-) -> InvocationStatus:
-    notification_id = CompletionId(completion_id)
-    status, index = append_notification(ctx, iid, status, notification_id, result)
-    if index is not None:
-        status = notification_arrived(ctx, iid, status, notification_id, index)
-    return status
-
-
 def _get_lazy_state(
     ctx: ApplyContext,
     iid: InvocationId,
@@ -231,7 +217,7 @@ def _get_lazy_state(
     key = _object_key(ctx, iid, status)
     value = None if key is None else ctx.tables.state.get(status.target.service, key, message.key)
     result: NotificationResult = Void() if value is None else Value(value)
-    return _complete_now(ctx, iid, status, message.result_completion_id, result)
+    return complete_now(ctx, iid, status, message.result_completion_id, result)
 
 
 def _get_lazy_state_keys(
@@ -244,7 +230,7 @@ def _get_lazy_state_keys(
     message = pb.GetLazyStateKeysCommandMessage.FromString(record.message)
     key = _object_key(ctx, iid, status)
     keys = () if key is None else tuple(ctx.tables.state.keys(status.target.service, key))
-    return _complete_now(ctx, iid, status, message.result_completion_id, StateKeys(keys))
+    return complete_now(ctx, iid, status, message.result_completion_id, StateKeys(keys))
 
 
 # --- timers, calls, output ---------------------------------------------------------------
@@ -358,7 +344,7 @@ def _send(
     ctx.log_for(caller).debug(
         "call sent", callee=str(callee), service=target.service, handler=target.handler
     )
-    return _complete_now(
+    return complete_now(
         ctx, caller, status, message.invocation_id_notification_idx, InvocationIdResult(callee)
     )
 
@@ -392,4 +378,9 @@ _INTERPRETERS: Final[dict[int, _Interpreter]] = {
     MessageType.CALL_COMMAND: _call,
     MessageType.ONE_WAY_CALL_COMMAND: _one_way_call,
     MessageType.OUTPUT_COMMAND: _output,
+    MessageType.COMPLETE_AWAKEABLE_COMMAND: complete_awakeable,
+    MessageType.SEND_SIGNAL_COMMAND: send_signal,
+    MessageType.GET_PROMISE_COMMAND: get_promise,
+    MessageType.PEEK_PROMISE_COMMAND: peek_promise,
+    MessageType.COMPLETE_PROMISE_COMMAND: complete_promise,
 }

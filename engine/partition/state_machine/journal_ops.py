@@ -13,12 +13,19 @@ from engine.partition.actions import ForwardNotification, InvokeAction
 from engine.partition.state_machine.context import ApplyContext
 from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.storage.journal import JournalEntry
-from engine.wal.records import NotificationId, NotificationResult, Notify, SignalIndex
+from engine.wal.records import (
+    CompletionId,
+    NotificationId,
+    NotificationResult,
+    Notify,
+    SignalIndex,
+)
 
 __all__ = [
     "CANCEL_SIGNAL",
     "append_command",
     "append_notification",
+    "complete_now",
     "notification_arrived",
     "resume",
 ]
@@ -121,4 +128,19 @@ def notification_arrived(
             return resume(ctx, invocation_id, status)
     elif status.kind is StatusKind.INVOKED:
         ctx.emit(ForwardNotification(invocation_id, entry_index, notification_id))
+    return status
+
+
+def complete_now(
+    ctx: ApplyContext,
+    invocation_id: InvocationId,
+    status: InvocationStatus,
+    completion_id: int,
+    result: NotificationResult,
+) -> InvocationStatus:
+    """Answer a command of the invocation being applied right away (same transaction)."""
+    notification_id = CompletionId(completion_id)
+    status, index = append_notification(ctx, invocation_id, status, notification_id, result)
+    if index is not None:
+        status = notification_arrived(ctx, invocation_id, status, notification_id, index)
     return status

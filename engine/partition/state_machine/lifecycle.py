@@ -18,6 +18,7 @@ from engine.storage.invocation_status import InvocationStatus, LastFailure, Stat
 from engine.wal.records import (
     DeploymentPinned,
     Failure,
+    HandlerKind,
     InvocationEnded,
     InvocationFailedAttempt,
     InvocationSuspended,
@@ -145,8 +146,7 @@ def on_cleanup_due(ctx: ApplyContext, invocation_id: InvocationId, timer: TimerK
     ):
         ctx.log_for(invocation_id).debug("stale cleanup timer ignored")
         return
-    ctx.tables.status.delete(invocation_id)
-    ctx.tables.journal.delete_all(invocation_id)
+    _forget(ctx, invocation_id, status)
 
 
 def on_purge(ctx: ApplyContext, record: PurgeInvocation) -> None:
@@ -157,8 +157,21 @@ def on_purge(ctx: ApplyContext, record: PurgeInvocation) -> None:
             "purge of an invocation that is not completed; ignored"
         )
         return
-    ctx.tables.status.delete(record.invocation_id)
-    ctx.tables.journal.delete_all(record.invocation_id)
+    _forget(ctx, record.invocation_id, status)
+
+
+def _forget(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> None:
+    """Delete a completed invocation; a workflow run takes its instance's state and
+    promises with it (they live as long as the run's retention, as on restate-server)."""
+    ctx.tables.status.delete(invocation_id)
+    ctx.tables.journal.delete_all(invocation_id)
+    target = status.target
+    if target.handler_kind is HandlerKind.WORKFLOW and target.key is not None:
+        states = ctx.tables.state.clear_all(target.service, target.key)
+        promises = ctx.tables.promises.clear_all(target.service, target.key)
+        ctx.log_for(invocation_id).debug(
+            "workflow instance forgotten", state_keys=states, promises=promises
+        )
 
 
 def release_lock(ctx: ApplyContext, invocation_id: InvocationId, target: InvocationTarget) -> None:

@@ -1,0 +1,68 @@
+"""What every ingress route shares: the process dependencies and restate-server's
+response shapes for results and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from engine.ids import InvocationId
+from engine.ingress.pending import PendingResponses
+from engine.ingress.routing import Resolver, ServiceKindLookup
+from engine.storage.invocation_status import InvocationStatus
+from engine.wal.appender import WalAppender
+from engine.wal.records import Failure, OutputResult, Value
+
+__all__ = ["AppliedWaiter", "DEPS", "IngressDeps", "StatusLookup", "error_response", "result_response"]
+
+StatusLookup = Callable[[InvocationId], InvocationStatus | None]
+"""The invocation's status as this process's partition tables have it."""
+
+AppliedWaiter = Callable[[int, int, float], Awaitable[bool]]
+"""``(partition, offset, timeout)``: waits until this process applied that offset."""
+
+
+@dataclass
+class IngressDeps:
+    """What the ingress needs from the rest of the process."""
+
+    node_name: str
+    appender: WalAppender
+    pending: PendingResponses
+    resolve: Resolver
+    service_kind: ServiceKindLookup
+    service_names: Callable[[], list[str]]
+    read_status: StatusLookup
+    wait_applied: AppliedWaiter
+    max_body_bytes: int = 10 * 1024 * 1024
+
+
+DEPS = web.AppKey("deps", IngressDeps)
+"""Where the routes find the :class:`IngressDeps` on the application."""
+
+
+def error_response(
+    status: int, message: str, source: str = "ingress", invocation_id: str | None = None
+) -> web.Response:
+    """restate-server's error shape: ``{"code", "message", "source"}`` and a source header."""
+    headers = {"x-restate-error-source": source}
+    if invocation_id:
+        headers["x-restate-id"] = invocation_id
+    return web.json_response(
+        {"code": status, "message": message, "source": source}, status=status, headers=headers
+    )
+
+
+def result_response(result: OutputResult, invocation_id: InvocationId, content_type: str) -> web.Response:
+    """An invocation's result as restate-server sends it: the value, or the error JSON."""
+    if isinstance(result, Value):
+        return web.Response(
+            body=result.content,
+            status=200,
+            headers={"content-type": content_type, "x-restate-id": str(invocation_id)},
+        )
+    assert isinstance(result, Failure)
+    status = result.code if 400 <= result.code <= 599 else 500
+    return error_response(status, result.message, source="invocation", invocation_id=str(invocation_id))
