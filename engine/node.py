@@ -87,7 +87,10 @@ class EngineNode:
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
             await self._serve("ingress", create_ingress_app(ingress), cfg.ingress_address)
-            admin_app = create_admin_app(ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata)
+            admin_app = create_admin_app(
+                ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
+                appender=self._appender, processors=self._processors, kafka=cfg.kafka,
+            )
             await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
                 "engine ready",

@@ -1,36 +1,51 @@
 """The Restate-compatible admin HTTP API (default :9070): wiring of the routes into one app.
 
 Resources live in their own modules (:mod:`engine.admin.deployments`,
-:mod:`engine.admin.services`); errors and their JSON shape in :mod:`engine.admin.errors`.
+:mod:`engine.admin.services`, :mod:`engine.admin.invocations`,
+:mod:`engine.admin.object_state`); errors and their JSON shape in :mod:`engine.admin.errors`.
 Every route is served unversioned and under ``/v2`` and ``/v3``
 (:mod:`engine.admin.versions`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 
 from aiohttp import web
 
-from engine.admin import deployments, services
+from engine.admin import deployments, invocations, object_state, services
 from engine.admin.errors import error_middleware
-from engine.admin.state import DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT
+from engine.admin.partitions import LocalPartitions, PartitionAccess
+from engine.admin.state import DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS
 from engine.admin.versions import MAX_ADMIN_API_VERSION, MIN_ADMIN_API_VERSION, VERSION_PREFIXES
+from engine.admin.watermarks import WalWatermarks
+from engine.config import KafkaConfig
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.store import MetadataStore
 from engine.version import __version__
+from engine.wal.appender import WalAppender
 
 __all__ = ["MAX_ADMIN_API_VERSION", "MIN_ADMIN_API_VERSION", "create_admin_app"]
 
 
 def create_admin_app(
-    *, ingress_url: str, metadata: MetadataStore, discovery: DiscoveryClient | None = None
+    *,
+    ingress_url: str,
+    metadata: MetadataStore,
+    discovery: DiscoveryClient | None = None,
+    appender: WalAppender | None = None,
+    processors: LocalPartitions | None = None,
+    kafka: KafkaConfig | None = None,
 ) -> web.Application:
     """The admin application.
 
     ``ingress_url`` is advertised by ``GET /version``; ``metadata`` is the running store
     the API reads and writes; ``discovery`` defaults to a client with the default timeout
-    and is closed with the app.
+    and is closed with the app. ``appender`` and ``processors`` (the process's partition
+    processors) enable invocation and state management; without both, those routes
+    answer 503. ``kafka`` lets lookups check the WAL's end before answering "not found"
+    (:mod:`engine.admin.watermarks`).
     """
     app = web.Application(middlewares=[error_middleware])
     app[INGRESS_URL] = ingress_url
@@ -38,18 +53,26 @@ def create_admin_app(
     app[DISCOVERY] = discovery or DiscoveryClient()
     # The reference document of the API we follow, shipped as package data.
     app[OPENAPI_DOCUMENT] = resources.files("engine.admin").joinpath("openapi.json").read_bytes()
-    app.on_cleanup.append(_close_discovery)
+    if appender is not None and processors is not None:
+        watermarks = None if kafka is None else WalWatermarks(kafka)
+        app[PARTITIONS] = PartitionAccess(appender, processors, watermarks)
+    app.on_cleanup.append(_close_clients)
     for prefix in VERSION_PREFIXES:
         app.router.add_get(f"{prefix}/health", _health)
         app.router.add_get(f"{prefix}/version", _version)
         app.router.add_get(f"{prefix}/openapi", _openapi)
         deployments.add_routes(app.router, prefix)
         services.add_routes(app.router, prefix)
+        object_state.add_routes(app.router, prefix)
+        invocations.add_routes(app.router, prefix)
     return app
 
 
-async def _close_discovery(app: web.Application) -> None:
+async def _close_clients(app: web.Application) -> None:
     await app[DISCOVERY].close()
+    access = app.get(PARTITIONS)
+    if access is not None and access.watermarks is not None:
+        await asyncio.to_thread(access.watermarks.close)
 
 
 async def _health(request: web.Request) -> web.Response:

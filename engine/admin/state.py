@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from engine.admin.errors import AdminError
+from engine.admin.partitions import PartitionAccess
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.store import MetadataStore
 
-__all__ = ["DISCOVERY", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT"]
+__all__ = ["DISCOVERY", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT", "PARTITIONS", "access_of"]
 
 METADATA = web.AppKey("metadata", MetadataStore)
 """The process's metadata store (deployments, services)."""
@@ -17,3 +19,15 @@ INGRESS_URL = web.AppKey("ingress_url", str)
 """Advertised by ``GET /version``."""
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
 """The admin API's OpenAPI document, served by ``GET /openapi``."""
+PARTITIONS = web.AppKey("partitions", PartitionAccess)
+"""WAL appender and local partition tables; absent when the app runs without partitions."""
+
+
+def access_of(request: web.Request) -> PartitionAccess:
+    """The app's :data:`PARTITIONS`, or a 503 when this admin app runs without partitions."""
+    access = request.app.get(PARTITIONS)
+    if access is None:
+        raise AdminError(
+            503, "invocation and state management is not available: this admin API runs without WAL partitions"
+        )
+    return access

@@ -54,6 +54,8 @@ _NOT_READY = frozenset(
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
+        # librdkafka's local view of a topic created a moment ago may lag the broker's.
+        KafkaError._UNKNOWN_PARTITION,
         KafkaError._TIMED_OUT,
         KafkaError._TRANSPORT,
     )

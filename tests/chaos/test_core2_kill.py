@@ -19,7 +19,7 @@ import pytest
 
 from tests.engine.test_core2 import CORE2_APP, get, post
 from tests.engine.test_invocations import register
-from tests.engine.test_semantics import System
+from tests.fixtures.systems import System
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.ports import wait_until
 from tests.fixtures.service_endpoint import ServiceEndpoints

@@ -11,15 +11,18 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from tests.engine.test_invocations import call
-from tests.engine.test_semantics import System, new_key
+from tests.engine.test_semantics import new_key
+from tests.fixtures.engine import EngineProcess
+from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.ports import wait_until
 from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
+from tests.fixtures.systems import SYSTEMS, System, module_engine, system_under_test
 
 CORE2_APP = "tests.fixtures.official_sdk_core2:app"
 
@@ -29,16 +32,14 @@ def core2_endpoint(service_endpoints: ServiceEndpoints) -> ServiceEndpoint:
     return service_endpoints.get(CORE2_APP)
 
 
-@pytest.fixture(scope="module", params=["logstrate", "restate-server"])
+@pytest.fixture(scope="module")
+def our_engine(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    yield from module_engine(kafka, tmp_path_factory, "core2")
+
+
+@pytest.fixture(scope="module", params=SYSTEMS)
 def system(request: pytest.FixtureRequest, core2_endpoint: ServiceEndpoint) -> System:
-    # The semantics module's engine fixture is reused: one engine process per module.
-    server = request.getfixturevalue("our_engine" if request.param == "logstrate" else "restate_server")
-    status, body, _ = call(f"{server.admin_url}/deployments", {"uri": core2_endpoint.url, "use_http_11": True})
-    assert status in (200, 201), body
-    return System(request.param, server.admin_url, server.ingress_url)
-
-
-from tests.engine.test_semantics import our_engine  # noqa: E402,F401 - shared module fixture
+    return system_under_test(request, core2_endpoint.url)
 
 
 def get(system: System, path: str) -> tuple[int, Any, dict[str, str]]:

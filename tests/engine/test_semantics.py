@@ -12,37 +12,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from tests.engine.test_invocations import call
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.ports import wait_until
-from tests.fixtures.restate_server import RestateServer
 from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
+from tests.fixtures.systems import SYSTEMS, System, module_engine, system_under_test
 
 SEMANTICS_APP = "tests.fixtures.official_sdk_semantics:app"
-
-
-@dataclass(frozen=True)
-class System:
-    """Where to send admin and ingress requests of one system under test."""
-
-    name: str
-    admin_url: str
-    ingress_url: str
-
-    def invoke(self, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
-        status, payload, _ = call(f"{self.ingress_url}{path}", body, **kwargs)
-        return status, payload
-
-    def ok(self, path: str, body: Any = None) -> Any:
-        status, payload = self.invoke(path, body)
-        assert status == 200, f"{self.name} {path}: {status} {payload}"
-        return payload
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +31,12 @@ def semantics_endpoint(service_endpoints: ServiceEndpoints) -> ServiceEndpoint:
 
 @pytest.fixture(scope="module")
 def our_engine(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    engine = EngineProcess(
-        bootstrap_servers=kafka.bootstrap_servers,
-        topic_prefix=f"t-semantics-{uuid.uuid4().hex[:8]}",
-        data_dir=tmp_path_factory.mktemp("semantics") / "engine",
-        partitions=4,
-    )
-    engine.start_and_wait()
-    yield engine
-    engine.kill()
+    yield from module_engine(kafka, tmp_path_factory, "semantics")
 
 
-@pytest.fixture(scope="module", params=["logstrate", "restate-server"])
-def system(
-    request: pytest.FixtureRequest, semantics_endpoint: ServiceEndpoint
-) -> System:
-    if request.param == "logstrate":
-        server: EngineProcess | RestateServer = request.getfixturevalue("our_engine")
-    else:
-        server = request.getfixturevalue("restate_server")
-    status, body, _ = call(
-        f"{server.admin_url}/deployments", {"uri": semantics_endpoint.url, "use_http_11": True}
-    )
-    assert status in (200, 201), body
-    return System(request.param, server.admin_url, server.ingress_url)
+@pytest.fixture(scope="module", params=SYSTEMS)
+def system(request: pytest.FixtureRequest, semantics_endpoint: ServiceEndpoint) -> System:
+    return system_under_test(request, semantics_endpoint.url)
 
 
 def new_key(prefix: str) -> str:

@@ -1,0 +1,254 @@
+"""``/invocations``: cancel, kill, purge (Restate's admin API), status, journal and listing.
+
+Management calls (``PATCH /invocations/{id}/cancel|kill|purge`` and the deprecated
+``DELETE /invocations/{id}?mode=``) append ``CancelInvocation`` / ``KillInvocation`` /
+``PurgeInvocation`` to the invocation's WAL partition and answer once the record is
+durable. When this process leads that partition it first reads the invocation's status
+(404 unknown, after making sure every record the partition held at that moment is
+applied; 409 nothing to do: kill/cancel of a completed invocation, purge of one
+that is not completed, as restate-server answers) and, after the append, waits (up to
+:data:`~engine.admin.partitions.APPLY_WAIT_S`) until the record is applied, so a
+``GET`` right after the answer sees the effect. Status codes: kill and purge 200 once
+applied, cancel 200 when the invocation is completed by it (it had not started yet)
+and 202 when the handler still has to react to the cancellation; 202 when the record
+could not be seen applied (another process leads the partition); ``DELETE`` always 202.
+
+``GET /invocations/{id}`` and ``GET /invocations?service=&handler=&status=&key=&limit=``
+are logstrate additions (restate-server answers these with SQL on ``/query``); their
+shapes are in :mod:`engine.admin.invocation_render`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from engine.admin.errors import AdminError
+from engine.admin.invocation_render import invocation_json, journal_json
+from engine.admin.partitions import parse_invocation_id
+from engine.admin.state import access_of
+from engine.ids import InvocationId
+from engine.logs import get_logger
+from engine.storage.invocation_status import InvocationStatus, StatusKind
+from engine.storage.tables import PartitionTables
+from engine.wal.records import CancelInvocation, KillInvocation, PurgeInvocation, Record
+
+__all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "add_routes"]
+
+log = get_logger(__name__)
+
+DEFAULT_LIST_LIMIT: Final = 100
+MAX_LIST_LIMIT: Final = 10_000
+
+_ALREADY_COMPLETED: Final = (
+    "The invocation {id} was already completed, so it cannot be cancelled nor killed. "
+    "You can instead purge the invocation, in order for restate to forget it."
+)
+_NOT_COMPLETED: Final = (
+    "The invocation {id} is not yet completed (status: {status}). An invocation can be purged "
+    "only when completed; cancel or kill it first."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    """One management operation: its record, and what it refuses to act on."""
+
+    name: str
+    record: Callable[[InvocationId], Record]
+    refuses: Callable[[InvocationStatus], str | None]
+    """A 409 message template for a status the operation cannot act on, else ``None``."""
+
+
+def _refuse_completed(status: InvocationStatus) -> str | None:
+    return _ALREADY_COMPLETED if status.kind is StatusKind.COMPLETED else None
+
+
+def _refuse_not_completed(status: InvocationStatus) -> str | None:
+    return None if status.kind is StatusKind.COMPLETED else _NOT_COMPLETED
+
+
+_OPERATIONS: Final = {
+    "cancel": _Operation("cancel", CancelInvocation, _refuse_completed),
+    "kill": _Operation("kill", KillInvocation, _refuse_completed),
+    "purge": _Operation("purge", PurgeInvocation, _refuse_not_completed),
+}
+
+
+def add_routes(router: web.UrlDispatcher, prefix: str = "") -> None:
+    """Register the invocation routes under ``prefix``."""
+    router.add_get(f"{prefix}/invocations", list_invocations)
+    router.add_get(f"{prefix}/invocations/{{invocation_id}}", get_invocation)
+    router.add_delete(f"{prefix}/invocations/{{invocation_id}}", delete_invocation)
+    for name in _OPERATIONS:
+        router.add_patch(f"{prefix}/invocations/{{invocation_id}}/{name}", _patch_handler(name))
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    applied: bool
+    status: InvocationStatus | None
+    """The status after the record was applied (``None``: purged, unknown, or not local)."""
+
+
+async def _manage(request: web.Request, operation: _Operation) -> _Outcome:
+    access = access_of(request)
+    invocation_id = parse_invocation_id(request.match_info["invocation_id"])
+    partition = access.partition_of(invocation_id)
+    local = access.is_local(partition)
+    if local:
+        status = access.read_any(partition, lambda t: t.status.get(invocation_id))
+        if status is None and await access.catch_up(partition):
+            status = access.read_any(partition, lambda t: t.status.get(invocation_id))
+        if status is None:
+            raise AdminError(404, f"invocation {invocation_id} not found (never created, or purged after it completed)")
+        refusal = operation.refuses(status)
+        if refusal is not None:
+            raise AdminError(409, refusal.format(id=invocation_id, status=status.kind.value))
+    offset = await access.append(partition, operation.record(invocation_id))
+    applied = local and await access.wait_applied(partition, offset)
+    after = access.read_any(partition, lambda t: t.status.get(invocation_id)) if applied else None
+    log.info(
+        "invocation management requested", operation=operation.name, invocation_id=str(invocation_id),
+        partition=partition,
+        offset=offset, applied=applied, local=local,
+    )
+    return _Outcome(applied, after)
+
+
+def _patch_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    operation = _OPERATIONS[name]
+
+    async def handle(request: web.Request) -> web.Response:
+        outcome = await _manage(request, operation)
+        if not outcome.applied:
+            return web.Response(status=202)
+        if name == "cancel" and (outcome.status is None or outcome.status.kind is not StatusKind.COMPLETED):
+            return web.Response(status=202)  # the handler sees the cancellation and finishes on its own
+        return web.Response(status=200)
+
+    handle.__name__ = f"{name}_invocation"
+    handle.__doc__ = f"``PATCH /invocations/{{id}}/{name}`` (see the module docstring)."
+    return handle
+
+
+async def delete_invocation(request: web.Request) -> web.Response:
+    """Deprecated ``DELETE /invocations/{id}?mode=cancel|kill|purge`` (default cancel): 202."""
+    mode = request.query.get("mode", "cancel").lower()
+    operation = _OPERATIONS.get(mode)
+    if operation is None:
+        raise AdminError(400, f"unknown mode {request.query['mode']!r}; use one of Cancel, Kill, Purge")
+    await _manage(request, operation)
+    return web.Response(status=202)
+
+
+async def get_invocation(request: web.Request) -> web.Response:
+    """Status and journal of one invocation (``?journal=false`` leaves the journal out)."""
+    access = access_of(request)
+    invocation_id = parse_invocation_id(request.match_info["invocation_id"])
+    with_journal = _query_bool(request, "journal", True)
+    partition = access.partition_of(invocation_id)
+
+    def read(tables: PartitionTables) -> dict[str, Any] | None:
+        status = tables.status.get(invocation_id)
+        if status is None:
+            return None
+        out = invocation_json(invocation_id, status)
+        if with_journal:
+            out["journal"] = journal_json(tables.journal.entries(invocation_id))
+        return out
+
+    body = access.read(partition, read, f"invocation {invocation_id}")
+    if body is None and await access.catch_up(partition):
+        body = access.read(partition, read, f"invocation {invocation_id}")
+    if body is None:
+        raise AdminError(404, f"invocation {invocation_id} not found (never created, or purged after it completed)")
+    return web.json_response(body)
+
+
+async def list_invocations(request: web.Request) -> web.Response:
+    """Invocations of the partitions this process leads, newest first, with filters.
+
+    ``service``, ``handler``, ``key`` match exactly; ``status`` is one of scheduled,
+    inboxed, invoked, suspended, completed; ``limit`` defaults to 100.
+    """
+    access = access_of(request)
+    service = request.query.get("service")
+    handler = request.query.get("handler")
+    key = request.query.get("key")
+    kind = _query_status(request)
+    limit = _query_limit(request)
+    wanted = list(range(access.partition_count))
+    if key is not None:
+        # The key alone places an object or workflow instance (see engine.wal.partitioning).
+        wanted = [access.partition_of_object(service or "", key)]
+    local = [p for p in wanted if access.is_local(p)]
+    not_local = [p for p in wanted if not access.is_local(p)]
+
+    def matches(status: InvocationStatus) -> bool:
+        target = status.target
+        return (
+            (service is None or target.service == service)
+            and (handler is None or target.handler == handler)
+            and (key is None or target.key == key)
+        )
+
+    def scan() -> tuple[list[dict[str, Any]], bool]:
+        found: list[tuple[int, str, InvocationId, InvocationStatus]] = []
+        for partition in local:
+            rows = access.read_any(
+                partition,
+                lambda t: [(i, s) for i, s in t.status.scan(kind) if matches(s)],
+            )
+            found.extend((s.created_at_ms, str(i), i, s) for i, s in rows)
+        newest = heapq.nlargest(limit + 1, found, key=lambda row: (row[0], row[1]))
+        return [invocation_json(i, s) for _, _, i, s in newest[:limit]], len(newest) > limit
+
+    invocations, truncated = await asyncio.to_thread(scan)
+    body: dict[str, Any] = {"invocations": invocations, "truncated": truncated, "not_local_partitions": not_local}
+    if not_local:
+        body["note"] = (
+            f"WAL partitions {not_local} are not led by this engine process, so their invocations are not "
+            "listed (forwarding between engine processes is not implemented yet)"
+        )
+    return web.json_response(body)
+
+
+def _query_bool(request: web.Request, name: str, default: bool) -> bool:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise AdminError(400, f"the query parameter {name!r} must be true or false, got {text!r}")
+
+
+def _query_status(request: web.Request) -> StatusKind | None:
+    text = request.query.get("status")
+    if text is None:
+        return None
+    try:
+        return StatusKind(text.lower())
+    except ValueError:
+        options = ", ".join(k.value for k in StatusKind)
+        raise AdminError(400, f"unknown invocation status {text!r}; use one of {options}") from None
+
+
+def _query_limit(request: web.Request) -> int:
+    text = request.query.get("limit")
+    if text is None:
+        return DEFAULT_LIST_LIMIT
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise AdminError(400, f"the query parameter 'limit' must be an integer from 1 to {MAX_LIST_LIMIT}, got {text!r}")
+    return limit
