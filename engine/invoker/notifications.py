@@ -47,6 +47,7 @@ __all__ = [
     "completion_types",
     "decode_notification",
     "encode_notification",
+    "failure_of",
     "journal_completion_types",
     "notification_entry",
 ]
@@ -286,6 +287,15 @@ def _id_of(message_type: int, template: pb.NotificationTemplate) -> Notification
     return CompletionId(template.completion_id)
 
 
+def failure_of(failure: pb.Failure) -> Failure:
+    """The WAL form of a protocol ``Failure`` (code, message and metadata)."""
+    return Failure(
+        failure.code,
+        failure.message,
+        tuple(FailureMetadata(m.key, m.value) for m in failure.metadata),
+    )
+
+
 def _result_of(message_type: int, template: pb.NotificationTemplate) -> NotificationResult:
     which = template.WhichOneof("result")
     if which == "void":
@@ -293,12 +303,7 @@ def _result_of(message_type: int, template: pb.NotificationTemplate) -> Notifica
     if which == "value":
         return Value(template.value.content)
     if which == "failure":
-        failure = template.failure
-        return Failure(
-            failure.code,
-            failure.message,
-            tuple(FailureMetadata(m.key, m.value) for m in failure.metadata),
-        )
+        return failure_of(template.failure)
     if which == "invocation_id":
         try:
             return InvocationIdResult(InvocationId.parse(template.invocation_id))

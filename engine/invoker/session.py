@@ -56,6 +56,7 @@ from google.protobuf.message import DecodeError
 from yarl import URL
 
 from engine.invoker.awaiting import awaited_notifications
+from engine.invoker.notifications import failure_of
 from engine.invoker.protocol import (
     Frame,
     FrameDecoder,
@@ -81,7 +82,6 @@ from engine.wal.records import (
     CallTarget,
     CompletionId,
     Failure,
-    FailureMetadata,
     InvocationEnded,
     InvocationSuspended,
     InvokerEffect,
@@ -89,7 +89,6 @@ from engine.wal.records import (
     NotificationId,
     Notify,
     OutputResult,
-    Record,
     Value,
 )
 
@@ -426,7 +425,7 @@ class _Attempt:
         if which == "value":
             result = Value(message.value)
         elif which == "failure":
-            result = _failure(message.failure)
+            result = failure_of(message.failure)
         else:
             raise self._protocol(
                 f"run proposal for completion {message.result_completion_id} has no result"
@@ -537,18 +536,10 @@ class _Attempt:
         return _AttemptFailed(AttemptFailure(kind=kind, code=TIMED_OUT, message=message))
 
 
-def _failure(failure: pb.Failure) -> Failure:
-    return Failure(
-        code=failure.code,
-        message=failure.message,
-        metadata=tuple(FailureMetadata(m.key, m.value) for m in failure.metadata),
-    )
-
-
 def _output_result(message: pb.OutputCommandMessage) -> OutputResult | None:
     which = message.WhichOneof("result")
     if which == "value":
         return Value(message.value.content)
     if which == "failure":
-        return _failure(message.failure)
+        return failure_of(message.failure)
     return None

@@ -18,7 +18,7 @@ import pytest
 
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.ports import wait_until
-from tests.fixtures.service_endpoint import GREETER_APP, ServiceEndpoint, ServiceEndpoints
+from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
 
 FEATURES_APP = "tests.fixtures.official_sdk_features:app"
 STEPS_APP = "tests.fixtures.durable_steps:app"

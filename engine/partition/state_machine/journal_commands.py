@@ -41,6 +41,7 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from engine.ids import InvocationId, InvocationUuid
+from engine.invoker.notifications import failure_of
 from engine.invoker.protocol import MessageType, is_command, is_custom, message_name, pb
 from engine.invoker.protocol import is_notification as is_notification_type
 from engine.partition.actions import RegisterTimer
@@ -54,9 +55,6 @@ from engine.storage.journal import JournalEntry
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import (
     CallTarget,
-    CompletionId,
-    Failure,
-    FailureMetadata,
     HandlerKind,
     Header,
     InvocationIdResult,
@@ -361,9 +359,7 @@ def _output(
     if which == "value":
         return status.touched(ctx.now_ms, result=Value(message.value.content))
     if which == "failure":
-        failure = message.failure
-        metadata = tuple(FailureMetadata(m.key, m.value) for m in failure.metadata)
-        return status.touched(ctx.now_ms, result=Failure(failure.code, failure.message, metadata))
+        return status.touched(ctx.now_ms, result=failure_of(message.failure))
     ctx.log_for(iid).warning("OutputCommand without a result")
     return status
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from engine.ids import InvocationId
+from engine.invoker.notifications import failure_of
 from engine.invoker.protocol import pb
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.journal_ops import complete_now
@@ -109,7 +110,7 @@ def complete_promise(
     if which == "completion_value":
         result = Value(message.completion_value.content)
     elif which == "completion_failure":
-        result = Failure(message.completion_failure.code, message.completion_failure.message)
+        result = failure_of(message.completion_failure)
     else:
         bad = Failure(400, "promise completion without a value or failure")
         return complete_now(ctx, iid, status, message.result_completion_id, bad)

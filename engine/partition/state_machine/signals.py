@@ -12,12 +12,12 @@ completion of the same signal is a duplicate notification and is ignored there.
 from __future__ import annotations
 
 from engine.ids import AwakeableId, AwakeableIdKind, IdParseError, InvocationId
+from engine.invoker.notifications import failure_of
 from engine.invoker.protocol import pb
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.responses import send_outbox
 from engine.storage.invocation_status import InvocationStatus
 from engine.wal.records import (
-    Failure,
     JournalAppend,
     NotificationResult,
     Notify,
@@ -53,7 +53,7 @@ def complete_awakeable(
     if which == "value":
         result = Value(message.value.content)
     elif which == "failure":
-        result = Failure(message.failure.code, message.failure.message)
+        result = failure_of(message.failure)
     else:
         log.warning("awakeable completion without a result; journaled without effect")
         return status
@@ -85,7 +85,7 @@ def send_signal(
     if which == "value":
         result = Value(message.value.content)
     elif which == "failure":
-        result = Failure(message.failure.code, message.failure.message)
+        result = failure_of(message.failure)
     else:
         result = Void()
     send_outbox(ctx, target.partition_key, Notify(target, signal, result))

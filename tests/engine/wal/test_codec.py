@@ -18,7 +18,7 @@ from engine.errors import EngineError
 from engine.ids import InvocationId
 from engine.wal import codec
 from engine.wal import records as r
-from engine.wal.schema import CURRENT_VERSION, ENVELOPE_V1, NAMESPACE, WRITER_SCHEMAS
+from engine.wal.schema import CURRENT_VERSION, NAMESPACE, WRITER_SCHEMAS
 from tests.engine.wal.strategies import RECORD_STRATEGIES, dedup_ids, epochs, records
 
 IID = InvocationId.parse("inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz")
