@@ -8,6 +8,9 @@ code and the differences measured are the engines' own.
 - ``Bench/ten_steps``: ten sequential ``ctx.run`` steps, each a trivial async function; in
   request/response mode every step is a durable journal entry and a round trip.
 - ``BenchCounter/{key}/add``: a virtual-object read-modify-write of one state entry.
+- ``BenchEvents/{key}/noop`` and ``/count``: Kafka-subscription sinks (``bench/subscriptions.py``):
+  ``noop`` does nothing except remember a ``{"done": true}`` marker event, ``count``
+  increments the key's ``count``; ``BenchEvents/{key}/progress`` reads both.
 
 Serve it with ``hypercorn bench.services:app``.
 """
@@ -50,4 +53,26 @@ async def add(ctx: restate.ObjectContext, delta: int) -> int:
     return value
 
 
-app = restate.app(services=[bench, bench_counter])
+bench_events = restate.VirtualObject("BenchEvents")
+
+
+@bench_events.handler()
+async def noop(ctx: restate.ObjectContext, event: dict[str, object]) -> None:
+    """Nothing per event; the one marker event per key after the measured ones is remembered."""
+    if event.get("done"):
+        ctx.set("done", True)
+
+
+@bench_events.handler()
+async def count(ctx: restate.ObjectContext, event: dict[str, object]) -> None:
+    """Count the event (a read-modify-write of one state entry)."""
+    ctx.set("count", (await ctx.get("count", type_hint=int) or 0) + 1)
+
+
+@bench_events.handler(kind="shared")
+async def progress(ctx: restate.ObjectSharedContext) -> dict[str, object]:
+    """What the bench polls: the marker flag and the count."""
+    return {"done": await ctx.get("done", type_hint=bool) or False, "count": await ctx.get("count", type_hint=int) or 0}
+
+
+app = restate.app(services=[bench, bench_counter, bench_events])

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import shutil
 import signal
 import socket
@@ -36,6 +35,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+# Run as a script (python compose/<name>.py) or imported as compose.<name>: either way
+# the project root must be importable for the shared helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from compose.processes import alive, port_taken, send_signal, wait_gone  # noqa: E402
 
 # Bump together with <kafka.version> in compose/kafka/pom.xml.
 KAFKA_VERSION = "4.1.1"
@@ -205,11 +209,11 @@ class LocalKafka:
         pid = self.pid()
         if pid is None:
             return
-        _signal(pid, signal.SIGTERM)
-        if not _wait_gone(pid, timeout):
+        send_signal(pid, signal.SIGTERM)
+        if not wait_gone(pid, timeout):
             _say(f"broker pid {pid} ignored SIGTERM for {timeout:.0f}s; killing it")
-            _signal(pid, signal.SIGKILL)
-            _wait_gone(pid, 10.0)
+            send_signal(pid, signal.SIGKILL)
+            wait_gone(pid, 10.0)
         self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
@@ -217,8 +221,8 @@ class LocalKafka:
         pid = self.pid()
         if pid is None:
             return
-        _signal(pid, signal.SIGKILL)
-        _wait_gone(pid, 10.0)
+        send_signal(pid, signal.SIGKILL)
+        wait_gone(pid, 10.0)
         self.pid_file.unlink(missing_ok=True)
 
     def pid(self) -> int | None:
@@ -227,7 +231,7 @@ class LocalKafka:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     # -- internals -------------------------------------------------------------------
 
@@ -250,7 +254,7 @@ class LocalKafka:
         self._load_ports()
         for port in (self.port, self.controller_port):
             assert port is not None
-            if _port_taken(self.host, port):
+            if port_taken(self.host, port):
                 raise KafkaLocalError(
                     f"port {self.host}:{port} is in use; pass --port/--controller-port or stop what holds it"
                 )
@@ -362,52 +366,6 @@ class LocalKafka:
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise KafkaLocalError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own exited child not yet reaped) is not alive for our purposes.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            # Reap it if it is our child; ignore if it is not.
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return not _alive(pid)
-
-
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ as underscores: ``LOGSTRATE_DATA_DIR``, ``LOGSTRATE_KAFKA_BOOTSTRAP_SERVERS``,
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import tomllib
@@ -122,6 +123,14 @@ class EngineConfig:
     shutdown_timeout_s: float = 10.0
     """How long a SIGTERM waits for in-flight work before closing anyway."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    kafka_clusters: Mapping[str, Mapping[str, str | Secret]] = field(default_factory=dict)
+    """Kafka clusters subscriptions may read from, by name, as librdkafka properties::
+
+        [kafka_clusters.my-cluster]
+        "bootstrap.servers" = "broker-1:9092"
+
+    (``LOGSTRATE_KAFKA_CLUSTERS`` takes the same as a JSON object.) Clusters can also be
+    created at runtime with ``POST /kafka-clusters``; those declared here are read-only."""
 
     @property
     def ingress_address(self) -> tuple[str, int]:
@@ -188,8 +197,11 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in table.items():
         path = f"{prefix}{key}"
-        # kafka.properties keys contain dots themselves, so they stay one level deep.
-        if isinstance(value, Mapping) and path != "kafka.properties":
+        # kafka.properties keys contain dots themselves, so they stay one level deep;
+        # kafka_clusters is a table of such tables and is kept whole.
+        if path == "kafka_clusters":
+            flat[path] = value
+        elif isinstance(value, Mapping) and path != "kafka.properties":
             flat.update(_flatten(value, f"{path}."))
         elif path == "kafka.properties" and isinstance(value, Mapping):
             for prop, prop_value in value.items():
@@ -224,11 +236,32 @@ def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
             kwargs[f.name] = {
                 name: Secret(str(v)) if _is_secret_property(name) else str(v) for name, v in props.items()
             }
+        elif f.name == "kafka_clusters":
+            if path in values:
+                kwargs[f.name] = _kafka_clusters(values[path])
         elif path in values:
             kwargs[f.name] = _coerce(values[path], hint, path)
     config = cls(**kwargs)
     _validate(config)
     return config
+
+
+def _kafka_clusters(value: Any) -> dict[str, dict[str, str | Secret]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"kafka_clusters must be a JSON object of clusters: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise ConfigError("kafka_clusters must be a table of clusters: [kafka_clusters.<name>] with librdkafka properties")
+    clusters: dict[str, dict[str, str | Secret]] = {}
+    for name, props in value.items():
+        if not isinstance(props, Mapping) or not (props.get("bootstrap.servers") or props.get("metadata.broker.list")):
+            raise ConfigError(f"kafka_clusters.{name} must set \"bootstrap.servers\" (e.g. \"localhost:9092\")")
+        clusters[str(name)] = {
+            str(k): Secret(str(v)) if _is_secret_property(str(k)) else str(v) for k, v in props.items()
+        }
+    return clusters
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+from collections.abc import Sequence
 
 import aiohttp
 from aiohttp import web
 
 from engine.admin.app import create_admin_app
-from engine.config import EngineConfig
+from engine.config import EngineConfig, Secret
 from engine.errors import StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
@@ -23,9 +24,11 @@ from engine.ingress.pending import PendingResponses
 from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
 from engine.logs import get_logger
+from engine.metadata.kafka import KafkaCluster
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
 from engine.partition.consumer import WalConsumer
+from engine.partition.leader.egress import EgressProducers
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.processor import PartitionProcessors
 from engine.storage.environment import StorageEnvironment
@@ -33,8 +36,9 @@ from engine.storage.invocation_status import InvocationStatus
 from engine.storage.tables import TableHandles
 from engine.version import __version__
 from engine.wal.appender import WalAppender
-from engine.wal.records import CallTarget, InvokerEffect, Notify
+from engine.wal.records import CallTarget, DedupId, InvokerEffect, Notify, Record
 from engine.wal.topics import ensure_topics
+from subscriptions.manager import SubscriptionManager
 
 log = get_logger(__name__)
 
@@ -53,6 +57,7 @@ class EngineNode:
         self._processors: PartitionProcessors | None = None
         self._http: aiohttp.ClientSession | None = None
         self._fatal: BaseException | None = None
+        self._subscriptions: SubscriptionManager | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -67,7 +72,9 @@ class EngineNode:
                 _check_port_free(name, *address)
             await asyncio.to_thread(ensure_topics, cfg.kafka)
             # Read all cluster metadata before serving, so no request sees a partial view.
-            self._metadata = MetadataStore(cfg.kafka, node_name=cfg.node_name)
+            self._metadata = MetadataStore(
+                cfg.kafka, node_name=cfg.node_name, declared_clusters=_declared_clusters(cfg)
+            )
             await self._metadata.start()
             pending = PendingResponses()
             self._start_partitions(self._storage, self._metadata, pending)
@@ -87,9 +94,14 @@ class EngineNode:
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
             await self._serve("ingress", create_ingress_app(ingress), cfg.ingress_address)
+            self._subscriptions = SubscriptionManager(
+                self._metadata, _BlockingWal(self._appender, asyncio.get_running_loop()), node_name=cfg.node_name
+            )
+            self._subscriptions.start()
             admin_app = create_admin_app(
                 ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
+                subscription_manager=self._subscriptions,
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
@@ -128,6 +140,8 @@ class EngineNode:
         appender = self._appender = WalAppender(cfg.kafka)
         handles = TableHandles.open(storage.env)
         http = self._http = create_http_session()
+        # Kafka egress: a transactional producer per partition, fenced in before leading it.
+        egress = EgressProducers(cfg.kafka)
 
         async def emit(record: InvokerEffect | Notify) -> None:
             # An attempt's records go to its invocation's partition, stamped with the
@@ -145,12 +159,12 @@ class EngineNode:
         def make_leader(partition: int, epoch: int) -> PartitionLeader:
             return PartitionLeader(
                 partition=partition, epoch=epoch, node_name=cfg.node_name, appender=appender, invoker=invoker,
-                metadata=metadata, pending=pending, reader=processors.reader,
+                metadata=metadata, pending=pending, reader=processors.reader, egress=egress,
             )
 
         processors = self._processors = PartitionProcessors(
             env=storage.env, handles=handles, partition_count=cfg.kafka.partitions, node_name=cfg.node_name,
-            appender=appender, loop=loop, leader_factory=make_leader,
+            appender=appender, loop=loop, leader_factory=make_leader, before_announce=egress.fence,
         )
 
         def on_fatal(exc: BaseException) -> None:
@@ -177,6 +191,10 @@ class EngineNode:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._subscriptions is not None:
+            # Before the appender closes: consumers commit only what the WAL acknowledged.
+            await self._subscriptions.stop()
+            self._subscriptions = None
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.stop)
             self._consumer = None
@@ -195,6 +213,34 @@ class EngineNode:
         if self._storage is not None:
             self._storage.close()
             self._storage = None
+
+
+class _BlockingWal:
+    """The WAL appender as subscription consumer threads use it: blocking calls."""
+
+    def __init__(self, appender: WalAppender, loop: asyncio.AbstractEventLoop) -> None:
+        self._appender = appender
+        self._loop = loop
+
+    def partition_of(self, invocation_id: InvocationId) -> int:
+        return self._appender.partition_of(invocation_id)
+
+    def append_many(self, items: Sequence[tuple[int, Record, DedupId | None]]) -> None:
+        asyncio.run_coroutine_threadsafe(self._appender.append_many(items), self._loop).result(timeout=120)
+
+    def queued(self) -> int:
+        return self._appender.queued()
+
+
+def _declared_clusters(cfg: EngineConfig) -> dict[str, KafkaCluster]:
+    return {
+        name: KafkaCluster(
+            name=name,
+            properties={k: v.get_secret_value() if isinstance(v, Secret) else v for k, v in props.items()},
+            declared_in_config=True,
+        )
+        for name, props in cfg.kafka_clusters.items()
+    }
 
 
 def _check_port_free(setting: str, host: str, port: int) -> None:

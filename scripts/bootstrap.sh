@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the engine, its examples and its tests need, into the project only:
-# a virtualenv in .venv (Python packages from PyPI) and the Kafka broker's jars in
-# .cache/kafka (from Maven Central). Safe to run again: finished steps are skipped.
+# a virtualenv in .venv (Python packages from PyPI), the Kafka broker's jars in
+# .cache/kafka and the schema registry in .cache/schema-registry (from Maven Central).
+# Safe to run again: finished steps are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,8 @@ else
 fi
 
 .venv/bin/python compose/kafka_local.py fetch
+# A real schema registry (Apicurio, from Maven Central) for the Avro subscription tests.
+.venv/bin/python compose/schema_registry.py fetch
 
 # The real restate-server from npm: the reference implementation the tests compare against.
 if [ ! -x compose/restate-server/node_modules/.bin/restate-server ] \

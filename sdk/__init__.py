@@ -16,9 +16,9 @@ between the two is mostly a matter of changing imports::
     app = sdk.app([greeter])            # serve with: hypercorn module:app
 """
 
+from sdk.avro import AvroSerde
 from sdk.context import (
     Context,
-    DurablePromise,
     ObjectContext,
     ObjectSharedContext,
     Request,
@@ -27,6 +27,7 @@ from sdk.context import (
 )
 from sdk.endpoint import Endpoint, app
 from sdk.errors import SdkError, TerminalError
+from sdk import kafka
 from sdk.futures import (
     DurableCallFuture,
     DurableFuture,
@@ -37,12 +38,14 @@ from sdk.futures import (
     wait_completed,
 )
 from sdk.logging import getLogger
-from sdk.retry import RunRetryPolicy
+from sdk.promises import DurablePromise
+from sdk.retry import RunOptions, RunRetryPolicy
 from sdk.serde import BytesSerde, DataclassSerde, JsonSerde, PydanticSerde, Serde
 from sdk.server import serve
 from sdk.service import HandlerOptions, Service, VirtualObject, Workflow
 
 __all__ = [
+    "AvroSerde",
     "BytesSerde",
     "Context",
     "DataclassSerde",
@@ -56,6 +59,7 @@ __all__ = [
     "ObjectSharedContext",
     "PydanticSerde",
     "Request",
+    "RunOptions",
     "RunRetryPolicy",
     "SdkError",
     "SendHandle",
@@ -70,6 +74,7 @@ __all__ = [
     "as_completed",
     "gather",
     "getLogger",
+    "kafka",
     "select",
     "serve",
     "wait_completed",

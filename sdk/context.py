@@ -23,14 +23,15 @@ import random as _random
 import struct
 import time as _time
 import uuid as _uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from engine.invoker.protocol import pb
-from sdk.futures import DurableCallFuture, DurableFuture, SendHandle
-from sdk.retry import RunRetryPolicy
+from sdk.futures import DurableCallFuture, DurableFuture, SendHandle, decoder
+from sdk.promises import DurablePromise
+from sdk.retry import RunOptions, RunRetryPolicy
 from sdk.serde import JsonSerde, Serde, serde_for
 from sdk.service import HandlerDef, handler_def_of
 from sdk.state_machine import (
@@ -57,6 +58,7 @@ __all__ = [
 
 T = TypeVar("T")
 O = TypeVar("O")  # noqa: E741
+P = ParamSpec("P")
 
 _AWAKEABLE_PREFIX = "sign_1"
 
@@ -76,15 +78,6 @@ def _serde(serde: Serde[Any] | None, type_hint: Any) -> Serde[Any]:
     if serde is not None:
         return serde
     return serde_for(type_hint) if type_hint is not None else JsonSerde()
-
-
-def _value_of(serde: Serde[Any]) -> Callable[[Result], Any]:
-    def convert(raw: Result) -> Any:
-        if isinstance(raw, bytes):
-            return serde.deserialize(raw)
-        return None
-
-    return convert
 
 
 def _headers(headers: Mapping[str, str] | None) -> list[pb.Header]:
@@ -170,7 +163,7 @@ class Context:
         self,
         name: str,
         action: Callable[..., Any],
-        *args: Any,
+        *call_args: Any,
         serde: Serde[Any] | None = None,
         type_hint: Any = None,
         max_attempts: int | None = None,
@@ -178,16 +171,79 @@ class Context:
         retry_interval: timedelta | None = None,
         retry_interval_factor: float = 2.0,
         max_retry_interval: timedelta | None = None,
+        args: tuple[Any, ...] | None = None,
         **kwargs: Any,
     ) -> DurableFuture[Any]:
-        """Run ``action(*args, **kwargs)`` once and journal its result (or terminal error).
+        """Run ``action(*call_args, **kwargs)`` once and journal its result (or terminal error).
 
         ``action`` may be sync (run in a worker thread) or async. Any exception but
         :class:`TerminalError` is retried (the attempt fails and the runtime retries it)
         until ``max_attempts`` / ``max_retry_duration`` are exhausted; then the step
         fails terminally with code 500. The result type comes from ``type_hint`` or the
-        action's return annotation.
+        action's return annotation. ``args=(...)`` passes positional arguments the way
+        the official SDK's ``ctx.run`` does; :meth:`run_typed` is the typed variant.
         """
+        policy = RunRetryPolicy(
+            max_attempts=max_attempts,
+            max_duration=max_retry_duration,
+            initial_interval=retry_interval,
+            factor=retry_interval_factor,
+            max_interval=max_retry_interval,
+        )
+        positional = tuple(call_args) + tuple(args or ())
+        return self._run(name, action, positional, kwargs, serde, type_hint, policy)
+
+    @overload
+    def run_typed(
+        self,
+        name: str,
+        action: Callable[P, Coroutine[Any, Any, T]],
+        options: RunOptions[T] | None = None,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run_typed(
+        self,
+        name: str,
+        action: Callable[P, T],
+        options: RunOptions[T] | None = None,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> DurableFuture[T]: ...
+
+    def run_typed(
+        self,
+        name: str,
+        action: Callable[P, Any],
+        options: RunOptions[Any] | None = None,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> DurableFuture[Any]:
+        """:meth:`run` with the official SDK's typed signature: the action's arguments
+        follow the :class:`RunOptions` and are type-checked against the action::
+
+            total = await ctx.run_typed("charge", charge, RunOptions(max_attempts=3), card, amount=5)
+        """
+        opts = options if options is not None else RunOptions()
+        return self._run(
+            name, action, tuple(args), dict(kwargs), opts.serde, opts.type_hint, opts.retry_policy()
+        )
+
+    def _run(
+        self,
+        name: str,
+        action: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        serde: Serde[Any] | None,
+        type_hint: Any,
+        policy: RunRetryPolicy,
+    ) -> DurableFuture[Any]:
         if type_hint is None:
             annotations = getattr(action, "__annotations__", {})
             returned = annotations.get("return")
@@ -197,17 +253,8 @@ class Context:
         self._machine.command(pb.RunCommandMessage(result_completion_id=cid, name=name))
         key = completion_key(cid)
         if not self._machine.journaled(key):
-            policy = RunRetryPolicy(
-                max_attempts=max_attempts,
-                max_duration=max_retry_duration,
-                initial_interval=retry_interval,
-                factor=retry_interval_factor,
-                max_interval=max_retry_interval,
-            )
-            self._inv.start_run(
-                cid, name, action, args, kwargs, value_serde.serialize, policy
-            )
-        return DurableFuture(self._inv, key, _value_of(value_serde))
+            self._inv.start_run(cid, name, action, args, kwargs, value_serde.serialize, policy)
+        return DurableFuture(self._inv, key, decoder(value_serde))
 
     # -- timers -------------------------------------------------------------------
 
@@ -250,7 +297,7 @@ class Context:
         return DurableCallFuture(
             self._inv,
             completion_key(result_cid),
-            _value_of(output),
+            decoder(output),
             self._invocation_id_future(id_cid),
             self.cancel_invocation,
         )
@@ -396,7 +443,7 @@ class Context:
         self._machine.command(
             pb.AttachInvocationCommandMessage(invocation_id=invocation_id, result_completion_id=cid)
         )
-        return DurableFuture(self._inv, completion_key(cid), _value_of(_serde(serde, type_hint)))
+        return DurableFuture(self._inv, completion_key(cid), decoder(_serde(serde, type_hint)))
 
     # -- awakeables ---------------------------------------------------------------
 
@@ -409,7 +456,7 @@ class Context:
         raw = bytes(self._machine.start.id) + struct.pack(">I", index)
         awakeable_id = _AWAKEABLE_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
         return awakeable_id, DurableFuture(
-            self._inv, signal_key(index), _value_of(_serde(serde, type_hint))
+            self._inv, signal_key(index), decoder(_serde(serde, type_hint))
         )
 
     def resolve_awakeable(self, awakeable_id: str, value: Any, serde: Serde[Any] | None = None) -> None:
@@ -442,7 +489,7 @@ class ObjectSharedContext(Context):
         value_serde = _serde(serde, type_hint)
         key = name.encode()
         machine = self._machine
-        convert = _value_of(value_serde)
+        convert = decoder(value_serde)
         if key in machine.state or not machine.partial_state:
             present = machine.state.get(key)
             message = pb.GetEagerStateCommandMessage(key=key)
@@ -499,52 +546,6 @@ class ObjectContext(ObjectSharedContext):
     def clear_all(self) -> None:
         """Delete all of the object's state."""
         self._machine.command(pb.ClearAllStateCommandMessage())
-
-
-class DurablePromise:
-    """A workflow's named durable promise: resolved once, awaited by any handler."""
-
-    def __init__(self, ctx: Context, name: str, serde: Serde[Any]) -> None:
-        self._ctx = ctx
-        self.name = name
-        self._serde = serde
-
-    def value(self) -> DurableFuture[Any]:
-        """Wait for the promise's value (suspends until it is resolved)."""
-        ctx = self._ctx
-        cid = ctx._machine.next_completion_id()
-        ctx._machine.command(pb.GetPromiseCommandMessage(key=self.name, result_completion_id=cid))
-        return DurableFuture(ctx._inv, completion_key(cid), _value_of(self._serde))
-
-    def peek(self) -> DurableFuture[Any]:
-        """The value if the promise is resolved, else ``None``, without waiting."""
-        ctx = self._ctx
-        cid = ctx._machine.next_completion_id()
-        ctx._machine.command(pb.PeekPromiseCommandMessage(key=self.name, result_completion_id=cid))
-        return DurableFuture(ctx._inv, completion_key(cid), _value_of(self._serde))
-
-    def resolve(self, value: Any) -> DurableFuture[None]:
-        """Resolve the promise; the future fails if it was already completed."""
-        return self._complete(pb.Value(content=self._serde.serialize(value)), None)
-
-    def reject(self, message: str, code: int = 500) -> DurableFuture[None]:
-        """Reject the promise with a terminal failure."""
-        return self._complete(None, pb.Failure(code=code, message=message))
-
-    def _complete(self, value: pb.Value | None, failure: pb.Failure | None) -> DurableFuture[None]:
-        ctx = self._ctx
-        cid = ctx._machine.next_completion_id()
-        message = pb.CompletePromiseCommandMessage(key=self.name, result_completion_id=cid)
-        if value is not None:
-            message.completion_value.CopyFrom(value)
-        else:
-            assert failure is not None
-            message.completion_failure.CopyFrom(failure)
-        ctx._machine.command(message)
-        return DurableFuture(ctx._inv, completion_key(cid), lambda _: None)
-
-    def __await__(self) -> Any:
-        return self.value().__await__()
 
 
 class WorkflowSharedContext(ObjectSharedContext):

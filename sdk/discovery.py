@@ -5,7 +5,9 @@ The runtime offers the manifest versions it reads in its ``accept`` header
 to ``v4+json``); the endpoint answers the highest one it writes, naming it in
 ``content-type``. Fields that a version does not define are left out of that version
 (restate-server refuses unknown fields): ``documentation``/``metadata`` need v2, the
-timeouts, retentions, ``ingressPrivate`` and ``enableLazyState`` need v3.
+timeouts, retentions, ``ingressPrivate`` and ``enableLazyState`` need v3. Avro inputs
+and outputs publish their schema in the handler's ``metadata`` (``avro.input.schema``,
+``avro.output.schema``), since the manifest only knows JSON schemas.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from engine.invoker.protocol.versions import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
+from sdk.avro import AvroSerde
 from sdk.serde import BytesSerde
 from sdk.service import HandlerDef, HandlerOptions, ServiceDef
 
@@ -115,6 +118,20 @@ def _handler(definition: HandlerDef, version: int) -> dict[str, Any]:
             result["jsonSchema"] = schema
         out["output"] = result
     out.update(_options(definition.options, version, handler_kind=definition.kind))
+    if version >= 2:
+        avro = _avro_metadata(definition)
+        if avro:
+            out["metadata"] = {**out.get("metadata", {}), **avro}
+    return out
+
+
+def _avro_metadata(definition: HandlerDef) -> dict[str, str]:
+    """Avro schemas of the handler's input/output: discovery has no field for them."""
+    out: dict[str, str] = {}
+    if definition.has_input and isinstance(definition.input_serde, AvroSerde):
+        out["avro.input.schema"] = definition.input_serde.schema_json()
+    if definition.output_type is not None and isinstance(definition.output_serde, AvroSerde):
+        out["avro.output.schema"] = definition.output_serde.schema_json()
     return out
 
 

@@ -15,16 +15,20 @@ for durable work.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sdk.errors import TerminalError
 from sdk.state_machine import Failure, Key, Result, StateMachine
+
+if TYPE_CHECKING:
+    from sdk.serde import Serde
 
 __all__ = [
     "DurableCallFuture",
     "DurableFuture",
     "SendHandle",
     "as_completed",
+    "decoder",
     "gather",
     "select",
     "wait_completed",
@@ -41,6 +45,17 @@ class Awaiter(Protocol):
     async def wait(self, done: Callable[[], bool], leaves: Callable[[], list[Key]]) -> None:
         """Return once ``done()`` holds; suspend the invocation on ``leaves()`` if it cannot."""
         ...
+
+
+def decoder(serde: Serde[Any]) -> Callable[[Result], Any]:
+    """Turns a notification's result into a value: bytes through ``serde``, else ``None``."""
+
+    def convert(raw: Result) -> Any:
+        if isinstance(raw, bytes):
+            return serde.deserialize(raw)
+        return None
+
+    return convert
 
 
 class _Missing:
@@ -123,9 +138,14 @@ class DurableCallFuture(DurableFuture[T]):
         """The callee's invocation id (``inv_...``)."""
         return await self._invocation_id
 
-    async def cancel(self) -> None:
-        """Cancel the callee (a CANCEL signal); awaiting this future then fails with 409."""
+    async def cancel_invocation(self) -> None:
+        """Cancel the callee (a CANCEL signal to it): its handler's current wait raises
+        ``TerminalError(409)``, so unless it compensates and returns, awaiting this
+        future fails with 409. Same as ``ctx.cancel_invocation(await f.invocation_id())``."""
         self._cancel(await self._invocation_id)
+
+    cancel = cancel_invocation
+    """Alias of :meth:`cancel_invocation`."""
 
 
 class SendHandle:
@@ -139,9 +159,12 @@ class SendHandle:
         """The callee's invocation id (``inv_...``)."""
         return await self._invocation_id
 
-    async def cancel(self) -> None:
-        """Cancel the sent invocation."""
+    async def cancel_invocation(self) -> None:
+        """Cancel the sent invocation (see :meth:`DurableCallFuture.cancel_invocation`)."""
         self._cancel(await self._invocation_id)
+
+    cancel = cancel_invocation
+    """Alias of :meth:`cancel_invocation`."""
 
 
 def _awaiter_of(futures: Sequence[DurableFuture[Any]]) -> Awaiter:

@@ -50,9 +50,17 @@ class Invocation:
     # -- waiting ------------------------------------------------------------------
 
     async def wait(self, done: Callable[[], bool], leaves: Callable[[], list[Key]]) -> None:
-        """Return once ``done()`` holds, or suspend the invocation on ``leaves()``."""
-        if self.machine.progress(done):
-            self._raise_if_cancelled()
+        """Return once ``done()`` holds, or suspend the invocation on ``leaves()``.
+
+        Raises:
+            TerminalError: 409 ``cancelled``, the first time a wait meets the runtime's
+                CANCEL signal; the handler may catch it and compensate (later waits
+                proceed normally).
+        """
+        finished = self.machine.progress(done)
+        if self.machine.take_cancel():
+            raise TerminalError("cancelled", 409)
+        if finished:
             return
         upcoming = self.machine.next_replayed_command()
         if upcoming is not None:
@@ -65,12 +73,7 @@ class Invocation:
                 type_id=0,
             )
         await self.flush_runs()
-        self._raise_if_cancelled()
-        self.machine.suspend(leaves())
-
-    def _raise_if_cancelled(self) -> None:
-        if self.machine.cancelled:
-            raise TerminalError("cancelled", 409)
+        self.machine.suspend(self.machine.suspension_keys(leaves()))
 
     # -- ctx.run ------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sdk.endpoint import Endpoint, Response
+from sdk.endpoint import AsgiApp, Endpoint, Response
 from sdk.service import ServiceDef
 
 __all__ = ["RunningServer", "make_aiohttp_app", "serve", "start"]
@@ -30,9 +30,17 @@ async def _send(request: web.Request, response: Response) -> web.StreamResponse:
     return stream
 
 
-def make_aiohttp_app(services: Iterable[ServiceDef]) -> web.Application:
-    """An aiohttp application serving ``services``."""
-    endpoint = Endpoint(services)
+def _endpoint(services: Iterable[ServiceDef] | Endpoint | AsgiApp) -> Endpoint:
+    if isinstance(services, Endpoint):
+        return services
+    if isinstance(services, AsgiApp):
+        return services.endpoint
+    return Endpoint(services)
+
+
+def make_aiohttp_app(services: Iterable[ServiceDef] | Endpoint | AsgiApp) -> web.Application:
+    """An aiohttp application serving ``services`` (or the services of an endpoint/app)."""
+    endpoint = _endpoint(services)
 
     async def discover(request: web.Request) -> web.StreamResponse:
         return await _send(request, endpoint.discover(request.headers.get("accept")))
@@ -73,7 +81,9 @@ class RunningServer:
         await self.runner.cleanup()
 
 
-async def start(services: Iterable[ServiceDef], host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+async def start(
+    services: Iterable[ServiceDef] | Endpoint | AsgiApp, host: str = "127.0.0.1", port: int = 0
+) -> RunningServer:
     """Start serving ``services`` in the running event loop (``port=0``: any free port)."""
     runner = web.AppRunner(make_aiohttp_app(services), access_log=None)
     await runner.setup()
@@ -84,7 +94,9 @@ async def start(services: Iterable[ServiceDef], host: str = "127.0.0.1", port: i
     return RunningServer(runner, bound)
 
 
-def serve(services: Iterable[ServiceDef], host: str = "0.0.0.0", port: int = 9080) -> None:
+def serve(
+    services: Iterable[ServiceDef] | Endpoint | AsgiApp, host: str = "0.0.0.0", port: int = 9080
+) -> None:
     """Serve ``services`` until interrupted (blocking)."""
 
     async def main() -> None:

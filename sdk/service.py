@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
+from sdk.avro import AvroSerde, is_record_type
 from sdk.errors import HandlerDefinitionError
 from sdk.serde import BytesSerde, Serde, serde_for
 
@@ -127,6 +128,14 @@ def _signature_types(fn: Callable[..., Any]) -> tuple[bool, Any, Any]:
     return has_input, input_type, output_type
 
 
+def _bind(serde: Serde[Any] | None, annotation: Any) -> Serde[Any] | None:
+    """An explicit serde, taught the handler's annotation where it can use it: an
+    :class:`AvroSerde` without ``record_type`` decodes into an annotated dataclass."""
+    if isinstance(serde, AvroSerde) and serde.record_type is None and is_record_type(annotation):
+        return serde.with_record_type(annotation)
+    return serde
+
+
 class ServiceDef:
     """Common base of :class:`Service`, :class:`VirtualObject` and :class:`Workflow`."""
 
@@ -176,8 +185,10 @@ class ServiceDef:
         if handler_name in self.handlers:
             raise HandlerDefinitionError(f"{self.name} already has a handler {handler_name!r}")
         has_input, input_type, output_type = _signature_types(fn)
-        in_serde = input_serde or (serde_for(input_type) if has_input else BytesSerde())
-        out_serde = output_serde or serde_for(output_type)
+        in_serde = _bind(input_serde, input_type) or (
+            serde_for(input_type) if has_input else BytesSerde()
+        )
+        out_serde = _bind(output_serde, output_type) or serde_for(output_type)
         definition = HandlerDef(
             service_name=self.name,
             service_kind=self.kind,

@@ -80,3 +80,12 @@ def restate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restate
     server.start()
     yield server
     server.stop()
+
+
+from tests.fixtures.schema_registry import SchemaRegistry, start_session_registry  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistry]:
+    """A real Confluent-compatible schema registry (Apicurio, in-memory); one per session."""
+    yield from start_session_registry(tmp_path_factory.mktemp("schema-registry"))

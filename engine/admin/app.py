@@ -2,7 +2,8 @@
 
 Resources live in their own modules (:mod:`engine.admin.deployments`,
 :mod:`engine.admin.services`, :mod:`engine.admin.invocations`,
-:mod:`engine.admin.object_state`); errors and their JSON shape in :mod:`engine.admin.errors`.
+:mod:`engine.admin.object_state`, :mod:`engine.admin.kafka_clusters`,
+:mod:`engine.admin.subscriptions`); ``/metrics`` serves Prometheus metrics; errors and their JSON shape in :mod:`engine.admin.errors`.
 Every route is served unversioned and under ``/v2`` and ``/v3``
 (:mod:`engine.admin.versions`).
 """
@@ -13,11 +14,12 @@ import asyncio
 from importlib import resources
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from engine.admin import deployments, invocations, object_state, services
+from engine.admin import deployments, invocations, kafka_clusters, object_state, services, subscriptions
 from engine.admin.errors import error_middleware
 from engine.admin.partitions import LocalPartitions, PartitionAccess
-from engine.admin.state import DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS
+from engine.admin.state import DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
 from engine.admin.versions import MAX_ADMIN_API_VERSION, MIN_ADMIN_API_VERSION, VERSION_PREFIXES
 from engine.admin.watermarks import WalWatermarks
 from engine.config import KafkaConfig
@@ -25,6 +27,7 @@ from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.store import MetadataStore
 from engine.version import __version__
 from engine.wal.appender import WalAppender
+from subscriptions.manager import SubscriptionManager
 
 __all__ = ["MAX_ADMIN_API_VERSION", "MIN_ADMIN_API_VERSION", "create_admin_app"]
 
@@ -37,6 +40,7 @@ def create_admin_app(
     appender: WalAppender | None = None,
     processors: LocalPartitions | None = None,
     kafka: KafkaConfig | None = None,
+    subscription_manager: SubscriptionManager | None = None,
 ) -> web.Application:
     """The admin application.
 
@@ -45,7 +49,8 @@ def create_admin_app(
     and is closed with the app. ``appender`` and ``processors`` (the process's partition
     processors) enable invocation and state management; without both, those routes
     answer 503. ``kafka`` lets lookups check the WAL's end before answering "not found"
-    (:mod:`engine.admin.watermarks`).
+    (:mod:`engine.admin.watermarks`). ``subscription_manager`` adds this process's
+    consumer state to ``GET /subscriptions/{id}``.
     """
     app = web.Application(middlewares=[error_middleware])
     app[INGRESS_URL] = ingress_url
@@ -56,6 +61,8 @@ def create_admin_app(
     if appender is not None and processors is not None:
         watermarks = None if kafka is None else WalWatermarks(kafka)
         app[PARTITIONS] = PartitionAccess(appender, processors, watermarks)
+    if subscription_manager is not None:
+        app[SUBSCRIPTIONS] = subscription_manager
     app.on_cleanup.append(_close_clients)
     for prefix in VERSION_PREFIXES:
         app.router.add_get(f"{prefix}/health", _health)
@@ -65,6 +72,9 @@ def create_admin_app(
         services.add_routes(app.router, prefix)
         object_state.add_routes(app.router, prefix)
         invocations.add_routes(app.router, prefix)
+        kafka_clusters.add_routes(app.router, prefix)
+        subscriptions.add_routes(app.router, prefix)
+    app.router.add_get("/metrics", _metrics)
     return app
 
 
@@ -90,6 +100,11 @@ async def _version(request: web.Request) -> web.Response:
             "features": {},
         }
     )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    # Prometheus text format; metrics of every module register in the default registry.
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _openapi(request: web.Request) -> web.Response:

@@ -11,13 +11,19 @@ URI follows :mod:`engine.admin.versions` (200 unchanged / overwritten, or 409 / 
 registered without writing anything. The Lambda variant (``arn``) is refused with 400:
 logstrate invokes endpoints over HTTP only.
 
-``DELETE /deployments/{id}`` requires ``?force=true`` and answers 202, like restate-server,
-which supports only forced deletion: in-flight invocations of the deleted deployment
-cannot finish. Without ``force=true`` the answer is 501.
+``DELETE /deployments/{id}`` answers 202 once the deployment is deleted. Invocations
+pinned to a deployment replay on it until they complete, so deleting it while some are
+in flight (started, not completed) would leave them unable to finish: without
+``?force=true`` that is refused with 409, naming them (kill them, wait for them, or
+force). With nothing in flight the deployment is deleted without ``force`` (a logstrate
+extension: restate-server supports forced deletion only and answers 501 otherwise).
+When some WAL partitions are led by another engine process, their invocations cannot
+be checked here, so only ``force=true`` deletes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -31,7 +37,8 @@ from engine.admin.errors import (
     read_json_object,
 )
 from engine.admin.render import deployment_json, detailed_deployment_json, register_json
-from engine.admin.state import DISCOVERY, METADATA
+from engine.admin.partitions import APPLY_WAIT_S
+from engine.admin.state import DISCOVERY, METADATA, PARTITIONS
 from engine.admin.versions import api_version
 from engine.ids import DeploymentId, IdParseError
 from engine.logs import get_logger
@@ -66,17 +73,15 @@ async def get_deployment(request: web.Request) -> web.Response:
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
-    """Forced deletion only (202); 501 without ``force=true``."""
+    """Delete a deployment (202); 409 while invocations pinned to it are in flight, unless
+    ``force=true`` (see the module docstring)."""
     deployment_id = _deployment_id(request)
     force = request.query.get("force", "false").lower()
     if force not in ("true", "false"):
         raise AdminError(400, f"the query parameter 'force' must be true or false, got {force!r}")
     if force != "true":
-        raise AdminError(
-            501,
-            "only forced deletion is supported: DELETE /deployments/{id}?force=true removes the deployment "
-            "at once, and invocations still running on it can no longer finish",
-        )
+        request.app[METADATA].view.get_deployment(deployment_id)  # 404 for an unknown id first
+        await _refuse_if_in_flight(request, deployment_id)
     deleted = await request.app[METADATA].delete_deployment(deployment_id)
     log.info("deployment deleted", deployment=str(deployment_id), uri=deleted.uri)
     return web.Response(status=202)
@@ -159,6 +164,58 @@ def _registered(request: web.Request, result: RegistrationPlan) -> web.Response:
     return web.json_response(
         register_json(deployment), status=status, headers={"Location": f"deployments/{deployment.id}"}
     )
+
+
+_LISTED_IN_FLIGHT = 5
+
+
+async def _refuse_if_in_flight(request: web.Request, deployment_id: DeploymentId) -> None:
+    """409 when invocations pinned to the deployment are started and not completed, or
+    when that cannot be checked here."""
+    access = request.app.get(PARTITIONS)
+    if access is None:
+        raise AdminError(
+            409,
+            f"cannot check whether invocations still run on deployment {deployment_id} (this admin API runs "
+            "without WAL partitions); delete it with ?force=true if none do",
+        )
+    # Just after start-up this process may not lead its partitions yet: give that a moment.
+    deadline = asyncio.get_running_loop().time() + APPLY_WAIT_S
+    while len(access.local_partitions()) < access.partition_count and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    not_local = [p for p in range(access.partition_count) if not access.is_local(p)]
+    if not_local:
+        raise AdminError(
+            409,
+            f"cannot check whether invocations still run on deployment {deployment_id}: WAL partitions "
+            f"{not_local} are led by other engine processes; delete it with ?force=true if none do",
+        )
+
+    for partition in access.local_partitions():
+        # Records accepted a moment ago (a first attempt's pin) must be seen.
+        await access.catch_up(partition)
+
+    def scan() -> list[str]:
+        found: list[str] = []
+        for partition in access.local_partitions():
+            rows = access.read_any(
+                partition,
+                lambda t: [
+                    str(i) for i, s in t.status.scan() if s.deployment_id == deployment_id and s.in_flight
+                ],
+            )
+            found.extend(rows)
+        return found
+
+    in_flight = await asyncio.to_thread(scan)
+    if in_flight:
+        shown = ", ".join(in_flight[:_LISTED_IN_FLIGHT]) + (", ..." if len(in_flight) > _LISTED_IN_FLIGHT else "")
+        raise AdminError(
+            409,
+            f"deployment {deployment_id} still has {len(in_flight)} in-flight invocation(s) pinned to it "
+            f"({shown}); they replay on this deployment and could not finish without it. Wait for them to "
+            "complete or kill them, or delete anyway with DELETE /deployments/{id}?force=true",
+        )
 
 
 def _deployment_id(request: web.Request) -> DeploymentId:

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_RENDERED_PAYLOAD",
     "bytes_json",
     "invocation_json",
+    "iso_duration_ms",
     "journal_entry_json",
     "journal_json",
     "message_json",
@@ -191,6 +192,8 @@ def invocation_json(invocation_id: InvocationId, status: InvocationStatus) -> di
         "pinned_service_protocol_version": status.protocol_version,
         "journal_size": status.journal_length,
         "journal_commands_size": status.commands,
+        "completion_retention": iso_duration_ms(status.completion_retention_ms),
+        "journal_retention": iso_duration_ms(status.journal_retention_ms),
     }
     if status.last_failure is not None:
         failure = status.last_failure
@@ -204,6 +207,15 @@ def invocation_json(invocation_id: InvocationId, status: InvocationStatus) -> di
     if status.kind is StatusKind.COMPLETED:
         out.update(_completion_json(status))
     return out
+
+
+def iso_duration_ms(ms: int | None) -> str | None:
+    """Milliseconds as an ISO 8601 duration in seconds, as restate-server's SQL renders
+    retention: ``PT2S``, ``PT0.5S``, ``PT86400S``."""
+    if ms is None:
+        return None
+    seconds, millis = divmod(ms, 1000)
+    return f"PT{seconds}S" if millis == 0 else f"PT{seconds}.{millis:03d}".rstrip("0") + "S"
 
 
 def _completion_json(status: InvocationStatus) -> dict[str, Any]:

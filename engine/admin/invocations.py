@@ -1,17 +1,22 @@
-"""``/invocations``: cancel, kill, purge (Restate's admin API), status, journal and listing.
+"""``/invocations``: cancel, kill, purge, pause, resume (Restate's admin API), status,
+journal and listing.
 
-Management calls (``PATCH /invocations/{id}/cancel|kill|purge`` and the deprecated
-``DELETE /invocations/{id}?mode=``) append ``CancelInvocation`` / ``KillInvocation`` /
-``PurgeInvocation`` to the invocation's WAL partition and answer once the record is
-durable. When this process leads that partition it first reads the invocation's status
-(404 unknown, after making sure every record the partition held at that moment is
-applied; 409 nothing to do: kill/cancel of a completed invocation, purge of one
-that is not completed, as restate-server answers) and, after the append, waits (up to
+Management calls (``PATCH /invocations/{id}/cancel|kill|purge|pause|resume`` and the
+deprecated ``DELETE /invocations/{id}?mode=``) append ``CancelInvocation`` /
+``KillInvocation`` / ``PurgeInvocation`` / ``PauseInvocation`` / ``ResumeInvocation`` to
+the invocation's WAL partition and answer once the record is durable. When this process
+leads that partition it first reads the invocation's status (404 unknown, after making
+sure every record the partition held at that moment is applied; 409 nothing to do:
+kill/cancel of a completed invocation, purge of one that is not completed, pause of one
+that is not running, resume of a completed one; 425 resume of one that has not started,
+as restate-server answers) and, after the append, waits (up to
 :data:`~engine.admin.partitions.APPLY_WAIT_S`) until the record is applied, so a
-``GET`` right after the answer sees the effect. Status codes: kill and purge 200 once
-applied, cancel 200 when the invocation is completed by it (it had not started yet)
-and 202 when the handler still has to react to the cancellation; 202 when the record
-could not be seen applied (another process leads the partition); ``DELETE`` always 202.
+``GET`` right after the answer sees the effect. Status codes: kill, purge and resume 200
+once applied, cancel 200 when the invocation is completed by it (it had not started yet)
+and 202 when the handler still has to react to the cancellation, pause 202 (200 when it
+was paused already, without an append); 202 when the record could not be seen applied
+(another process leads the partition); ``DELETE`` always 202. ``resume`` keeps the
+pinned deployment (``?deployment=Keep``); choosing another one is not supported.
 
 ``GET /invocations/{id}`` and ``GET /invocations?service=&handler=&status=&key=&limit=``
 are logstrate additions (restate-server answers these with SQL on ``/query``); their
@@ -36,7 +41,14 @@ from engine.ids import InvocationId
 from engine.logs import get_logger
 from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.storage.tables import PartitionTables
-from engine.wal.records import CancelInvocation, KillInvocation, PurgeInvocation, Record
+from engine.wal.records import (
+    CancelInvocation,
+    KillInvocation,
+    PauseInvocation,
+    PurgeInvocation,
+    Record,
+    ResumeInvocation,
+)
 
 __all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "add_routes"]
 
@@ -53,6 +65,15 @@ _NOT_COMPLETED: Final = (
     "The invocation {id} is not yet completed (status: {status}). An invocation can be purged "
     "only when completed; cancel or kill it first."
 )
+_NOT_RUNNING: Final = "The invocation '{id}' is not running, cannot be paused."
+_COMPLETED_NOT_RESUMABLE: Final = "The invocation '{id}' is completed, cannot be resumed."
+_NOT_STARTED: Final = (
+    "The invocation '{id}' is {status}: it has not started yet, so it cannot be resumed. An invocation "
+    "can be resumed when running, paused or suspended."
+)
+
+_Refusal = tuple[int, str]
+"""An HTTP status and a message template (``{id}``, ``{status}``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +82,40 @@ class _Operation:
 
     name: str
     record: Callable[[InvocationId], Record]
-    refuses: Callable[[InvocationStatus], str | None]
-    """A 409 message template for a status the operation cannot act on, else ``None``."""
+    refuses: Callable[[InvocationStatus], _Refusal | None]
+    """The answer for a status the operation cannot act on, else ``None``."""
+    done_already: Callable[[InvocationStatus], bool] = lambda status: False
+    """Whether the status shows the operation done already (answered without an append)."""
 
 
-def _refuse_completed(status: InvocationStatus) -> str | None:
-    return _ALREADY_COMPLETED if status.kind is StatusKind.COMPLETED else None
+def _refuse_completed(status: InvocationStatus) -> _Refusal | None:
+    return (409, _ALREADY_COMPLETED) if status.kind is StatusKind.COMPLETED else None
 
 
-def _refuse_not_completed(status: InvocationStatus) -> str | None:
-    return None if status.kind is StatusKind.COMPLETED else _NOT_COMPLETED
+def _refuse_not_completed(status: InvocationStatus) -> _Refusal | None:
+    return None if status.kind is StatusKind.COMPLETED else (409, _NOT_COMPLETED)
+
+
+def _refuse_not_running(status: InvocationStatus) -> _Refusal | None:
+    return None if status.kind in (StatusKind.INVOKED, StatusKind.PAUSED) else (409, _NOT_RUNNING)
+
+
+def _refuse_not_resumable(status: InvocationStatus) -> _Refusal | None:
+    if status.kind is StatusKind.COMPLETED:
+        return 409, _COMPLETED_NOT_RESUMABLE
+    if status.kind in (StatusKind.SCHEDULED, StatusKind.INBOXED):
+        return 425, _NOT_STARTED
+    return None
 
 
 _OPERATIONS: Final = {
     "cancel": _Operation("cancel", CancelInvocation, _refuse_completed),
     "kill": _Operation("kill", KillInvocation, _refuse_completed),
     "purge": _Operation("purge", PurgeInvocation, _refuse_not_completed),
+    "pause": _Operation(
+        "pause", PauseInvocation, _refuse_not_running, lambda status: status.kind is StatusKind.PAUSED
+    ),
+    "resume": _Operation("resume", ResumeInvocation, _refuse_not_resumable),
 }
 
 
@@ -94,6 +133,8 @@ class _Outcome:
     applied: bool
     status: InvocationStatus | None
     """The status after the record was applied (``None``: purged, unknown, or not local)."""
+    appended: bool = True
+    """False when the operation was done already and nothing was written."""
 
 
 async def _manage(request: web.Request, operation: _Operation) -> _Outcome:
@@ -109,7 +150,10 @@ async def _manage(request: web.Request, operation: _Operation) -> _Outcome:
             raise AdminError(404, f"invocation {invocation_id} not found (never created, or purged after it completed)")
         refusal = operation.refuses(status)
         if refusal is not None:
-            raise AdminError(409, refusal.format(id=invocation_id, status=status.kind.value))
+            code, message = refusal
+            raise AdminError(code, message.format(id=invocation_id, status=status.kind.value))
+        if operation.done_already(status):
+            return _Outcome(True, status, appended=False)
     offset = await access.append(partition, operation.record(invocation_id))
     applied = local and await access.wait_applied(partition, offset)
     after = access.read_any(partition, lambda t: t.status.get(invocation_id)) if applied else None
@@ -125,7 +169,11 @@ def _patch_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
     operation = _OPERATIONS[name]
 
     async def handle(request: web.Request) -> web.Response:
+        if name == "resume":
+            _check_resume_deployment(request)
         outcome = await _manage(request, operation)
+        if name == "pause":
+            return web.Response(status=202 if outcome.appended else 200)
         if not outcome.applied:
             return web.Response(status=202)
         if name == "cancel" and (outcome.status is None or outcome.status.kind is not StatusKind.COMPLETED):
@@ -137,10 +185,21 @@ def _patch_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
     return handle
 
 
+def _check_resume_deployment(request: web.Request) -> None:
+    """``?deployment=`` of a resume: only keeping the pinned deployment is supported."""
+    choice = request.query.get("deployment")
+    if choice is not None and choice.lower() != "keep":
+        raise AdminError(
+            400,
+            f"resuming on another deployment (deployment={choice!r}) is not supported by logstrate: "
+            "an invocation resumes on the deployment it is pinned to (deployment=Keep)",
+        )
+
+
 async def delete_invocation(request: web.Request) -> web.Response:
     """Deprecated ``DELETE /invocations/{id}?mode=cancel|kill|purge`` (default cancel): 202."""
     mode = request.query.get("mode", "cancel").lower()
-    operation = _OPERATIONS.get(mode)
+    operation = _OPERATIONS.get(mode) if mode in ("cancel", "kill", "purge") else None
     if operation is None:
         raise AdminError(400, f"unknown mode {request.query['mode']!r}; use one of Cancel, Kill, Purge")
     await _manage(request, operation)
@@ -175,7 +234,7 @@ async def list_invocations(request: web.Request) -> web.Response:
     """Invocations of the partitions this process leads, newest first, with filters.
 
     ``service``, ``handler``, ``key`` match exactly; ``status`` is one of scheduled,
-    inboxed, invoked, suspended, completed; ``limit`` defaults to 100.
+    inboxed, invoked, suspended, paused, completed; ``limit`` defaults to 100.
     """
     access = access_of(request)
     service = request.query.get("service")

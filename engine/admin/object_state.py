@@ -41,7 +41,7 @@ log = get_logger(__name__)
 def add_routes(router: web.UrlDispatcher, prefix: str = "") -> None:
     """Register the state routes under ``prefix``."""
     router.add_post(f"{prefix}/services/{{service}}/state", modify_state)
-    router.add_get(f"{prefix}/services/{{service}}/state/{{key}}", get_state)
+    router.add_get(f"{prefix}/services/{{service}}/state/{{key:.+}}", get_state)
 
 
 def _keyed_service(request: web.Request) -> str:

@@ -8,8 +8,9 @@ from engine.admin.errors import AdminError
 from engine.admin.partitions import PartitionAccess
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.store import MetadataStore
+from subscriptions.manager import SubscriptionManager
 
-__all__ = ["DISCOVERY", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT", "PARTITIONS", "access_of"]
+__all__ = ["DISCOVERY", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT", "PARTITIONS", "SUBSCRIPTIONS", "access_of"]
 
 METADATA = web.AppKey("metadata", MetadataStore)
 """The process's metadata store (deployments, services)."""
@@ -21,6 +22,9 @@ OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
 """The admin API's OpenAPI document, served by ``GET /openapi``."""
 PARTITIONS = web.AppKey("partitions", PartitionAccess)
 """WAL appender and local partition tables; absent when the app runs without partitions."""
+
+SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionManager)
+"""This process's subscription consumers (for their status); absent when none run here."""
 
 
 def access_of(request: web.Request) -> PartitionAccess:

@@ -86,6 +86,7 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     request_id, future = (None, None) if target.send else deps.pending.register()
     sink = None if request_id is None else IngressSink(deps.node_name, request_id)
     source = IngressSource(deps.node_name, request_id or uuid4().hex)
+    retention = info.target_info
     record = Invoke(
         invocation_id=invocation_id,
         target=InvocationTarget(info.service, info.handler, target.key, info.service_kind, info.handler_kind),
@@ -95,6 +96,8 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         response_sink=sink,
         idempotency_key=idempotency_key,
         execute_at_ms=execute_at_ms,
+        completion_retention_ms=None if retention is None else retention.completion_retention_ms(derived),
+        journal_retention_ms=None if retention is None else retention.journal_retention_ms,
     )
     bound = log.bind(invocation_id=str(invocation_id), service=info.service, handler=info.handler, key=target.key)
     partition = deps.appender.partition_of(invocation_id)

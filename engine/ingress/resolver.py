@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.ingress.routing import HandlerInfo, HandlerNotFound, ServiceNotFound
 from engine.metadata import errors as metadata_errors
 from engine.metadata.store import MetadataStore
-from engine.metadata.targets import handler_kind, service_kind
+from engine.metadata.targets import call_target, handler_kind, service_kind
 from engine.wal.records import ServiceKind
 
 class MetadataResolver:
@@ -37,4 +37,5 @@ class MetadataResolver:
             public=resolved.settings.public,
             input_content_type=meta.input.content_type,
             output_content_type=meta.output.content_type or "application/json",
+            target_info=call_target(resolved),
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import unquote
 
-from engine.wal.records import HandlerKind, ServiceKind
+from engine.wal.records import CallTarget, HandlerKind, ServiceKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,8 @@ class HandlerInfo:
     input_content_type: str | None = "application/json"
     """Required request content type; None accepts anything (including no body)."""
     output_content_type: str = "application/json"
+    target_info: CallTarget | None = None
+    """The handler's kinds and retention settings for the ``Invoke`` (``None``: defaults)."""
 
 
 class ServiceNotFound(Exception):

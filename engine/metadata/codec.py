@@ -13,21 +13,24 @@ one. Adding an optional field does not need a new version: readers ignore fields
 not know and fill in defaults for missing ones. Durations are integers of milliseconds,
 instants milliseconds since the Unix epoch, ids their ``dp_1...`` text.
 
-Keys with other prefixes belong to metadata kinds handled elsewhere (subscriptions,
-Kafka clusters); :func:`decode_record` returns them as :class:`OtherRecord`.
+Kafka clusters (``kafka-cluster/<name>``) and subscriptions (``subscription/<id>``) use
+the same envelope; their documents are defined in :mod:`engine.metadata.kafka`. Keys
+with unknown prefixes (written by a newer engine) decode to :class:`OtherRecord`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Final, TypeVar
 
 from engine.errors import EngineError
-from engine.ids import DeploymentId, IdParseError
+from engine.ids import DeploymentId, IdParseError, SubscriptionId
+from engine.metadata import kafka
+from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.model import (
     Deployment,
     HandlerMetadata,
@@ -48,6 +51,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "DeploymentDeleted",
     "DeploymentPut",
+    "KafkaClusterDeleted",
+    "KafkaClusterPut",
+    "SubscriptionDeleted",
+    "SubscriptionPut",
+    "encode_kafka_cluster",
+    "encode_subscription",
     "MetadataCodecError",
     "MetadataRecord",
     "OtherRecord",
@@ -60,6 +69,7 @@ SCHEMA_VERSION: Final = 1
 DEPLOYMENT_KEY_PREFIX: Final = "deployment/"
 
 _E = TypeVar("_E", bound=Enum)
+_R = TypeVar("_R")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -82,13 +92,43 @@ class DeploymentDeleted:
 
 
 @dataclass(frozen=True)
+class KafkaClusterPut:
+    """A Kafka cluster was created or changed."""
+
+    cluster: KafkaCluster
+
+
+@dataclass(frozen=True)
+class KafkaClusterDeleted:
+    """A Kafka cluster was deleted (a tombstone)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SubscriptionPut:
+    """A subscription was created or changed (paused, resumed)."""
+
+    subscription: Subscription
+
+
+@dataclass(frozen=True)
+class SubscriptionDeleted:
+    """A subscription was deleted (a tombstone)."""
+
+    subscription_id: SubscriptionId
+
+
+@dataclass(frozen=True)
 class OtherRecord:
     """A record of a metadata kind this codec does not handle."""
 
     key: str
 
 
-MetadataRecord = DeploymentPut | DeploymentDeleted | OtherRecord
+MetadataRecord = (
+    DeploymentPut | DeploymentDeleted | KafkaClusterPut | KafkaClusterDeleted | SubscriptionPut | SubscriptionDeleted | OtherRecord
+)
 
 
 def deployment_key(deployment_id: DeploymentId) -> bytes:
@@ -115,14 +155,41 @@ def decode_record(key: bytes | None, value: bytes | None) -> MetadataRecord:
         text_key = key.decode()
     except UnicodeDecodeError:
         raise MetadataCodecError(f"metadata record key {key!r} is not UTF-8") from None
-    if not text_key.startswith(DEPLOYMENT_KEY_PREFIX):
-        return OtherRecord(text_key)
+    if text_key.startswith(DEPLOYMENT_KEY_PREFIX):
+        return _decode_deployment(text_key, value)
+    if text_key.startswith(kafka.CLUSTER_KEY_PREFIX):
+        name = text_key[len(kafka.CLUSTER_KEY_PREFIX) :]
+        if value is None:
+            return KafkaClusterDeleted(name)
+        return KafkaClusterPut(_decode(text_key, value, "kafka_cluster", lambda j: kafka.cluster_from_json(name, j)))
+    if text_key.startswith(kafka.SUBSCRIPTION_KEY_PREFIX):
+        try:
+            subscription_id = SubscriptionId.parse(text_key[len(kafka.SUBSCRIPTION_KEY_PREFIX) :])
+        except IdParseError as exc:
+            raise MetadataCodecError(f"metadata record key {text_key!r}: {exc}") from None
+        if value is None:
+            return SubscriptionDeleted(subscription_id)
+        return SubscriptionPut(
+            _decode(text_key, value, "subscription", lambda j: kafka.subscription_from_json(subscription_id, j))
+        )
+    return OtherRecord(text_key)
+
+
+def _decode_deployment(text_key: str, value: bytes | None) -> MetadataRecord:
     try:
         deployment_id = DeploymentId.parse(text_key[len(DEPLOYMENT_KEY_PREFIX) :])
     except IdParseError as exc:
         raise MetadataCodecError(f"metadata record key {text_key!r}: {exc}") from None
     if value is None:
         return DeploymentDeleted(deployment_id)
+    deployment = _decode(text_key, value, "deployment", _deployment_from_json)
+    if deployment.id != deployment_id:
+        raise MetadataCodecError(f"metadata record {text_key!r} holds deployment {deployment.id}")
+    return DeploymentPut(deployment)
+
+
+def _decode(text_key: str, value: bytes, kind: str, build: Callable[[Mapping[str, Any]], _R]) -> _R:
+    """Parse the JSON document of a record, check its schema version, build the object."""
     try:
         document = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -136,14 +203,21 @@ def decode_record(key: bytes | None, value: bytes | None) -> MetadataRecord:
                 f"metadata record {text_key!r} has schema version {version}, but this engine reads up to "
                 f"{SCHEMA_VERSION}; a newer engine wrote it, so upgrade this engine"
             )
-        deployment = _deployment_from_json(document["deployment"])
+        return build(document[kind])
     except MetadataCodecError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MetadataCodecError(f"metadata record {text_key!r} is malformed: {exc!r}") from None
-    if deployment.id != deployment_id:
-        raise MetadataCodecError(f"metadata record {text_key!r} holds deployment {deployment.id}")
-    return DeploymentPut(deployment)
+
+
+def encode_kafka_cluster(cluster: KafkaCluster) -> bytes:
+    """The record value of a Kafka cluster."""
+    return kafka.encode_value("kafka_cluster", kafka.cluster_to_json(cluster), SCHEMA_VERSION)
+
+
+def encode_subscription(subscription: Subscription) -> bytes:
+    """The record value of a subscription."""
+    return kafka.encode_value("subscription", kafka.subscription_to_json(subscription), SCHEMA_VERSION)
 
 
 # --- to JSON ------------------------------------------------------------------------------

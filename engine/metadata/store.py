@@ -26,7 +26,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,14 +34,25 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from engine.config import KafkaConfig
 from engine.errors import StartupError
-from engine.ids import DeploymentId
+from engine.ids import DeploymentId, SubscriptionId
 from engine.logs import get_logger
 from engine.metadata import codec
+from engine.metadata import kafka as kafka_codec
 from engine.metadata.errors import MetadataError, MetadataUnavailable
+from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.model import Deployment, HandlerMetadata, ResolvedHandler, ServiceMetadata
 from engine.metadata.view import MetadataView
 
-__all__ = ["DeleteDeployment", "MetadataStore", "MetadataWrite", "PutDeployment"]
+__all__ = [
+    "DeleteDeployment",
+    "DeleteKafkaCluster",
+    "DeleteSubscription",
+    "MetadataStore",
+    "MetadataWrite",
+    "PutDeployment",
+    "PutKafkaCluster",
+    "PutSubscription",
+]
 
 log = get_logger(__name__)
 
@@ -76,19 +87,52 @@ class DeleteDeployment:
     deployment_id: DeploymentId
 
 
-MetadataWrite = PutDeployment | DeleteDeployment
+@dataclass(frozen=True)
+class PutKafkaCluster:
+    """Create or replace a Kafka cluster."""
+
+    cluster: KafkaCluster
+
+
+@dataclass(frozen=True)
+class DeleteKafkaCluster:
+    name: str
+
+
+@dataclass(frozen=True)
+class PutSubscription:
+    """Create or change (pause, resume) a subscription."""
+
+    subscription: Subscription
+
+
+@dataclass(frozen=True)
+class DeleteSubscription:
+    subscription_id: SubscriptionId
+
+
+MetadataWrite = PutDeployment | DeleteDeployment | PutKafkaCluster | DeleteKafkaCluster | PutSubscription | DeleteSubscription
 
 
 class MetadataStore:
     """Reads and writes the metadata topic; see the module docstring for the guarantees."""
 
-    def __init__(self, kafka: KafkaConfig, *, node_name: str, write_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        *,
+        node_name: str,
+        write_timeout_s: float = 30.0,
+        declared_clusters: Mapping[str, KafkaCluster] | None = None,
+    ) -> None:
+        """``declared_clusters`` come from the engine config; records of the same name win over them."""
         self.topic = kafka.metadata_topic
         self._kafka = kafka
         self._node_name = node_name
         self._write_timeout_s = write_timeout_s
         self._log = log.bind(topic=self.topic)
-        self._view = MetadataView()
+        self._declared_clusters = dict(declared_clusters or {})
+        self._view = MetadataView(kafka_clusters=self._declared_clusters)
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
         self._write_lock = asyncio.Lock()
@@ -243,10 +287,7 @@ class MetadataStore:
     def _produce(self, write: MetadataWrite) -> int:
         # Runs in a worker thread: flush() blocks until the broker acknowledged the record.
         assert self._producer is not None
-        if isinstance(write, PutDeployment):
-            key, value = codec.deployment_key(write.deployment.id), codec.encode_deployment(write.deployment)
-        else:
-            key, value = codec.deployment_key(write.deployment_id), None
+        key, value = _record_of(write)
         outcome: list[tuple[KafkaError | None, int]] = []
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
@@ -319,7 +360,7 @@ class MetadataStore:
     ) -> None:
         start, end_at_start = self._watermarks(consumer, timeout_s)
         consumer.assign([TopicPartition(self.topic, _PARTITION, OFFSET_BEGINNING)])
-        deployments = dict(self._view.deployments)
+        state = _Folded(dict(self._view.deployments), dict(self._view.kafka_clusters), dict(self._view.subscriptions))
         applied = self._view.applied_offset
         # Caught up once the last record that existed at start-up is applied; an empty
         # topic is caught up at once.
@@ -329,7 +370,7 @@ class MetadataStore:
             for message in _next_batch(consumer):
                 err = message.error()
                 if err is None:
-                    self._apply(message, deployments)
+                    self._apply(message, state)
                     applied = _offset(message)
                     changed = True
                     caught_up = caught_up or applied >= end_at_start - 1
@@ -342,7 +383,9 @@ class MetadataStore:
                     if err.fatal():
                         raise MetadataUnavailable(f"fatal Kafka error reading {self.topic}: {err.str()}")
             if changed:
-                self._view = MetadataView(dict(deployments), applied)
+                self._view = MetadataView(
+                    dict(state.deployments), applied, dict(state.clusters), dict(state.subscriptions)
+                )
                 self._settle_waiters(applied)
             if caught_up and not ready.done():
                 loop.call_soon_threadsafe(_resolve, ready, None)
@@ -363,7 +406,7 @@ class MetadataStore:
                     raise MetadataUnavailable(f"cannot read the end offset of {self.topic}: {exc}") from None
             self._stopping.wait(0.1)
 
-    def _apply(self, message: Message, deployments: dict[DeploymentId, Deployment]) -> None:
+    def _apply(self, message: Message, state: _Folded) -> None:
         try:
             record = codec.decode_record(message.key(), message.value())
         except codec.MetadataCodecError as exc:
@@ -371,9 +414,43 @@ class MetadataStore:
             self._log.error("skipping unreadable metadata record", offset=message.offset(), error=str(exc))
             return
         if isinstance(record, codec.DeploymentPut):
-            deployments[record.deployment.id] = record.deployment
+            state.deployments[record.deployment.id] = record.deployment
         elif isinstance(record, codec.DeploymentDeleted):
-            deployments.pop(record.deployment_id, None)
+            state.deployments.pop(record.deployment_id, None)
+        elif isinstance(record, codec.KafkaClusterPut):
+            state.clusters[record.cluster.name] = record.cluster
+        elif isinstance(record, codec.KafkaClusterDeleted):
+            state.clusters.pop(record.name, None)
+            if record.name in self._declared_clusters:
+                state.clusters[record.name] = self._declared_clusters[record.name]
+        elif isinstance(record, codec.SubscriptionPut):
+            state.subscriptions[record.subscription.id] = record.subscription
+        elif isinstance(record, codec.SubscriptionDeleted):
+            state.subscriptions.pop(record.subscription_id, None)
+
+
+@dataclass
+class _Folded:
+    """What the tail thread has folded so far (mutable; views are snapshots of it)."""
+
+    deployments: dict[DeploymentId, Deployment]
+    clusters: dict[str, KafkaCluster]
+    subscriptions: dict[SubscriptionId, Subscription]
+
+
+def _record_of(write: MetadataWrite) -> tuple[bytes, bytes | None]:
+    """The (key, value) of a write; ``None`` value is a tombstone."""
+    if isinstance(write, PutDeployment):
+        return codec.deployment_key(write.deployment.id), codec.encode_deployment(write.deployment)
+    if isinstance(write, DeleteDeployment):
+        return codec.deployment_key(write.deployment_id), None
+    if isinstance(write, PutKafkaCluster):
+        return kafka_codec.cluster_key(write.cluster.name), codec.encode_kafka_cluster(write.cluster)
+    if isinstance(write, DeleteKafkaCluster):
+        return kafka_codec.cluster_key(write.name), None
+    if isinstance(write, PutSubscription):
+        return kafka_codec.subscription_key(write.subscription.id), codec.encode_subscription(write.subscription)
+    return kafka_codec.subscription_key(write.subscription_id), None
 
 
 def _resolve(future: asyncio.Future[Any], outcome: BaseException | None) -> None:

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.ids import DeploymentId
-from engine.metadata.errors import DeploymentNotFound, HandlerNotFound, ServiceNotFound
+from engine.ids import DeploymentId, SubscriptionId
+from engine.metadata.errors import DeploymentNotFound, HandlerNotFound, NotFoundError, ServiceNotFound
+from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.model import Deployment, HandlerMetadata, ResolvedHandler, ServiceMetadata
 
 __all__ = ["MetadataView"]
@@ -27,6 +28,9 @@ class MetadataView:
     deployments: Mapping[DeploymentId, Deployment] = field(default_factory=dict)
     applied_offset: int = -1
     """Offset of the last record folded into this view; -1 before the first."""
+    kafka_clusters: Mapping[str, KafkaCluster] = field(default_factory=dict)
+    """Clusters by name: those declared in the engine config, then those written through the API."""
+    subscriptions: Mapping[SubscriptionId, Subscription] = field(default_factory=dict)
     _latest: Mapping[str, tuple[ServiceMetadata, Deployment]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +62,30 @@ class MetadataView:
         """The newest deployment registered with this (normalized) URI, if any."""
         matches = [d for d in self.deployments.values() if d.uri == uri]
         return max(matches, key=lambda d: (d.created_at, d.id), default=None)
+
+    # --- Kafka clusters and subscriptions ----------------------------------------------
+
+    def list_kafka_clusters(self) -> list[KafkaCluster]:
+        """All clusters, by name."""
+        return [self.kafka_clusters[name] for name in sorted(self.kafka_clusters)]
+
+    def get_kafka_cluster(self, name: str) -> KafkaCluster:
+        """Raises :class:`NotFoundError` naming the cluster."""
+        cluster = self.kafka_clusters.get(name)
+        if cluster is None:
+            raise NotFoundError(f"The Kafka cluster '{name}' does not exist; create it with POST /kafka-clusters")
+        return cluster
+
+    def list_subscriptions(self) -> list[Subscription]:
+        """All subscriptions, oldest first."""
+        return sorted(self.subscriptions.values(), key=lambda s: (s.created_at, s.id))
+
+    def get_subscription(self, subscription_id: SubscriptionId) -> Subscription:
+        """Raises :class:`NotFoundError` naming the subscription."""
+        found = self.subscriptions.get(subscription_id)
+        if found is None:
+            raise NotFoundError(f"The subscription '{subscription_id}' does not exist")
+        return found
 
     # --- services ----------------------------------------------------------------------
 

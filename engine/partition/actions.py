@@ -20,6 +20,7 @@ __all__ = [
     "AbortInvocation",
     "Action",
     "BecameLeader",
+    "CancelTimer",
     "ForwardNotification",
     "InvokeAction",
     "LostLeadership",
@@ -50,6 +51,14 @@ class AbortInvocation:
 @dataclass(frozen=True, slots=True)
 class RegisterTimer:
     """Schedule ``timer`` in the timer service (the row is already in LMDB)."""
+
+    timer: TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    """Forget ``timer`` in the timer service (its row was deleted: the invocation that
+    owned it ended), so a dead invocation's timer never fires."""
 
     timer: TimerKey
 
@@ -110,6 +119,7 @@ Action: TypeAlias = (
     InvokeAction
     | AbortInvocation
     | RegisterTimer
+    | CancelTimer
     | SendOutbox
     | RespondToIngress
     | ForwardNotification

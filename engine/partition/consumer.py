@@ -45,6 +45,9 @@ class WalListener(Protocol):
     def assigned(self, partition: int, high_watermark: int) -> None:
         """``partition`` is now ours; records below ``high_watermark`` exist already."""
 
+    def reached_end(self, partition: int) -> None:
+        """Everything committed in ``partition`` so far has been handed to :meth:`apply`."""
+
     def revoked(self, partition: int) -> None:
         """``partition`` is no longer ours: stop leading it at once."""
 
@@ -74,6 +77,9 @@ class WalConsumer:
                     "enable.auto.offset.store": False,
                     "auto.offset.reset": "earliest",
                     "isolation.level": "read_committed",
+                    # End-of-partition events tell catch-up it is done even when the
+                    # last offsets are transaction markers, which are never delivered.
+                    "enable.partition.eof": True,
                     # Quick failover when a process dies; heartbeats keep live ones in.
                     "session.timeout.ms": 10_000,
                     "heartbeat.interval.ms": 1_000,
@@ -125,10 +131,14 @@ class WalConsumer:
                     continue
                 messages = [first, *self._consumer.consume(self._max_batch - 1, timeout=0)]
                 batches: dict[int, list[WalMessage]] = {}
+                at_end: set[int] = set()
                 for msg in messages:
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
+                            eof_partition = msg.partition()
+                            if eof_partition is not None:
+                                at_end.add(eof_partition)
                             continue
                         if err.fatal():
                             raise KafkaException(err)
@@ -140,6 +150,8 @@ class WalConsumer:
                     batches.setdefault(partition, []).append(WalMessage(partition, offset, ts, msg.value() or b""))
                 for partition, batch in batches.items():
                     self._listener.apply(partition, batch)
+                for partition in at_end:
+                    self._listener.reached_end(partition)
         except BaseException as exc:  # noqa: BLE001 - the process must learn its WAL reader died
             log.exception("wal consumer stopped on an error")
             if self._on_fatal is not None:

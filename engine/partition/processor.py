@@ -15,7 +15,7 @@ epoch, and records a deposed leader writes later carry an old epoch and are igno
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import lmdb
 
@@ -35,6 +35,10 @@ log = get_logger(__name__)
 LeaderFactory = Callable[[int, int], PartitionLeader]
 """(partition, epoch) -> a leader, not yet started."""
 
+BeforeAnnounce = Callable[[int], Awaitable[None]]
+"""Awaited before announcing leadership of a partition; raising skips the announcement
+(the Kafka egress fences older producers of the partition here)."""
+
 
 class PartitionProcessors:
     """Every WAL partition this process consumes; implements ``WalListener``."""
@@ -50,8 +54,10 @@ class PartitionProcessors:
         loop: asyncio.AbstractEventLoop,
         leader_factory: LeaderFactory,
         options: StateMachineOptions | None = None,
+        before_announce: BeforeAnnounce | None = None,
     ) -> None:
         self._env = env
+        self._before_announce = before_announce
         self._handles = handles
         self._partition_count = partition_count
         self._node_name = node_name
@@ -106,6 +112,13 @@ class PartitionProcessors:
             self._catch_up_to[partition] = high_watermark
         self._loop.call_soon_threadsafe(self._on_assigned, partition, caught_up)
 
+    def reached_end(self, partition: int) -> None:
+        # The consumer read everything committed (read_committed stops at the last
+        # stable offset). Transaction markers take offsets but are never delivered, so
+        # "last record + 1 >= high watermark" alone may never hold after a transaction.
+        if self._catch_up_to.pop(partition, None) is not None:
+            self._loop.call_soon_threadsafe(self._caught_up, partition)
+
     def revoked(self, partition: int) -> None:
         self._catch_up_to.pop(partition, None)
         self._loop.call_soon_threadsafe(self._on_revoked, partition)
@@ -122,6 +135,10 @@ class PartitionProcessors:
     def _on_assigned(self, partition: int, caught_up: bool) -> None:
         self._assigned.add(partition)
         if caught_up:
+            self._announce(partition)
+
+    def _caught_up(self, partition: int) -> None:
+        if partition in self._assigned:
             self._announce(partition)
 
     def _on_revoked(self, partition: int) -> None:
@@ -186,6 +203,8 @@ class PartitionProcessors:
 
         async def append() -> None:
             try:
+                if self._before_announce is not None:
+                    await self._before_announce(partition)
                 await self._appender.append(partition, AnnounceLeader(epoch, self._node_name, partition))
             except Exception as exc:  # noqa: BLE001 - the next assignment retries
                 log.error("leadership announcement failed", partition=partition, error=str(exc))

@@ -1,15 +1,18 @@
 """Table ``invocation_status``: where each invocation of a partition stands.
 
 Key: ``partition (u32) + invocation id (24 bytes)``.
-Value: version byte 1, then the fields of :class:`InvocationStatus` in declaration
+Value: version byte 2, then the fields of :class:`InvocationStatus` in declaration
 order, in the :mod:`engine.storage.codec` layout (the status kind is a frozen tag).
+Version 1 values (without the two retention fields) are still read.
 
 An invocation moves through the kinds like this::
 
     Scheduled --timer--> (Inboxed --lock free-->) Invoked <--> Suspended
-                                                     |
-                                                     v
-                                                 Completed --cleanup timer--> (deleted)
+                                                  |  ^
+                                   attempts used up  |  resume
+                                                  v  |
+                                                  Paused
+    (any of them) --end, kill, cancel--> Completed --cleanup timer--> (deleted)
 
 Every transition happens in the partition state machine; times come from the WAL
 record being applied, never from the wall clock, so replicas agree byte for byte.
@@ -40,7 +43,8 @@ __all__ = [
 ]
 
 DB_NAME: Final = b"invocation_status"
-_VERSION: Final = 1
+_VERSION: Final = 2
+_VERSION_1: Final = 1
 
 ResponseSinkEntry = r.IngressSink | r.InvocationSink
 """A response sink that is actually set (the records' ``ResponseSink`` minus ``None``)."""
@@ -59,6 +63,9 @@ class StatusKind(Enum):
     """No attempt running; resumes when a notification in ``waiting_for`` arrives."""
     COMPLETED = "completed"
     """Done; the result is kept until ``cleanup_at_ms`` for late callers and attach."""
+    PAUSED = "paused"
+    """Its retry policy gave up with "pause" (or an operator paused it): no attempt runs
+    and no retry is scheduled until an operator resumes it; notifications still land."""
 
 
 # Frozen tags: on disk.
@@ -68,6 +75,7 @@ _KIND_TAGS: Final = {
     StatusKind.INVOKED: 3,
     StatusKind.SUSPENDED: 4,
     StatusKind.COMPLETED: 5,
+    StatusKind.PAUSED: 6,
 }
 _KINDS: Final = {tag: kind for kind, tag in _KIND_TAGS.items()}
 
@@ -116,11 +124,15 @@ class InvocationStatus:
     inbox_sequence: int | None = None
     result: r.OutputResult | None = None
     cleanup_at_ms: int | None = None
+    completion_retention_ms: int | None = None
+    """How long to keep the result once completed (``None``: the engine default)."""
+    journal_retention_ms: int | None = None
+    """How long to keep the journal once completed (``None`` or 0: drop it at once)."""
 
     @property
     def in_flight(self) -> bool:
-        """Invoked or Suspended: started, not completed."""
-        return self.kind in (StatusKind.INVOKED, StatusKind.SUSPENDED)
+        """Invoked, Suspended or Paused: started, not completed."""
+        return self.kind in (StatusKind.INVOKED, StatusKind.SUSPENDED, StatusKind.PAUSED)
 
     def touched(self, now_ms: int, **changes: Any) -> InvocationStatus:
         """A copy with ``changes`` applied and ``modified_at_ms`` set to ``now_ms``."""
@@ -162,12 +174,15 @@ def encode_status(status: InvocationStatus) -> bytes:
         w.byte(1)
         w.output_result(status.result)
     w.optional(status.cleanup_at_ms, w.int_)
+    w.optional(status.completion_retention_ms, w.int_)
+    w.optional(status.journal_retention_ms, w.int_)
     return w.finish()
 
 
 def decode_status(raw: bytes) -> InvocationStatus:
     """Inverse of :func:`encode_status`; raises :class:`StorageCorruptError`."""
-    rd = Reader(raw, _VERSION, "invocation status")
+    version = _VERSION_1 if raw[:1] == bytes((_VERSION_1,)) else _VERSION
+    rd = Reader(raw, version, "invocation status")
     tag = rd.byte()
     kind = _KINDS.get(tag)
     if kind is None:
@@ -195,6 +210,12 @@ def decode_status(raw: bytes) -> InvocationStatus:
         result=rd.optional(rd.output_result),
         cleanup_at_ms=rd.optional(rd.int_),
     )
+    if version >= 2:
+        status = dataclasses.replace(
+            status,
+            completion_retention_ms=rd.optional(rd.int_),
+            journal_retention_ms=rd.optional(rd.int_),
+        )
     rd.done()
     return status
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -69,7 +70,25 @@ class WalAppender:
         dedup_id: DedupId | None = None,
     ) -> int:
         """Append ``record`` to WAL ``partition``; returns its offset once durable."""
-        payload = codec.encode(record, epoch=epoch, dedup_id=dedup_id)
+        future = await self._produce(partition, codec.encode(record, epoch=epoch, dedup_id=dedup_id))
+        return await future
+
+    async def append_many(self, items: Sequence[tuple[int, Record, DedupId | None]]) -> list[int]:
+        """Append ``(partition, record, dedup_id)`` items in exactly this order; offsets once all are durable.
+
+        Kafka's idempotent producer keeps produce order per partition, so records a
+        caller deduplicates by increasing sequence (Kafka subscriptions) land in that
+        order. Each item is handed to the producer before the next one, even when the
+        local queue is full, which concurrent :meth:`append` calls would not guarantee.
+        """
+        futures = [await self._produce(p, codec.encode(r, dedup_id=d)) for p, r, d in items]
+        return list(await asyncio.gather(*futures))
+
+    def queued(self) -> int:
+        """Records handed to the producer and not yet acknowledged (a saturation signal)."""
+        return len(self._producer)
+
+    async def _produce(self, partition: int, payload: bytes) -> asyncio.Future[int]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
 
@@ -80,11 +99,10 @@ class WalAppender:
         while True:
             try:
                 self._producer.produce(self.topic, value=payload, partition=partition, on_delivery=delivered)
-                break
+                return future
             except BufferError:
                 # Local queue full: let delivery reports drain it, then try again.
                 await asyncio.sleep(0.005)
-        return await future
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued (bounded by ``timeout``) and stop the poll thread."""

@@ -63,7 +63,7 @@ _DATACLASSES: Final[tuple[type[Any], ...]] = (
     r.SubscriptionSource, r.IngressSink, r.InvocationSink, r.CompletionId,
     r.SignalIndex, r.SignalName, r.Value, r.FailureMetadata, r.Failure, r.Void,
     r.InvocationIdResult, r.StateKeys, r.TimerKey, r.StateEntry, r.DedupId,
-    r.CallTarget,
+    r.CallTarget, r.PauseInvocation, r.ResumeInvocation,
 )  # fmt: skip
 _RECORD_TYPES: Final = frozenset(typing.get_args(r.Record))
 _NAME_OF: Final[dict[type[Any], str]] = {cls: f"{NAMESPACE}.{cls.__name__}" for cls in _DATACLASSES}
@@ -120,7 +120,7 @@ def _encoder_for(hint: Any) -> _Conv:
         return lambda value: value.name
     if dataclasses.is_dataclass(hint):
         return _dataclass_encoder(typing.cast(type[Any], hint))
-    if hint in (int, str, bytes):
+    if hint in (int, str, bytes, bool):
         return _identity
     raise TypeError(f"unsupported type in a WAL record: {hint}")
 
@@ -167,7 +167,7 @@ def _decoder_for(hint: Any) -> _Conv:
         return decode_enum
     if dataclasses.is_dataclass(hint):
         return _dataclass_decoder(typing.cast(type[Any], hint))
-    if hint in (int, str, bytes):
+    if hint in (int, str, bytes, bool):
         return _identity
     raise TypeError(f"unsupported type in a WAL record: {hint}")
 

@@ -60,9 +60,11 @@ __all__ = [
     "OutboxTruncate",
     "OutputResult",
     "PatchState",
+    "PauseInvocation",
     "PurgeInvocation",
     "Record",
     "ResponseSink",
+    "ResumeInvocation",
     "ServiceKind",
     "SignalIndex",
     "SignalName",
@@ -305,6 +307,13 @@ class Invoke:
 
     ``execute_at_ms`` (ms since the Unix epoch) delays the start (``/send?delay=``).
     ``idempotency_key`` makes the processor answer retries with the same invocation.
+
+    ``completion_retention_ms`` is how long the completed invocation (its result, and
+    the idempotency key or workflow id it holds) is kept, resolved from the target's
+    metadata by whoever wrote the record; ``journal_retention_ms`` is how long its
+    journal is kept after completion (``None`` or 0: dropped at completion). Both are
+    schema v3; ``None`` (older records, writers without metadata) means the engine
+    defaults of :class:`~engine.partition.state_machine.context.StateMachineOptions`.
     """
 
     invocation_id: InvocationId
@@ -315,14 +324,35 @@ class Invoke:
     response_sink: ResponseSink = None
     idempotency_key: str | None = None
     execute_at_ms: int | None = None
+    completion_retention_ms: int | None = None
+    journal_retention_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CallTarget:
-    """What the leader's metadata said the callee of a call command is (schema v2)."""
+    """What the leader's metadata said the callee of a call command is (schema v2).
+
+    Schema v3 adds the callee's retention settings (``None``: engine defaults), so the
+    state machine can give the callee's ``Invoke`` its retention without reading the
+    metadata: see :meth:`completion_retention_ms`.
+    """
 
     service_kind: ServiceKind
     handler_kind: HandlerKind | None
+    idempotency_retention_ms: int | None = None
+    workflow_retention_ms: int | None = None
+    journal_retention_ms: int | None = None
+
+    def completion_retention_ms(self, idempotent: bool) -> int | None:
+        """How long a completed invocation of this target is kept (``None``: default).
+
+        A workflow's run keeps its workflow id for the workflow completion retention;
+        any other request with an idempotency key keeps it for the idempotency
+        retention (as on restate-server); other invocations use the engine default.
+        """
+        if self.handler_kind is HandlerKind.WORKFLOW:
+            return self.workflow_retention_ms
+        return self.idempotency_retention_ms if idempotent else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +398,10 @@ class InvocationEnded:
 class InvocationFailedAttempt:
     """An attempt failed with a retryable error; retry at ``retry_at_ms``.
 
-    ``attempt`` counts attempts so far (1 after the first failure).
+    ``attempt`` counts attempts so far (1 after the first failure). ``paused`` (schema
+    v3): the retry policy's attempts are used up and it says pause, so the invocation
+    waits in the Paused status for an operator's ``ResumeInvocation`` instead of a
+    retry (``retry_at_ms`` is then the time of the failure).
     """
 
     invocation_id: InvocationId
@@ -376,6 +409,7 @@ class InvocationFailedAttempt:
     message: str
     retry_at_ms: int
     attempt: int
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +493,21 @@ class PurgeInvocation:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseInvocation:
+    """Stop running the invocation until it is resumed (admin ``/pause``, schema v3)."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeInvocation:
+    """Run a paused or suspended invocation again now, or a backing-off one without
+    waiting out its retry delay (admin ``/resume``, schema v3)."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
 class AttachInvocation:
     """Also send the invocation's result to ``sink`` (ingress ``.../attach``).
 
@@ -501,6 +550,8 @@ Record: TypeAlias = (
     | PurgeInvocation
     | AttachInvocation
     | PatchState
+    | PauseInvocation
+    | ResumeInvocation
 )
 """Every record the partition state machine applies."""
 

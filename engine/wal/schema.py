@@ -27,7 +27,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["CURRENT_VERSION", "ENVELOPE_V1", "ENVELOPE_V2", "NAMESPACE", "WRITER_SCHEMAS", "schema_for"]
+__all__ = [
+    "CURRENT_VERSION",
+    "ENVELOPE_V1",
+    "ENVELOPE_V2",
+    "ENVELOPE_V3",
+    "NAMESPACE",
+    "WRITER_SCHEMAS",
+    "schema_for",
+]
 
 NAMESPACE = "logstrate.wal"
 
@@ -271,10 +279,72 @@ ENVELOPE_V2: Schema = _envelope(
 )
 """Schema version 2: v1 plus ``JournalAppend.call_target`` (optional, default null)."""
 
-WRITER_SCHEMAS: dict[int, Schema] = {1: ENVELOPE_V1, 2: ENVELOPE_V2}
+
+# --- version 3: retention on Invoke and CallTarget, paused attempts, pause/resume ------
+
+_CALL_TARGET_V3 = _record(
+    "CallTarget",
+    _field("service_kind", _SERVICE_KIND),
+    _optional("handler_kind", _HANDLER_KIND),
+    _optional("idempotency_retention_ms", "long"),
+    _optional("workflow_retention_ms", "long"),
+    _optional("journal_retention_ms", "long"),
+)
+_JOURNAL_APPEND_V3 = _record(
+    "JournalAppend",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("entry_index", "long"),
+    _field("message_type", "long"),
+    _field("message", "bytes"),
+    _field("call_target", ["null", _CALL_TARGET_V3], default=None),
+)
+_INVOKE_V3 = _record(
+    "Invoke",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("target", _TARGET),
+    _field("argument", "bytes"),
+    _field("headers", {"type": "array", "items": _HEADER}, default=[]),
+    _field(
+        "source",
+        ["null", _INGRESS_SOURCE, _INVOCATION_SOURCE, _SUBSCRIPTION_SOURCE],
+        default=None,
+    ),
+    _field("response_sink", ["null", _INGRESS_SINK, _INVOCATION_SINK], default=None),
+    _optional("idempotency_key", "string"),
+    _optional("execute_at_ms", "long"),
+    _optional("completion_retention_ms", "long"),
+    _optional("journal_retention_ms", "long"),
+)
+_INVOCATION_FAILED_ATTEMPT_V3 = _record(
+    "InvocationFailedAttempt",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("code", "long"),
+    _field("message", "string"),
+    _field("retry_at_ms", "long"),
+    _field("attempt", "long"),
+    _field("paused", "boolean", default=False),
+)
+_PAUSE = _record("PauseInvocation", _field("invocation_id", _INVOCATION_ID))
+_RESUME = _record("ResumeInvocation", _field("invocation_id", _INVOCATION_ID))
+
+_V3_REPLACED = {
+    id(_INVOKE): _INVOKE_V3,
+    id(_JOURNAL_APPEND): _JOURNAL_APPEND_V3,
+    id(_INVOCATION_FAILED_ATTEMPT): _INVOCATION_FAILED_ATTEMPT_V3,
+}
+# The v1 branches in their order (three grew optional fields), then the new records.
+ENVELOPE_V3: Schema = _envelope(
+    [_V3_REPLACED.get(id(block), block) for block in _BODY_V1] + [_PAUSE, _RESUME]
+)
+"""Schema version 3: v2 plus ``Invoke.completion_retention_ms`` / ``journal_retention_ms``,
+the callee's retention on ``CallTarget``, ``InvocationFailedAttempt.paused`` (all
+optional with defaults), and the record types ``PauseInvocation`` and
+``ResumeInvocation`` at the end of the body union."""
+
+WRITER_SCHEMAS: dict[int, Schema] = {1: ENVELOPE_V1, 2: ENVELOPE_V2, 3: ENVELOPE_V3}
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 """The version new records are written with."""
 
 

@@ -14,6 +14,10 @@ Ordering rules that make replay deterministic:
   handler had them when it first issued it); while the handler waits, it takes one
   notification at a time until the wait is satisfied. A race (``select``) is therefore
   decided on replay exactly as it was the first time.
+* The runtime's CANCEL signal interrupts the first wait that consumes it (or, when a
+  command consumed it, the next wait): that wait raises ``TerminalError(409)`` once,
+  later waits proceed, so the handler can run compensations. Until then every
+  suspension also waits for the signal, so a cancel wakes a suspended handler.
 * Once closed (ended, suspended or failed) the machine writes nothing more; every
   later operation raises the same :class:`InvocationAbort` again, so a handler that
   swallowed one still cannot corrupt the attempt.
@@ -108,6 +112,7 @@ class StateMachine:
                 self._journaled_keys.add(parse_notification(frame.type_id, frame.message)[0])
         self.state: dict[bytes, bytes] = {bytes(e.key): bytes(e.value) for e in start.state_map}
         self.partial_state = bool(start.partial_state)
+        self._cancel_delivered = False
 
     # -- status -------------------------------------------------------------------
 
@@ -120,6 +125,26 @@ class StateMachine:
     def cancelled(self) -> bool:
         """True once the runtime's CANCEL signal has been consumed."""
         return signal_key(CANCEL_SIGNAL) in self._results
+
+    @property
+    def cancel_pending(self) -> bool:
+        """True when the CANCEL signal was consumed but not yet raised in the handler."""
+        return self.cancelled and not self._cancel_delivered
+
+    def take_cancel(self) -> bool:
+        """Whether a wait must raise the cancellation now (at most once per attempt)."""
+        if not self.cancel_pending:
+            return False
+        self._cancel_delivered = True
+        return True
+
+    def suspension_keys(self, awaited: Iterable[Key]) -> list[Key]:
+        """What a suspension waits for: ``awaited``, plus the CANCEL signal until it
+        has been raised in the handler (so a cancel wakes a suspended invocation)."""
+        keys = list(awaited)
+        if not self._cancel_delivered:
+            keys.append(signal_key(CANCEL_SIGNAL))
+        return keys
 
     def check_open(self) -> None:
         """Raise the attempt's :class:`InvocationAbort` if it is already closed."""
@@ -155,9 +180,11 @@ class StateMachine:
         return True
 
     def progress(self, done: Callable[[], bool]) -> bool:
-        """Consume notifications one at a time until ``done()`` holds or none is next."""
+        """Consume notifications one at a time until ``done()`` holds or none is next.
+
+        Stops early once the CANCEL signal is consumed (see :meth:`take_cancel`)."""
         self.check_open()
-        while not done():
+        while not done() and not self.cancel_pending:
             if not self._take_notification():
                 break
         return done()

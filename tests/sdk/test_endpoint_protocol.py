@@ -53,6 +53,16 @@ async def awake(ctx: sdk.Context) -> str:
     return value
 
 
+@svc.handler()
+async def cancellable(ctx: sdk.Context) -> str:
+    try:
+        await ctx.sleep(timedelta(hours=1))
+    except sdk.TerminalError as exc:
+        undone: str = await ctx.run("compensate", lambda: f"undone after {exc.status_code}")
+        return undone
+    return "slept"
+
+
 @obj.handler()
 async def incr(ctx: sdk.ObjectContext) -> int:
     value: int = (await ctx.get("n", type_hint=int) or 0) + 1
@@ -134,7 +144,8 @@ def test_awakeable_id_and_signal_resolution() -> None:
     assert awakeable_id.startswith("sign_1")
     suspension = first[-1].message
     assert isinstance(suspension, pb.SuspensionMessage)
-    assert list(suspension.awaiting_on.waiting_signals) == [17]
+    # The awakeable's signal, and the CANCEL signal (1) so a cancel wakes the handler.
+    assert list(suspension.awaiting_on.waiting_signals) == [1, 17]
     journal = [pb.InputCommandMessage(), first[0].message, run_completion(1, proposal.value),
                pb.SignalNotificationMessage(idx=17, value=pb.Value(content=b'"hi"'))]
     frames = invoke(endpoint, "Proto", "awake", request(*journal))
@@ -220,3 +231,32 @@ def test_gather_raises_the_first_failure_without_waiting_for_the_rest() -> None:
                pb.RunCompletionNotificationMessage(completion_id=2, failure=pb.Failure(code=418, message="no"))]
     frames = invoke(Endpoint([svc]), "Proto", "gather_fail", request(*journal))
     assert frames[0].message == pb.OutputCommandMessage(value=pb.Value(content=b'"failed 418"'))
+
+
+def test_cancel_signal_interrupts_the_wait_once_and_compensation_runs() -> None:
+    sleep = pb.SleepCommandMessage(result_completion_id=1)
+    cancel = pb.SignalNotificationMessage(idx=1, void=pb.Void())
+    first = invoke(endpoint, "Proto", "cancellable", request(pb.InputCommandMessage()))
+    assert names(first) == ["SleepCommand", "Suspension"]
+    suspension = first[-1].message
+    assert isinstance(suspension, pb.SuspensionMessage)
+    assert list(suspension.awaiting_on.waiting_signals) == [1]
+    sleep.wake_up_time = first[0].message.wake_up_time  # type: ignore[union-attr]
+    # Cancelled while suspended: the sleep raises 409, the compensation step runs, and
+    # the suspension on its result no longer waits for the (already seen) cancel.
+    second = invoke(endpoint, "Proto", "cancellable", request(pb.InputCommandMessage(), sleep, cancel))
+    assert names(second) == ["RunCommand", "ProposeRunCompletion", "Suspension"]
+    compensation = second[1].message
+    assert isinstance(compensation, pb.ProposeRunCompletionMessage)
+    assert json.loads(compensation.value) == "undone after 409"
+    waiting = second[2].message
+    assert isinstance(waiting, pb.SuspensionMessage)
+    assert list(waiting.awaiting_on.waiting_completions) == [2]
+    assert list(waiting.awaiting_on.waiting_signals) == []
+    # On replay the cancel is met at the same point; the compensation's result is journaled.
+    journal = [pb.InputCommandMessage(), sleep, cancel, second[0].message,
+               run_completion(2, compensation.value),
+               pb.SleepCompletionNotificationMessage(completion_id=1, void=pb.Void())]
+    third = invoke(endpoint, "Proto", "cancellable", request(*journal))
+    assert third[0].message == pb.OutputCommandMessage(value=pb.Value(content=b'"undone after 409"'))
+    assert names(third) == ["OutputCommand", "End"]

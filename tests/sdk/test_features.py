@@ -6,16 +6,22 @@ written with our SDK, served by hypercorn over HTTP/1.1) and the same requests.
 
 from __future__ import annotations
 
+import io
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import fastavro
 import pytest
 
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.ports import wait_until
+from tests.fixtures.sdk_features import AVRO_ORDER, AVRO_QUOTE
 from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
-from tests.fixtures.systems import SYSTEMS, System, module_engine, system_under_test
+from tests.fixtures.systems import SYSTEMS, System, http, module_engine, system_under_test
 
 FEATURES_APP = "tests.fixtures.sdk_features:app"
 
@@ -148,3 +154,63 @@ def test_logs_are_not_repeated_on_replay(system: System, features_endpoint: Serv
     log = features_endpoint.log()
     assert log.count(f"replay-log {t} before") == 1, log[-2000:]
     assert log.count(f"replay-log {t} after") == 1, log[-2000:]
+
+
+def test_run_typed_and_run_options_as_in_the_official_sdk(system: System) -> None:
+    t = token()
+    assert system.ok("/SdkSteps/typed_runs", t) == {
+        "total": 42, "loud": f"{t.upper()}?", "legacy": 3, "gave_up": "500 after 2",
+    }
+
+
+@pytest.mark.parametrize("via", ["handle", "ctx"])
+def test_cancelled_callee_gets_409_while_suspended_and_compensates(system: System, via: str) -> None:
+    key = token()
+    outcome = system.ok("/SdkCancel/cancel_sleeper", {"token": key, "via": via})
+    assert outcome == {"code": 409, "message": "cancelled; compensated after 409"}
+    # The compensation's durable call went through after the cancellation.
+    assert system.ok(f"/SdkStore/{key}/snapshot") == {"compensation": "compensated after 409"}
+
+
+def test_attach_invocation_from_a_handler(system: System, request: pytest.FixtureRequest) -> None:
+    if system.name == "logstrate":
+        # The engine journals AttachInvocationCommand without acting on it yet (issue 4,
+        # engine/partition/state_machine/journal_commands.py): the caller waits forever.
+        request.applymarker(pytest.mark.xfail(reason="engine: attach command not implemented yet", strict=False))
+    text = token()
+    status, body = http("POST", f"{system.ingress_url}/SdkCancel/attach_to_send", text, timeout=15)
+    assert status == 200, body
+    assert body["attached"] == f"echo {text}"
+    assert body["target"].startswith("inv_")
+
+
+def _avro(schema: dict[str, Any], value: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), value)
+    return out.getvalue()
+
+
+def _post_bytes(url: str, data: bytes | None, content_type: str | None) -> tuple[int, str, bytes]:
+    headers = {"content-type": content_type} if content_type else {}
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers.get("content-type", ""), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("content-type", ""), err.read()
+
+
+def test_avro_records_in_out_in_steps_and_in_state(system: System) -> None:
+    order = {"id": f"o-{token()}", "lines": [{"sku": "tea", "quantity": 2}, {"sku": "cup", "quantity": 1}]}
+    status, content_type, body = _post_bytes(
+        f"{system.ingress_url}/SdkAvro/quote", _avro(AVRO_ORDER, order), "avro/binary")
+    assert status == 200, body
+    assert content_type.startswith("avro/binary")
+    quote = fastavro.schemaless_reader(io.BytesIO(body), fastavro.parse_schema(AVRO_QUOTE), None)
+    assert quote == {"order_id": order["id"], "total_cents": 1300, "lines": 2}
+    status, _, body = _post_bytes(f"{system.ingress_url}/SdkAvroOrders/{order['id']}/recall", None, None)
+    assert status == 200, body
+    assert fastavro.schemaless_reader(io.BytesIO(body), fastavro.parse_schema(AVRO_ORDER), None) == order
+    # Bytes that are not an Order are the caller's mistake: 400, not a retry loop.
+    status, _, body = _post_bytes(f"{system.ingress_url}/SdkAvro/quote", b"\x07", "avro/binary")
+    assert status == 400, body

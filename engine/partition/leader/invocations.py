@@ -14,10 +14,12 @@ one runs (a notification landed meanwhile) re-checks the state once the attempt 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Protocol
 
 from engine.ids import InvocationId
 from engine.invoker.client import Invoker
@@ -43,6 +45,16 @@ log = get_logger(__name__)
 
 AppendOwn = Callable[[Record], Awaitable[int]]
 LoadTask = Callable[[InvocationId], InvocationTaskData | None]
+
+
+class BuiltinServices(Protocol):
+    """Services the engine runs itself instead of calling an endpoint (Kafka egress)."""
+
+    def serves(self, service: str) -> bool:
+        """Whether invocations of ``service`` run here."""
+
+    async def run(self, invocation_id: InvocationId) -> AttemptFailure | None:
+        """One attempt; the failure to retry, or ``None`` once nothing is left to do."""
 
 
 def random_seed_of(invocation_id: InvocationId) -> int:
@@ -77,8 +89,10 @@ class InvocationExecutor:
         load_task: LoadTask,
         append_own: AppendOwn,
         clock: Callable[[], float] = time.time,
+        builtin: BuiltinServices | None = None,
     ) -> None:
         self._partition = partition
+        self._builtin = builtin
         self._invoker = invoker
         self._metadata = metadata
         self._load_task = load_task
@@ -131,6 +145,12 @@ class InvocationExecutor:
         data = self._load_task(invocation_id)
         if data is None:
             return  # no longer Invoked: ended, killed or suspended meanwhile
+        if self._builtin is not None and self._builtin.serves(data.target.service):
+            # Built-in services have no deployment to pin or endpoint to call.
+            builtin_failure = await self._builtin.run(invocation_id)
+            if builtin_failure is not None:
+                await self._after_failure(data, builtin_failure, None)
+            return
         bound = log.bind(invocation_id=str(invocation_id), partition=self._partition,
                          service=data.target.service, handler=data.target.handler, key=data.target.key)
         try:
@@ -191,7 +211,14 @@ class InvocationExecutor:
         logger = log.bind(invocation_id=str(data.invocation_id), partition=self._partition, attempt=attempt)
         if decision.action is RetryAction.RETRY:
             assert decision.delay_ms is not None
-            logger.warning("invocation attempt failed; will retry", code=failure.code, error=failure.message,
+            # A journal mismatch is a bug in the handler (non-deterministic code), not a
+            # passing outage: say so, retrying only helps once the code is fixed.
+            event = (
+                "journal mismatch: the handler took a different path on replay; will retry"
+                if failure.non_deterministic
+                else "invocation attempt failed; will retry"
+            )
+            logger.warning(event, code=failure.code, error=failure.message,
                            retry_in_ms=decision.delay_ms, non_deterministic=failure.non_deterministic)
             now_ms = int(self._clock() * 1000)
             await self._append_own(failed_attempt_record(data.invocation_id, failure, attempt, now_ms, decision.delay_ms))
@@ -199,10 +226,10 @@ class InvocationExecutor:
             logger.error("invocation failed for good", code=failure.code, error=failure.message, reason=decision.reason)
             await self._append_own(InvocationEnded(data.invocation_id, Failure(failure.code, failure.message)))
         else:
-            # Paused: stays Invoked with its last failure until an operator resumes it.
-            logger.error("invocation paused after failures", code=failure.code, error=failure.message,
-                         reason=decision.reason)
+            # Paused with its last failure until an operator resumes (or kills) it.
+            logger.error("invocation paused after failures; resume it with PATCH /invocations/{id}/resume",
+                         code=failure.code, error=failure.message, reason=decision.reason,
+                         non_deterministic=failure.non_deterministic)
             now_ms = int(self._clock() * 1000)
-            await self._append_own(
-                failed_attempt_record(data.invocation_id, failure, attempt, now_ms, delay_ms=10 * 365 * 86_400_000)
-            )
+            record = failed_attempt_record(data.invocation_id, failure, attempt, now_ms, delay_ms=0)
+            await self._append_own(dataclasses.replace(record, paused=True))

@@ -17,12 +17,14 @@ from engine.metadata.store import MetadataStore
 from engine.partition.actions import (
     AbortInvocation,
     Action,
+    CancelTimer,
     ForwardNotification,
     InvokeAction,
     RegisterTimer,
     RespondToIngress,
     SendOutbox,
 )
+from engine.partition.leader.egress import EgressExecutor, EgressProducers
 from engine.partition.leader.invocations import InvocationExecutor
 from engine.partition.leader.outbox import OutboxEntry, OutboxShuffle
 from engine.partition.leader.timers import TimerService
@@ -51,6 +53,7 @@ class PartitionLeader:
         metadata: MetadataStore,
         pending: PendingResponses,
         reader: TableReader,
+        egress: EgressProducers | None = None,
     ) -> None:
         self.partition = partition
         self.epoch = epoch
@@ -60,7 +63,14 @@ class PartitionLeader:
         self._reader = reader
         self._timers = TimerService(partition, self.append_own)
         self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
-        self._executor = InvocationExecutor(partition, invoker, metadata, self._load_task, self.append_own)
+        # Built-in Kafka egress: its producer was fenced in before this leader announced.
+        self._egress = EgressExecutor(
+            partition=partition, epoch=epoch, wal_topic=appender.topic,
+            producer=egress.producer(partition) if egress is not None else None,
+            snapshot=self._egress_snapshot, append_own=self.append_own,
+        )
+        self._executor = InvocationExecutor(partition, invoker, metadata, self._load_task, self.append_own,
+                                            builtin=self._egress)
         self._tasks: list[asyncio.Task[None]] = []
         self._log = log.bind(partition=partition, epoch=epoch)
 
@@ -74,6 +84,11 @@ class PartitionLeader:
     def _load_task(self, invocation_id: InvocationId) -> InvocationTaskData | None:
         return self._reader.read(self.partition, lambda t: load_invocation_task_data(t, invocation_id))
 
+    def _egress_snapshot(self, invocation_id: InvocationId) -> tuple[InvocationTaskData | None, int | None]:
+        return self._reader.read(
+            self.partition, lambda t: (load_invocation_task_data(t, invocation_id), t.fsm.applied_offset())
+        )
+
     def start(self) -> None:
         """Reload pending work from LMDB and start the executors."""
 
@@ -86,6 +101,7 @@ class PartitionLeader:
         self._timers.load(timers)
         for message in outbox:
             self._outbox.enqueue(self._outbox_entry(message.sequence, message.target_partition_key, message.record))
+        self._egress.start()
         for invocation_id in invoked:
             self._executor.start(invocation_id)
         self._tasks = [
@@ -100,6 +116,7 @@ class PartitionLeader:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._executor.stop()
+        await self._egress.stop()
         self._log.info("partition leader stopped")
 
     def handle(self, action: Action) -> None:
@@ -108,6 +125,8 @@ class PartitionLeader:
             self._executor.start(action.invocation_id)
         elif isinstance(action, RegisterTimer):
             self._timers.schedule(action.timer)
+        elif isinstance(action, CancelTimer):
+            self._timers.cancel(action.timer)
         elif isinstance(action, SendOutbox):
             self._outbox.enqueue(self._outbox_entry(action.sequence, action.target_partition_key, action.record))
         elif isinstance(action, RespondToIngress):

@@ -37,6 +37,20 @@ class TimerService:
         heapq.heappush(self._heap, (timer.fire_at_ms, self._seq, timer))
         self._changed.set()
 
+    def cancel(self, timer: TimerKey) -> bool:
+        """Forget a scheduled timer (its invocation ended); True if it was scheduled.
+
+        Linear in the number of scheduled timers: cancellations come with the end of
+        an invocation that had a timer pending, which is rare next to firings.
+        """
+        kept = [entry for entry in self._heap if entry[2] != timer]
+        if len(kept) == len(self._heap):
+            return False
+        heapq.heapify(kept)
+        self._heap = kept
+        self._changed.set()
+        return True
+
     def load(self, timers: Iterable[TimerKey]) -> None:
         """Schedule every timer the partition has (on becoming leader)."""
         for timer in timers:

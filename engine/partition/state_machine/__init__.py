@@ -9,7 +9,8 @@ clock, the network or the process's configuration beyond :class:`StateMachineOpt
 The work is split by concern: :mod:`.fencing` (epochs and dedup), :mod:`.invoke`
 (admission), :mod:`.journal_commands` (what each command does),
 :mod:`.notifications`, :mod:`.lifecycle` (suspend, fail and retry, end, cleanup),
-:mod:`.timers`, :mod:`.kill_cancel`, :mod:`.leadership` and :mod:`.admin`.
+:mod:`.owned` (an invocation's timers and called children), :mod:`.timers`,
+:mod:`.kill_cancel`, :mod:`.pause_resume`, :mod:`.leadership` and :mod:`.admin`.
 
 Every record, applied or dropped, stores its offset as the partition's applied
 offset; a record at or below the stored offset was applied before and is skipped
@@ -42,6 +43,7 @@ from engine.partition.state_machine.lifecycle import (
     on_suspended,
 )
 from engine.partition.state_machine.notifications import on_notify
+from engine.partition.state_machine.pause_resume import on_pause, on_resume
 from engine.partition.state_machine.responses import on_outbox_truncate
 from engine.partition.state_machine.timers import on_timer_fired
 from engine.storage.tables import StorageTables
@@ -68,6 +70,8 @@ _HANDLERS: Final[dict[type[Any], Callable[[ApplyContext, Any], None]]] = {
     r.PurgeInvocation: on_purge,
     r.AttachInvocation: on_attach,
     r.PatchState: on_patch_state,
+    r.PauseInvocation: on_pause,
+    r.ResumeInvocation: on_resume,
 }
 
 

@@ -74,6 +74,8 @@ def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
         execute_at_ms=record.execute_at_ms,
         created_at_ms=ctx.now_ms,
         modified_at_ms=ctx.now_ms,
+        completion_retention_ms=record.completion_retention_ms,
+        journal_retention_ms=record.journal_retention_ms,
     )
     if record.execute_at_ms is not None and record.execute_at_ms > ctx.now_ms:
         timer = TimerKey(record.execute_at_ms, invocation_id, TimerKind.DELAYED_INVOKE)

@@ -337,6 +337,8 @@ def _send(
         else InvocationSink(caller, result_completion_id),
         idempotency_key=idempotency_key,
         execute_at_ms=execute_at_ms,
+        completion_retention_ms=call_target.completion_retention_ms(bool(idempotency_key)),
+        journal_retention_ms=call_target.journal_retention_ms,
     )
     send_outbox(ctx, callee.partition_key, invoke)
     ctx.log_for(caller).debug(

@@ -120,12 +120,16 @@ def notification_arrived(
     """React to a notification just journaled at ``entry_index``.
 
     A suspended invocation resumes when it waited for this id, and on the CANCEL
-    signal whatever it waited for (the handler must get the chance to react). A
-    running one gets it forwarded (useful to streaming attempts only).
+    signal whatever it waited for (the handler must get the chance to react); so does
+    a paused one on the CANCEL signal, with a fresh count of attempts. A running one
+    gets it forwarded (useful to streaming attempts only).
     """
     if status.kind is StatusKind.SUSPENDED:
         if notification_id in status.waiting_for or notification_id == CANCEL_SIGNAL:
             return resume(ctx, invocation_id, status)
+    elif status.kind is StatusKind.PAUSED:
+        if notification_id == CANCEL_SIGNAL:
+            return resume(ctx, invocation_id, status.touched(ctx.now_ms, attempt=0))
     elif status.kind is StatusKind.INVOKED:
         ctx.emit(ForwardNotification(invocation_id, entry_index, notification_id))
     return status

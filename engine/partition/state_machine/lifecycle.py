@@ -1,10 +1,22 @@
 """An invocation's life after it started: suspend, fail and retry, pin, end, clean up.
 
 Ending is shared by every way an invocation can finish (the handler returned, it was
-killed, a not-yet-started one was cancelled): answer the response sinks, give the
-key's lock to the next invocation in the inbox, drop the journal, and keep the status
-with its result for the retention period (a CLEANUP timer deletes it), or delete it
-at once when the retention is 0.
+killed, a not-yet-started one was cancelled): answer the response sinks, drop its
+pending timers, give the key's lock to the next invocation in the inbox, drop the
+journal (unless a journal retention applies), and keep the status with its result for
+the retention period (a CLEANUP timer deletes it), or delete it at once when the
+retention is 0.
+
+Retention: the invocation's own ``completion_retention_ms`` (resolved from the
+service's idempotency or workflow completion retention when it was created), else the
+engine default of :class:`StateMachineOptions`. A journal retention keeps the journal
+until the cleanup too; for invocations without an idempotency key or workflow id it
+also stretches the retention to at least the journal retention (restate-server caps
+the journal retention by the idempotency / workflow retention instead, and so does
+this for those).
+
+A failed attempt whose retry policy gave up with "pause" parks the invocation in the
+Paused status: no timer, no attempt, until ``ResumeInvocation`` (:mod:`.pause_resume`).
 """
 
 from __future__ import annotations
@@ -12,7 +24,9 @@ from __future__ import annotations
 from engine.ids import InvocationId
 from engine.partition.actions import InvokeAction, RegisterTimer
 from engine.partition.state_machine.context import ApplyContext
+from engine.partition.state_machine.dead_letters import send_dead_letter
 from engine.partition.state_machine.invoke import start
+from engine.partition.state_machine.owned import drop_timer, drop_timers
 from engine.partition.state_machine.responses import answer_sinks
 from engine.storage.invocation_status import InvocationStatus, LastFailure, StatusKind
 from engine.wal.records import (
@@ -74,10 +88,14 @@ def on_ended(ctx: ApplyContext, record: InvocationEnded) -> None:
         )
         return
     complete(ctx, record.invocation_id, status, record.result)
+    if isinstance(record.result, Failure):
+        # Subscription events that asked for it keep their input on a dead-letter topic.
+        send_dead_letter(ctx, record.invocation_id, status, record.result)
 
 
 def on_failed_attempt(ctx: ApplyContext, record: InvocationFailedAttempt) -> None:
-    """An attempt failed with a retryable error: remember why, retry at ``retry_at_ms``."""
+    """An attempt failed with a retryable error: remember why, retry at ``retry_at_ms``
+    (or, when the retry policy gave up with "pause", park the invocation as Paused)."""
     invocation_id = record.invocation_id
     status = ctx.tables.status.get(invocation_id)
     if status is None or status.kind is not StatusKind.INVOKED:
@@ -85,16 +103,26 @@ def on_failed_attempt(ctx: ApplyContext, record: InvocationFailedAttempt) -> Non
             "failed attempt for an invocation that is not running; ignored"
         )
         return
-    timer = TimerKey(record.retry_at_ms, invocation_id, TimerKind.RETRY)
-    ctx.tables.status.put(
-        invocation_id,
-        status.touched(
-            ctx.now_ms,
-            attempt=record.attempt,
-            retries_since_last_entry=status.retries_since_last_entry + 1,
-            last_failure=LastFailure(record.code, record.message, record.retry_at_ms),
-        ),
+    if status.last_failure is not None:
+        # A retry that was due early (resume) may leave its timer behind.
+        drop_timer(ctx, TimerKey(status.last_failure.retry_at_ms, invocation_id, TimerKind.RETRY))
+    failed = status.touched(
+        ctx.now_ms,
+        attempt=record.attempt,
+        retries_since_last_entry=status.retries_since_last_entry + 1,
+        last_failure=LastFailure(record.code, record.message, record.retry_at_ms),
     )
+    if record.paused:
+        ctx.tables.status.put(invocation_id, failed.touched(ctx.now_ms, kind=StatusKind.PAUSED))
+        ctx.log_for(invocation_id).warning(
+            "attempts used up; invocation paused until resumed",
+            code=record.code,
+            attempt=record.attempt,
+            error=record.message,
+        )
+        return
+    timer = TimerKey(record.retry_at_ms, invocation_id, TimerKind.RETRY)
+    ctx.tables.status.put(invocation_id, failed)
     ctx.tables.timers.put(timer)
     ctx.emit(RegisterTimer(timer))
     ctx.log_for(invocation_id).info(
@@ -157,6 +185,8 @@ def on_purge(ctx: ApplyContext, record: PurgeInvocation) -> None:
             "purge of an invocation that is not completed; ignored"
         )
         return
+    if status.cleanup_at_ms is not None:
+        drop_timer(ctx, TimerKey(status.cleanup_at_ms, record.invocation_id, TimerKind.CLEANUP))
     _forget(ctx, record.invocation_id, status)
 
 
@@ -205,8 +235,10 @@ def complete(
         and target.key is not None
     ):
         ctx.tables.inbox.remove(target.service, target.key, status.inbox_sequence)
-    ctx.tables.journal.delete_all(invocation_id)
-    retention = ctx.options.retention_for(status)
+    drop_timers(ctx, invocation_id, status)
+    retention, keep_journal = _retention(ctx, status)
+    if not keep_journal:
+        ctx.tables.journal.delete_all(invocation_id)
     if retention > 0:
         cleanup_at = ctx.now_ms + retention
         ctx.tables.status.put(
@@ -219,7 +251,7 @@ def complete(
                 response_sinks=(),
                 waiting_for=(),
                 inbox_sequence=None,
-                journal_length=0,
+                journal_length=status.journal_length if keep_journal else 0,
             ),
         )
         timer = TimerKey(cleanup_at, invocation_id, TimerKind.CLEANUP)
@@ -229,4 +261,17 @@ def complete(
         ctx.tables.status.delete(invocation_id)
     # Last: the next invocation of the key starts after this one is fully settled.
     release_lock(ctx, invocation_id, target)
-    ctx.log_for(invocation_id).debug("invocation completed", failed=isinstance(result, Failure))
+    ctx.log_for(invocation_id).debug(
+        "invocation completed", failed=isinstance(result, Failure), retention_ms=retention
+    )
+
+
+def _retention(ctx: ApplyContext, status: InvocationStatus) -> tuple[int, bool]:
+    """How long to keep the completed invocation (ms), and whether its journal too."""
+    base = status.completion_retention_ms
+    if base is None:
+        base = ctx.options.retention_for(status)
+    journal = status.journal_retention_ms or 0
+    capped = status.idempotency_key is not None or status.target.handler_kind is HandlerKind.WORKFLOW
+    retention = base if capped else max(base, journal)
+    return retention, journal > 0 and retention > 0

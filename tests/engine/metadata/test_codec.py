@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.ids import DeploymentId
-from engine.metadata import codec
+from engine.ids import DeploymentId, SubscriptionId
+from engine.metadata import codec, kafka
+from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.manifest import parse_manifest
 from engine.metadata.model import Deployment, ProtocolType, ServiceMetadata
 from tests.engine.metadata.test_manifest import V1_SAMPLE, V3_SAMPLE, V4_SAMPLE
@@ -54,8 +55,22 @@ def test_tombstone_deletes() -> None:
     assert codec.decode_record(codec.deployment_key(deployment_id), None) == codec.DeploymentDeleted(deployment_id)
 
 
-def test_other_metadata_kinds_are_passed_over() -> None:
-    assert codec.decode_record(b"subscription/sub_1abc", b"{}") == codec.OtherRecord("subscription/sub_1abc")
+def test_unknown_metadata_kinds_are_passed_over() -> None:
+    assert codec.decode_record(b"future-kind/x", b"{}") == codec.OtherRecord("future-kind/x")
+
+
+def test_kafka_clusters_and_subscriptions_round_trip() -> None:
+    cluster = KafkaCluster("local", {"bootstrap.servers": "b:9092"}, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert codec.decode_record(kafka.cluster_key("local"), codec.encode_kafka_cluster(cluster)) == codec.KafkaClusterPut(cluster)
+    assert codec.decode_record(kafka.cluster_key("local"), None) == codec.KafkaClusterDeleted("local")
+    sub = Subscription(SubscriptionId.generate(), "kafka://local/t", "service://S/h", {"group.id": "g"},
+                       datetime(2026, 1, 2, tzinfo=UTC), paused=True)
+    key = kafka.subscription_key(sub.id)
+    assert codec.decode_record(key, codec.encode_subscription(sub)) == codec.SubscriptionPut(sub)
+    assert codec.decode_record(key, None) == codec.SubscriptionDeleted(sub.id)
+    assert (sub.cluster, sub.topic, sub.service, sub.handler, sub.group_id) == ("local", "t", "S", "h", "g")
+    with pytest.raises(codec.MetadataCodecError, match="invalid subscription id"):
+        codec.decode_record(b"subscription/sub_1abc", b"{}")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,12 +50,24 @@ statuses = st.builds(
     inbox_sequence=st.none() | ws.u64,
     result=st.none() | ws.values | ws.failures,
     cleanup_at_ms=st.none() | ws.i64,
+    completion_retention_ms=st.none() | ws.u64,
+    journal_retention_ms=st.none() | ws.u64,
 )
 
 
 @given(statuses)
 def test_encoding_round_trips(status: InvocationStatus) -> None:
     assert decode_status(encode_status(status)) == status
+
+
+@given(statuses)
+def test_version_1_values_still_decode(status: InvocationStatus) -> None:
+    # Version 1 had no retention fields: the same bytes without them, version byte 1.
+    v2 = encode_status(status)
+    tail = sum(1 if v is None else 9 for v in (status.completion_retention_ms, status.journal_retention_ms))
+    v1 = b"\x01" + v2[1 : len(v2) - tail]
+    expected = dataclasses.replace(status, completion_retention_ms=None, journal_retention_ms=None)
+    assert decode_status(v1) == expected
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=20)

@@ -69,6 +69,8 @@ invokes = st.builds(
     response_sink=sinks,
     idempotency_key=st.none() | text,
     execute_at_ms=st.none() | i64,
+    completion_retention_ms=st.none() | u64,
+    journal_retention_ms=st.none() | u64,
 )
 
 # One strategy per record type; the test module checks this covers all of Record.
@@ -82,7 +84,12 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
         blobs,
         st.none()
         | st.builds(
-            r.CallTarget, st.sampled_from(r.ServiceKind), st.none() | st.sampled_from(r.HandlerKind)
+            r.CallTarget,
+            st.sampled_from(r.ServiceKind),
+            st.none() | st.sampled_from(r.HandlerKind),
+            st.none() | u64,
+            st.none() | u64,
+            st.none() | u64,
         ),
     ),
     r.InvocationSuspended: st.builds(
@@ -90,7 +97,7 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     ),
     r.InvocationEnded: st.builds(r.InvocationEnded, invocation_ids, values | failures),
     r.InvocationFailedAttempt: st.builds(
-        r.InvocationFailedAttempt, invocation_ids, u64, text, i64, u64
+        r.InvocationFailedAttempt, invocation_ids, u64, text, i64, u64, st.booleans()
     ),
     r.DeploymentPinned: st.builds(r.DeploymentPinned, invocation_ids, deployment_ids, u64),
     r.Notify: st.builds(r.Notify, invocation_ids, notification_ids, notification_results),
@@ -108,6 +115,8 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
         st.lists(st.builds(r.StateEntry, blobs, blobs), max_size=3).map(tuple),
         st.none() | text,
     ),
+    r.PauseInvocation: st.builds(r.PauseInvocation, invocation_ids),
+    r.ResumeInvocation: st.builds(r.ResumeInvocation, invocation_ids),
 }
 
 records = st.one_of(*RECORD_STRATEGIES.values())

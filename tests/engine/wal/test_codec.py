@@ -54,7 +54,8 @@ def test_round_trip_envelope(
 
 def test_same_shaped_records_stay_distinct() -> None:
     # Cancel, Kill and Purge have identical fields; the union branch must be explicit.
-    for record in (r.CancelInvocation(IID), r.KillInvocation(IID), r.PurgeInvocation(IID)):
+    same_shape = (r.CancelInvocation, r.KillInvocation, r.PurgeInvocation, r.PauseInvocation, r.ResumeInvocation)
+    for record in (cls(IID) for cls in same_shape):
         assert codec.decode(codec.encode(record)).record == record
 
 
@@ -100,23 +101,61 @@ GOLDEN_CALL_BYTES_V2 = bytes.fromhex(
 )
 
 
-def _as_v2(v1_bytes: bytes) -> bytes:
-    # Invoke and Notify kept their v1 layout in v2; only the version byte differs.
-    return bytes((codec.MAGIC, 2)) + v1_bytes[2:]
+def _as_version(version: int, v1_bytes: bytes) -> bytes:
+    # Notify kept its v1 layout in v2 and v3 (and Invoke in v2): only the version byte differs.
+    return bytes((codec.MAGIC, version)) + v1_bytes[2:]
+
+
+# Schema v3: Invoke and CallTarget carry retention, a failed attempt can pause, and
+# PauseInvocation / ResumeInvocation are new record types.
+GOLDEN_INVOKE_BYTES_V3 = _as_version(3, GOLDEN_INVOKE_BYTES) + b"\x00\x00"  # two null retentions
+GOLDEN_CALL_BYTES_V3 = GOLDEN_CALL_BYTES_V2[:1] + b"\x03" + GOLDEN_CALL_BYTES_V2[2:] + b"\x00\x00\x00"
+GOLDEN_RETAINED_INVOKE = r.Invoke(
+    IID, GOLDEN_INVOKE.target, b"", completion_retention_ms=2000, journal_retention_ms=0
+)
+GOLDEN_RETAINED_INVOKE_BYTES = bytes.fromhex(
+    "4c03000000493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840e436f756e7465720661646402"
+    "0e757365722d343202020000000000000002a01f0200"
+)
+GOLDEN_WORKFLOW_CALL = r.JournalAppend(
+    IID,
+    4,
+    0x0408,
+    b"\x0a\x07Counter",
+    r.CallTarget(r.ServiceKind.WORKFLOW, r.HandlerKind.WORKFLOW, 86_400_000, 2000, None),
+)
+GOLDEN_WORKFLOW_CALL_BYTES = bytes.fromhex(
+    "4c03000002493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584089010120a07436f756e746572"
+    "020402040280f0b25202a01f00"
+)
+GOLDEN_PAUSED = r.InvocationFailedAttempt(IID, 570, "mismatch", 1700000000000, 3, True)
+GOLDEN_PAUSED_BYTES = bytes.fromhex(
+    "4c0302040008493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584f408106d69736d617463688"
+    "0a0abfef9620601"
+)
+GOLDEN_RESUME_BYTES = bytes.fromhex("4c03000020493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584")
 
 
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    invoke_v2 = codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42))
-    assert invoke_v2 == _as_v2(GOLDEN_INVOKE_BYTES)
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_v2(GOLDEN_NOTIFY_BYTES)
-    assert codec.encode(GOLDEN_CALL) == GOLDEN_CALL_BYTES_V2
+    invoke_v3 = codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42))
+    assert invoke_v3 == GOLDEN_INVOKE_BYTES_V3
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(3, GOLDEN_NOTIFY_BYTES)
+    assert codec.encode(GOLDEN_CALL) == GOLDEN_CALL_BYTES_V3
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == GOLDEN_RETAINED_INVOKE_BYTES
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == GOLDEN_WORKFLOW_CALL_BYTES
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == GOLDEN_PAUSED_BYTES
+    assert codec.encode(r.ResumeInvocation(IID)) == GOLDEN_RESUME_BYTES
+    # Bytes written by v1 and v2 engines stay readable forever.
     assert codec.decode(GOLDEN_CALL_BYTES_V2) == r.Envelope(GOLDEN_CALL, None, None, 2)
-    # Bytes written by v1 engines stay readable forever.
+    assert codec.decode(_as_version(2, GOLDEN_INVOKE_BYTES)) == r.Envelope(
+        GOLDEN_INVOKE, None, r.DedupId("sub/x", 42), 2
+    )
     assert codec.decode(GOLDEN_INVOKE_BYTES) == r.Envelope(
         GOLDEN_INVOKE, None, r.DedupId("sub/x", 42), 1
     )
     assert codec.decode(GOLDEN_NOTIFY_BYTES) == r.Envelope(GOLDEN_NOTIFY, 7, None, 1)
+    assert codec.decode(GOLDEN_PAUSED_BYTES) == r.Envelope(GOLDEN_PAUSED, 2, None, 3)
 
 
 def test_v1_journal_append_decodes_without_a_call_target() -> None:
@@ -141,7 +180,7 @@ def test_wire_prefix() -> None:
 
 def test_released_schemas_are_frozen() -> None:
     # The Avro fingerprint of every released schema version, forever.
-    pinned = {1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e"}
+    pinned = {1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c"}
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
         assert fingerprint(canonical, "CRC-64-AVRO") == pinned[version], f"schema v{version}"

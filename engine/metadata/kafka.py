@@ -1,0 +1,252 @@
+"""Kafka clusters and subscriptions as cluster metadata: the model and its record format.
+
+Both live in the metadata topic next to deployments, so every engine process runs the
+same subscriptions and creating or deleting one takes effect everywhere without a
+restart::
+
+    key    kafka-cluster/<name>        value {"schema_version": 1, "kafka_cluster": {...}}
+    key    subscription/<sub_1...>     value {"schema_version": 1, "subscription": {...}}
+
+A tombstone (no value) deletes. Clusters may also be declared in the engine's TOML
+config (``[kafka_clusters.<name>]``); those are read-only through the admin API.
+
+A subscription's ``source`` is ``kafka://<cluster>/<topic>`` and its ``sink``
+``service://<Service>/<handler>``, Restate's URI forms. ``options`` are strings: some
+are ours (see :data:`ENGINE_OPTIONS`), the rest are librdkafka consumer properties.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import unquote
+
+from engine.ids import IdParseError, SubscriptionId
+from engine.metadata.errors import InvalidRequest
+
+__all__ = [
+    "CLUSTER_KEY_PREFIX",
+    "ENGINE_OPTIONS",
+    "SUBSCRIPTION_KEY_PREFIX",
+    "KafkaCluster",
+    "Subscription",
+    "cluster_from_json",
+    "cluster_key",
+    "cluster_to_json",
+    "consumer_properties",
+    "is_secret_property",
+    "parse_sink",
+    "parse_source",
+    "subscription_from_json",
+    "subscription_key",
+    "subscription_to_json",
+    "validate_cluster_name",
+    "validate_cluster_properties",
+]
+
+CLUSTER_KEY_PREFIX: Final = "kafka-cluster/"
+SUBSCRIPTION_KEY_PREFIX: Final = "subscription/"
+
+ENGINE_OPTIONS: Final = frozenset(
+    {
+        "payload.format",
+        "payload.avro.schema",
+        "schema.registry.url",
+        "schema.registry.basic.auth.user.info",
+        "key.format",
+        "key.avro.schema",
+        "key.mapper",
+        "dead-letter-topic",
+        "batch.size",
+    }
+)
+"""Subscription options the engine interprets; every other option goes to librdkafka."""
+
+_CONSUMER_DEFAULTS: Final = {
+    # A dead engine process's partitions move to the others within seconds, not 45 s.
+    "session.timeout.ms": "10000",
+    "heartbeat.interval.ms": "1000",
+    "fetch.wait.max.ms": "50",
+}
+_FORCED_CONSUMER: Final = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_HOSTNAME: Final = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_SECRET_MARKERS: Final = ("password", "secret", "sasl.jaas.config", "sasl.oauthbearer.config", "basic.auth.user.info")
+REDACTED: Final = "***"
+
+
+def is_secret_property(name: str) -> bool:
+    """Whether a client property holds a credential (redacted in every API answer)."""
+    return any(marker in name for marker in _SECRET_MARKERS)
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    """A Kafka cluster subscriptions can read from: librdkafka client properties by name."""
+
+    name: str
+    properties: Mapping[str, str]
+    """librdkafka properties; ``bootstrap.servers`` (or ``metadata.broker.list``) is required."""
+    created_at: datetime = _EPOCH
+    declared_in_config: bool = False
+    """Declared in the engine's TOML config: visible through the API, not changeable there."""
+
+    def redacted_properties(self) -> dict[str, str]:
+        """The properties with credentials masked, for API answers and logs."""
+        return {k: (REDACTED if is_secret_property(k) else v) for k, v in sorted(self.properties.items())}
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Kafka records of ``source`` become invocations of ``sink``."""
+
+    id: SubscriptionId
+    source: str
+    sink: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime = _EPOCH
+    paused: bool = False
+    """Paused through the admin API: no consumer runs; the committed position is kept."""
+
+    @property
+    def cluster(self) -> str:
+        return parse_source(self.source)[0]
+
+    @property
+    def topic(self) -> str:
+        return parse_source(self.source)[1]
+
+    @property
+    def service(self) -> str:
+        return parse_sink(self.sink)[0]
+
+    @property
+    def handler(self) -> str:
+        return parse_sink(self.sink)[1]
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group: option ``group.id``, else the subscription id (as Restate does)."""
+        return self.options.get("group.id") or str(self.id)
+
+
+def parse_source(uri: str) -> tuple[str, str]:
+    """``kafka://<cluster>/<topic>`` → (cluster, topic); raises :class:`InvalidRequest`."""
+    scheme, sep, rest = uri.partition("://")
+    cluster, slash, topic = rest.partition("/")
+    if scheme != "kafka" or not sep or not slash or not cluster or not topic or "/" in topic:
+        raise InvalidRequest(f"source must be kafka://<cluster>/<topic>, e.g. kafka://my-cluster/orders; got {uri!r}")
+    return cluster, unquote(topic)
+
+
+def parse_sink(uri: str) -> tuple[str, str]:
+    """``service://<Service>/<handler>`` → (service, handler); raises :class:`InvalidRequest`."""
+    scheme, sep, rest = uri.partition("://")
+    service, slash, handler = rest.partition("/")
+    if scheme != "service" or not sep or not slash or not service or not handler or "/" in handler:
+        raise InvalidRequest(f"sink must be service://<Service>/<handler>, e.g. service://Counter/add; got {uri!r}")
+    return service, handler
+
+
+def validate_cluster_name(name: object) -> str:
+    """Cluster names are hostnames (Restate's rule); raises :class:`InvalidRequest`."""
+    if not isinstance(name, str) or not _HOSTNAME.match(name):
+        raise InvalidRequest(f"kafka cluster name must be a valid hostname (letters, digits, '-', '.'), got {name!r}")
+    return name
+
+
+def validate_cluster_properties(properties: object) -> dict[str, str]:
+    """A JSON object of string properties with a broker list; raises :class:`InvalidRequest`."""
+    if not isinstance(properties, Mapping) or not all(isinstance(k, str) for k in properties):
+        raise InvalidRequest("properties must be a JSON object of librdkafka properties")
+    clean: dict[str, str] = {}
+    for key, value in properties.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)):
+            raise InvalidRequest(f"property {key!r} must be a string, got {value!r}")
+        clean[key] = str(value)
+    if not (clean.get("bootstrap.servers") or clean.get("metadata.broker.list")):
+        raise InvalidRequest("properties must contain 'bootstrap.servers' (or 'metadata.broker.list'), e.g. \"localhost:9092\"")
+    return clean
+
+
+def consumer_properties(cluster: KafkaCluster, subscription: Subscription) -> dict[str, str]:
+    """The librdkafka consumer config of a subscription: cluster, then its own, then ours.
+
+    Offsets are committed by the engine after the WAL append is acknowledged, never
+    automatically, so auto-commit settings cannot be overridden.
+    """
+    conf = {**_CONSUMER_DEFAULTS, **cluster.properties}
+    conf.update({k: v for k, v in subscription.options.items() if k not in ENGINE_OPTIONS})
+    conf["group.id"] = subscription.group_id
+    conf.update(_FORCED_CONSUMER)
+    return conf
+
+
+# --- record format ------------------------------------------------------------------------
+
+
+def cluster_key(name: str) -> bytes:
+    """The metadata record key of a Kafka cluster."""
+    return f"{CLUSTER_KEY_PREFIX}{name}".encode()
+
+
+def subscription_key(subscription_id: SubscriptionId) -> bytes:
+    """The metadata record key of a subscription."""
+    return f"{SUBSCRIPTION_KEY_PREFIX}{subscription_id}".encode()
+
+
+def cluster_to_json(cluster: KafkaCluster) -> dict[str, Any]:
+    return {"name": cluster.name, "properties": dict(cluster.properties), "created_at_ms": _ms(cluster.created_at)}
+
+
+def cluster_from_json(name: str, j: Mapping[str, Any]) -> KafkaCluster:
+    if j.get("name") != name:
+        raise ValueError(f"record holds cluster {j.get('name')!r}")
+    return KafkaCluster(
+        name=name,
+        properties={str(k): str(v) for k, v in dict(j["properties"]).items()},
+        created_at=_EPOCH + timedelta(milliseconds=int(j.get("created_at_ms", 0))),
+    )
+
+
+def subscription_to_json(s: Subscription) -> dict[str, Any]:
+    return {
+        "id": str(s.id),
+        "source": s.source,
+        "sink": s.sink,
+        "options": dict(s.options),
+        "created_at_ms": _ms(s.created_at),
+        "paused": s.paused,
+    }
+
+
+def subscription_from_json(subscription_id: SubscriptionId, j: Mapping[str, Any]) -> Subscription:
+    try:
+        parsed = SubscriptionId.parse(str(j["id"]))
+    except IdParseError as exc:
+        raise ValueError(str(exc)) from None
+    if parsed != subscription_id:
+        raise ValueError(f"record holds subscription {parsed}")
+    return Subscription(
+        id=subscription_id,
+        source=str(j["source"]),
+        sink=str(j["sink"]),
+        options={str(k): str(v) for k, v in dict(j.get("options") or {}).items()},
+        created_at=_EPOCH + timedelta(milliseconds=int(j.get("created_at_ms", 0))),
+        paused=bool(j.get("paused", False)),
+    )
+
+
+def encode_value(kind: str, document: Mapping[str, Any], schema_version: int) -> bytes:
+    """A record value: ``{"schema_version": n, kind: document}`` as compact UTF-8 JSON."""
+    return json.dumps({"schema_version": schema_version, kind: document}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _ms(instant: datetime) -> int:
+    return (instant - _EPOCH) // timedelta(milliseconds=1)

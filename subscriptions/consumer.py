@@ -1,0 +1,354 @@
+"""One subscription's Kafka consumer in this engine process: records in, WAL appends out.
+
+Each engine process runs one consumer per active subscription, all in the
+subscription's consumer group, so Kafka's group protocol spreads the source partitions
+over the processes and hands a dead process's partitions to the others.
+
+The loop, on a dedicated thread (librdkafka calls block):
+
+1. ``consume()`` a batch;
+2. decode each record (payload format, key mapping) and build its ``Invoke``
+   (:mod:`subscriptions.ingest`); a record that cannot be decoded goes to the
+   dead-letter topic when the subscription has one, and is otherwise skipped with an
+   error log line and a ``failed`` metric — never silently;
+3. append the batch to the WAL in offset order and wait for Kafka's acknowledgement;
+4. only then commit the batch's offsets (synchronously).
+
+A crash between 3 and 4 re-reads the batch; the WAL partitions drop the duplicates by
+their dedup ids. Nothing is fetched while a batch is in flight, and while the WAL
+producer's queue is saturated the assigned partitions are paused (backpressure); if
+the WAL cannot be written, the batch is retried with backoff, never skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from engine.ids import InvocationId
+from engine.logs import get_logger
+from engine.metadata.kafka import KafkaCluster, Subscription, consumer_properties
+from engine.wal.records import DedupId, Invoke, Record
+from subscriptions import metrics
+from subscriptions.errors import RecordDecodeError, SchemaRegistryError
+from subscriptions.ingest import SinkTarget, SourceRecord, build_invoke, dedup_id
+from subscriptions.keys import KeyMapper, key_mapper
+from subscriptions.payload import PayloadDecoder, payload_decoder
+
+__all__ = ["ConsumerStatus", "SubscriptionConsumer", "WalPort"]
+
+log = get_logger(__name__)
+
+_POLL_S: Final = 0.2
+_DEFAULT_BATCH: Final = 500
+_SATURATED: Final = 20_000
+"""WAL producer queue length at which consumption pauses..."""
+_UNSATURATED: Final = 5_000
+"""...and at which it resumes."""
+_MAX_BACKOFF_S: Final = 5.0
+
+
+class WalPort(Protocol):
+    """What the consumer thread needs from the engine's WAL appender (blocking calls)."""
+
+    def partition_of(self, invocation_id: InvocationId) -> int: ...
+
+    def append_many(self, items: Sequence[tuple[int, Record, DedupId | None]]) -> None:
+        """Append in order; returns once all are durable, raises if any is not."""
+        ...
+
+    def queued(self) -> int: ...
+
+
+@dataclass
+class ConsumerStatus:
+    """What this process's consumer of a subscription is doing (for the admin API)."""
+
+    assigned: list[int] = field(default_factory=list)
+    ingested: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    backpressured: bool = False
+
+
+class SubscriptionConsumer:
+    """Runs one subscription's consumer thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        cluster: KafkaCluster,
+        *,
+        resolve_sink: Callable[[], SinkTarget],
+        wal: WalPort,
+        node_name: str,
+    ) -> None:
+        self.subscription = subscription
+        self.cluster = cluster
+        self._resolve_sink = resolve_sink
+        self._wal = wal
+        self._conf: dict[str, Any] = {**consumer_properties(cluster, subscription), "client.id": f"logstrate-{node_name}"}
+        options = subscription.options
+        # Validated when the subscription was created; repeated here so that a bad
+        # record in the metadata topic fails this consumer, not the engine.
+        self._decoder: PayloadDecoder = payload_decoder(options)
+        self._keys: KeyMapper = key_mapper(options)
+        self._dead_letter_topic = options.get("dead-letter-topic") or None
+        self._batch_size = int(options.get("batch.size", _DEFAULT_BATCH))
+        self._group = subscription.group_id
+        self._sub = str(subscription.id)
+        self._topic = subscription.topic
+        self._log = log.bind(subscription=self._sub, topic=self._topic, group=self._group)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._dead_letters: Producer | None = None
+        self.status = ConsumerStatus()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"subscription-{self._sub}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the batch in flight, commit it, leave the group (blocking)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                self._log.warning("subscription consumer did not stop in time", timeout_s=timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- the thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            consumer = Consumer(self._conf)
+        except KafkaException as exc:
+            self.status.last_error = f"cannot create the Kafka consumer: {exc}"
+            self._log.error("subscription consumer not started", error=str(exc))
+            return
+        try:
+            consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+            self._log.info("subscription consumer started")
+            while not self._stopping.is_set():
+                self._throttle(consumer)
+                messages = consumer.consume(self._batch_size, timeout=_POLL_S)
+                if messages:
+                    self._process(consumer, messages)
+                self._update_lag(consumer)
+        except Exception as exc:  # noqa: BLE001 - report and let the manager restart us
+            self.status.last_error = f"consumer failed: {exc}"
+            self._log.exception("subscription consumer failed")
+        finally:
+            for partition in self.status.assigned:
+                metrics.forget_partition(self._sub, self._topic, partition)
+            consumer.close()
+            if self._dead_letters is not None:
+                self._dead_letters.flush(10)
+            self._log.info("subscription consumer stopped")
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.status.assigned = sorted({*self.status.assigned, *(p.partition for p in partitions)})
+        self._log.info("partitions assigned", partitions=[p.partition for p in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every batch is committed before the next consume(), so there is nothing to
+        # flush here; a batch still being retried is deduplicated if re-read elsewhere.
+        revoked = {p.partition for p in partitions}
+        self.status.assigned = [p for p in self.status.assigned if p not in revoked]
+        for partition in revoked:
+            metrics.forget_partition(self._sub, self._topic, partition)
+        self._log.info("partitions revoked", partitions=sorted(revoked))
+
+    def _process(self, consumer: Consumer, messages: list[Message]) -> None:
+        items: list[tuple[int, Record, DedupId | None]] = []
+        dead: list[tuple[Message, str]] = []
+        commits: dict[int, int] = {}
+        sink = self._wait_for_sink(consumer)
+        if sink is None:
+            return
+        for index, message in enumerate(messages):
+            err = message.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                if err.code() != KafkaError._PARTITION_EOF:
+                    self._log.warning("consumer error", error=err.str())
+                continue
+            record = _source_record(message)
+            try:
+                invoke = self._to_invoke(sink, record)
+            except RecordDecodeError as exc:
+                dead.append((message, str(exc)))
+            except SchemaRegistryError as exc:
+                # The registry is down: keep what was decoded, rewind to this record.
+                self._log.warning("schema registry unavailable; will retry", error=str(exc))
+                self.status.last_error = str(exc)
+                self._rewind(consumer, messages[index:])
+                self._stopping.wait(1.0)
+                break
+            else:
+                items.append((self._wal.partition_of(invoke.invocation_id), invoke, dedup_id(self._group, record)))
+            commits[record.partition] = record.offset + 1
+        if not self._retry(consumer, "append to the WAL", lambda: self._wal.append_many(items)):
+            return
+        if dead and not self._retry(consumer, "publish dead letters", lambda: self._publish_dead(dead)):
+            return
+        self.status.ingested += len(items)
+        if items:
+            metrics.EVENTS_INGESTED.labels(self._sub, self._topic).inc(len(items))
+        self._commit(consumer, commits)
+
+    def _to_invoke(self, sink: SinkTarget, record: SourceRecord) -> Invoke:
+        argument = self._decoder.decode(record.value)
+        object_key = self._keys.object_key(record.key) if sink.keyed else None
+        return build_invoke(
+            self.subscription.id, sink, record, argument=argument, object_key=object_key,
+            dead_letter_topic=self._dead_letter_topic,
+        )
+
+    def _wait_for_sink(self, consumer: Consumer) -> SinkTarget | None:
+        """The sink as registered now; while it is not, wait (events are kept, not dropped)."""
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                return self._resolve_sink()
+            except LookupError as exc:
+                self.status.last_error = f"{exc}; events wait until the sink is registered again"
+                self._log.error("subscription sink is not registered; waiting", error=str(exc))
+                self._paused_wait(consumer, backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+        return None
+
+    def _retry(self, consumer: Consumer, what: str, step: Callable[[], None]) -> bool:
+        """Run ``step`` until it succeeds; ``False`` if stopped first (nothing committed)."""
+        backoff = 0.1
+        while True:
+            try:
+                step()
+                return True
+            except Exception as exc:  # noqa: BLE001 - every failure here is retried
+                self.status.last_error = f"cannot {what}: {exc}"
+                self._log.warning("retrying", what=what, error=str(exc), backoff_s=backoff)
+            if self._stopping.is_set():
+                return False
+            self._paused_wait(consumer, backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _paused_wait(self, consumer: Consumer, seconds: float) -> None:
+        # Keep polling (group membership, rebalance callbacks) without fetching records.
+        assignment = consumer.assignment()
+        consumer.pause(assignment)
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not self._stopping.is_set():
+                if consumer.poll(min(0.1, seconds)) is not None:
+                    self._log.error("record delivered while paused; it will be re-read")
+        finally:
+            consumer.resume(consumer.assignment())
+
+    def _throttle(self, consumer: Consumer) -> None:
+        if self._wal.queued() < _SATURATED:
+            return
+        self.status.backpressured = True
+        self._log.info("WAL appends saturated; pausing consumption", queued=self._wal.queued())
+        while self._wal.queued() > _UNSATURATED and not self._stopping.is_set():
+            self._paused_wait(consumer, 0.05)
+        self.status.backpressured = False
+
+    def _rewind(self, consumer: Consumer, unprocessed: Sequence[Message]) -> None:
+        first: dict[int, int] = {}
+        for message in unprocessed:
+            first.setdefault(message.partition() or 0, message.offset() or 0)
+        for partition, offset in first.items():
+            consumer.seek(TopicPartition(self._topic, partition, offset))
+
+    def _commit(self, consumer: Consumer, commits: dict[int, int]) -> None:
+        if not commits:
+            return
+        offsets = [TopicPartition(self._topic, p, o) for p, o in sorted(commits.items())]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # E.g. the partition moved to another process meanwhile: it re-reads from the
+            # last commit and the WAL drops what this process appended already.
+            self._log.warning("offset commit failed", error=str(exc))
+
+    def _publish_dead(self, dead: list[tuple[Message, str]]) -> None:
+        for message, reason in dead:
+            self.status.failed += 1
+            coordinates = {"partition": message.partition(), "offset": message.offset()}
+            if self._dead_letter_topic is None:
+                metrics.EVENTS_FAILED.labels(self._sub, self._topic, "decode").inc()
+                self.status.last_error = f"record {message.partition()}@{message.offset()} skipped: {reason}"
+                self._log.error(
+                    "record cannot become an invocation; skipped (set the dead-letter-topic option to keep such records)",
+                    reason=reason, **coordinates,
+                )
+                continue
+            producer = self._dead_letter_producer()
+            headers = [*(message.headers() or []), *_error_headers(self._sub, message, reason)]
+            producer.produce(self._dead_letter_topic, key=message.key(), value=message.value(), headers=headers)
+            metrics.EVENTS_FAILED.labels(self._sub, self._topic, "dead-lettered").inc()
+            self._log.warning("record sent to the dead-letter topic", reason=reason, dlq=self._dead_letter_topic, **coordinates)
+        if self._dead_letters is not None:
+            remaining = self._dead_letters.flush(30)
+            if remaining:
+                raise KafkaException(f"{remaining} dead-letter records not acknowledged")
+
+    def _dead_letter_producer(self) -> Producer:
+        if self._dead_letters is None:
+            conf: dict[str, Any] = dict(self.cluster.properties)
+            conf.update({"enable.idempotence": True, "acks": "all"})
+            self._dead_letters = Producer(conf)
+        return self._dead_letters
+
+    def _update_lag(self, consumer: Consumer) -> None:
+        for partition in list(self.status.assigned):
+            tp = TopicPartition(self._topic, partition)
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                position = consumer.position([tp])[0].offset
+            except KafkaException:
+                continue
+            if high >= 0 and position >= 0:
+                metrics.LAG.labels(self._sub, self._topic, str(partition)).set(max(high - position, 0))
+
+
+def _source_record(message: Message) -> SourceRecord:
+    _kind, timestamp = message.timestamp()
+    return SourceRecord(
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key(),
+        value=message.value(),
+        timestamp_ms=timestamp if timestamp > 0 else None,
+        headers=_headers(message),
+    )
+
+
+def _headers(message: Message) -> tuple[tuple[str, bytes | None], ...]:
+    raw = message.headers() or []
+    # Consumed records carry a list of (name, value) pairs; the type also allows a dict.
+    pairs = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    return tuple((name, value.encode() if isinstance(value, str) else value) for name, value in pairs)
+
+
+def _error_headers(subscription: str, message: Message, reason: str) -> list[tuple[str, bytes]]:
+    return [
+        ("logstrate.error.message", reason.encode()),
+        ("logstrate.subscription.id", subscription.encode()),
+        ("logstrate.source.topic", (message.topic() or "").encode()),
+        ("logstrate.source.partition", str(message.partition()).encode()),
+        ("logstrate.source.offset", str(message.offset()).encode()),
+    ]

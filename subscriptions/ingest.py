@@ -1,0 +1,155 @@
+"""Turning one Kafka record into the WAL ``Invoke`` that runs its handler (pure).
+
+Exactly-once ingestion rests on two frozen formulas here:
+
+* the invocation id: :meth:`InvocationUuid.for_subscription_event` of (subscription,
+  topic, partition, offset) — or, for a workflow's ``run``, the workflow key's id, since
+  a workflow runs once per key — so re-reading a record yields the same invocation;
+* the dedup id: producer :func:`dedup_producer` (consumer group, topic, partition) and
+  sequence = the record's offset. The target WAL partition keeps the highest sequence
+  per producer and drops anything at or below it, so a record appended twice (the
+  engine crashed between the WAL append and the offset commit, or a rebalance handed
+  the partition to another process) is applied once. The producer name uses the
+  consumer group, not the subscription id, so deleting a subscription and recreating
+  it with the same ``group.id`` deduplicates too.
+
+Per source partition the consumer appends records in offset order, and Kafka's
+idempotent producer keeps that order per WAL partition, which is what makes "at or
+below the highest offset" mean "already applied".
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from engine.ids import InvocationId, InvocationUuid, SubscriptionId
+from engine.wal.partitioning import invocation_id_for
+from engine.wal.records import (
+    DedupId,
+    HandlerKind,
+    Header,
+    InvocationTarget,
+    Invoke,
+    ServiceKind,
+    SubscriptionSource,
+)
+
+__all__ = [
+    "DEAD_LETTER_HEADER",
+    "SinkTarget",
+    "SourceRecord",
+    "build_invoke",
+    "dedup_id",
+    "dedup_producer",
+    "invocation_headers",
+    "invocation_id",
+]
+
+DEAD_LETTER_HEADER: Final = "x-logstrate-dead-letter-topic"
+"""Invocation header naming the dead-letter topic; the state machine reads it on terminal failure."""
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """The parts of a consumed Kafka record ingestion needs (decoupled from librdkafka)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+    headers: Sequence[tuple[str, bytes | None]] = ()
+
+
+@dataclass(frozen=True)
+class SinkTarget:
+    """The sink handler as the WAL names it (resolved from the metadata)."""
+
+    service: str
+    handler: str
+    service_kind: ServiceKind
+    handler_kind: HandlerKind | None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the record key becomes the object/workflow key."""
+        return self.service_kind is not ServiceKind.SERVICE
+
+
+def dedup_producer(group_id: str, topic: str, partition: int) -> str:
+    """The dedup producer of one source partition. NEVER CHANGE: WAL partitions store it."""
+    return f"kafka/{group_id}/{topic}/{partition}"
+
+
+def dedup_id(group_id: str, record: SourceRecord) -> DedupId:
+    """The record's dedup id: its source partition's producer, its offset as the sequence."""
+    return DedupId(dedup_producer(group_id, record.topic, record.partition), record.offset)
+
+
+def invocation_id(subscription: SubscriptionId, sink: SinkTarget, object_key: str | None, record: SourceRecord) -> InvocationId:
+    """The invocation a record becomes; deterministic, so re-ingestion finds it again."""
+    if sink.handler_kind is HandlerKind.WORKFLOW:
+        assert object_key is not None
+        uuid = InvocationUuid.for_workflow_run(sink.service, object_key)
+    else:
+        uuid = InvocationUuid.for_subscription_event(subscription, record.topic, record.partition, record.offset)
+    return invocation_id_for(sink.service, object_key, uuid)
+
+
+def invocation_headers(
+    subscription: SubscriptionId, record: SourceRecord, *, dead_letter_topic: str | None = None
+) -> tuple[Header, ...]:
+    """What the handler sees as request headers: the record's headers, then its coordinates.
+
+    Kafka headers whose value is not UTF-8 are left out (invocation headers are text).
+    Restate exposes the same coordinates under the same ``kafka.*`` names.
+    """
+    headers: list[Header] = []
+    for name, value in record.headers:
+        if value is None:
+            continue
+        try:
+            headers.append(Header(name, value.decode("utf-8")))
+        except UnicodeDecodeError:
+            continue
+    headers += [
+        Header("kafka.topic", record.topic),
+        Header("kafka.partition", str(record.partition)),
+        Header("kafka.offset", str(record.offset)),
+    ]
+    if record.timestamp_ms is not None:
+        headers.append(Header("kafka.timestamp", str(record.timestamp_ms)))
+    if record.key is not None:
+        try:
+            headers.append(Header("kafka.key", record.key.decode("utf-8")))
+        except UnicodeDecodeError:
+            headers.append(Header("kafka.key-base64", base64.b64encode(record.key).decode("ascii")))
+    headers.append(Header("restate.subscription.id", str(subscription)))
+    if dead_letter_topic:
+        headers.append(Header(DEAD_LETTER_HEADER, dead_letter_topic))
+    return tuple(headers)
+
+
+def build_invoke(
+    subscription: SubscriptionId,
+    sink: SinkTarget,
+    record: SourceRecord,
+    *,
+    argument: bytes,
+    object_key: str | None,
+    dead_letter_topic: str | None = None,
+) -> Invoke:
+    """The ``Invoke`` of ``record``; ``object_key`` must be given exactly for keyed sinks."""
+    if sink.keyed != (object_key is not None):
+        raise ValueError(f"object key {object_key!r} does not fit sink {sink.service}/{sink.handler}")
+    return Invoke(
+        invocation_id=invocation_id(subscription, sink, object_key, record),
+        target=InvocationTarget(sink.service, sink.handler, object_key, sink.service_kind, sink.handler_kind),
+        argument=argument,
+        headers=invocation_headers(subscription, record, dead_letter_topic=dead_letter_topic),
+        source=SubscriptionSource(subscription, record.topic, record.partition, record.offset),
+    )

@@ -1,0 +1,1 @@
+"""Tests of subscriptions/: payload decoding, key mapping, the schema-registry client."""

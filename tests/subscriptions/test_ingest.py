@@ -1,0 +1,73 @@
+"""Pure ingestion rules: the frozen id and dedup formulas, headers, and the Invoke shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.ids import SubscriptionId
+from engine.wal.records import DedupId, HandlerKind, Header, ServiceKind, SubscriptionSource
+from subscriptions.ingest import (
+    DEAD_LETTER_HEADER,
+    SinkTarget,
+    SourceRecord,
+    build_invoke,
+    dedup_id,
+    dedup_producer,
+    invocation_headers,
+)
+
+GOLDEN_OBJECT_ID = "inv_12q15azPv94v03V73h0bqxu76tx4hHki6f"
+SUB = SubscriptionId.parse("sub_1" + "0" * 21 + "1")
+OBJECT = SinkTarget("SeqLog", "append", ServiceKind.VIRTUAL_OBJECT, HandlerKind.EXCLUSIVE)
+SERVICE = SinkTarget("Tally", "count", ServiceKind.SERVICE, None)
+WORKFLOW_RUN = SinkTarget("Payment", "run", ServiceKind.WORKFLOW, HandlerKind.WORKFLOW)
+
+
+def record(offset: int = 7, key: bytes | None = b"alice") -> SourceRecord:
+    return SourceRecord("orders", 2, offset, key, b'{"n":1}', 1_700_000_000_000, (("trace", b"abc"), ("bin", b"\xff")))
+
+
+def test_dedup_formula_is_frozen() -> None:
+    # Golden values: WAL partitions store these producer names. NEVER CHANGE.
+    assert dedup_producer("my-group", "orders", 2) == "kafka/my-group/orders/2"
+    assert dedup_id("my-group", record(41)) == DedupId("kafka/my-group/orders/2", 41)
+
+
+def test_invocation_id_is_deterministic_and_frozen() -> None:
+    first = build_invoke(SUB, OBJECT, record(), argument=b"{}", object_key="alice")
+    again = build_invoke(SUB, OBJECT, record(), argument=b"other", object_key="alice")
+    other_offset = build_invoke(SUB, OBJECT, record(8), argument=b"{}", object_key="alice")
+    assert first.invocation_id == again.invocation_id != other_offset.invocation_id
+    # Golden value: derived ids are in the WAL and in clients' hands. NEVER CHANGE.
+    assert str(first.invocation_id) == GOLDEN_OBJECT_ID
+
+
+def test_workflow_run_sink_uses_the_workflow_id() -> None:
+    a = build_invoke(SUB, WORKFLOW_RUN, record(1), argument=b"{}", object_key="order-9")
+    b = build_invoke(SUB, WORKFLOW_RUN, record(2), argument=b"{}", object_key="order-9")
+    assert a.invocation_id == b.invocation_id  # one run per workflow key, as from the ingress
+
+
+def test_invoke_shape_and_headers() -> None:
+    invoke = build_invoke(SUB, OBJECT, record(), argument=b'{"n":1}', object_key="alice", dead_letter_topic="dlq")
+    assert invoke.target.key == "alice" and invoke.target.handler_kind is HandlerKind.EXCLUSIVE
+    assert invoke.source == SubscriptionSource(SUB, "orders", 2, 7)
+    assert invoke.argument == b'{"n":1}' and invoke.response_sink is None
+    headers = {h.name: h.value for h in invoke.headers}
+    assert headers == {
+        "trace": "abc",  # the non-UTF-8 header "bin" is left out
+        "kafka.topic": "orders", "kafka.partition": "2", "kafka.offset": "7",
+        "kafka.timestamp": "1700000000000", "kafka.key": "alice",
+        "restate.subscription.id": str(SUB), DEAD_LETTER_HEADER: "dlq",
+    }
+
+
+def test_binary_keys_are_exposed_as_base64_and_services_take_no_key() -> None:
+    headers = invocation_headers(SUB, record(key=b"\x00\xff"))
+    assert Header("kafka.key-base64", "AP8=") in headers
+    invoke = build_invoke(SUB, SERVICE, record(key=b"\x00\xff"), argument=b"", object_key=None)
+    assert invoke.target.key is None
+    with pytest.raises(ValueError):
+        build_invoke(SUB, SERVICE, record(), argument=b"", object_key="alice")
+    with pytest.raises(ValueError):
+        build_invoke(SUB, OBJECT, record(), argument=b"", object_key=None)
