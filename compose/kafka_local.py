@@ -39,7 +39,7 @@ from pathlib import Path
 # Run as a script (python compose/<name>.py) or imported as compose.<name>: either way
 # the project root must be importable for the shared helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from compose.processes import alive, port_taken, send_signal, wait_gone  # noqa: E402
+from compose.processes import live_pid, port_taken, send_signal, stop_pid, wait_gone  # noqa: E402
 
 # Bump together with <kafka.version> in compose/kafka/pom.xml.
 KAFKA_VERSION = "4.1.1"
@@ -206,15 +206,7 @@ class LocalKafka:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop gracefully (SIGTERM, controlled shutdown), SIGKILL after ``timeout``."""
-        pid = self.pid()
-        if pid is None:
-            return
-        send_signal(pid, signal.SIGTERM)
-        if not wait_gone(pid, timeout):
-            _say(f"broker pid {pid} ignored SIGTERM for {timeout:.0f}s; killing it")
-            send_signal(pid, signal.SIGKILL)
-            wait_gone(pid, 10.0)
-        self.pid_file.unlink(missing_ok=True)
+        stop_pid(self.pid_file, "kafka", timeout)
 
     def kill(self) -> None:
         """SIGKILL the broker at once, as a crash would."""
@@ -227,11 +219,7 @@ class LocalKafka:
 
     def pid(self) -> int | None:
         """The broker's pid if it is alive, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        return live_pid(self.pid_file)
 
     # -- internals -------------------------------------------------------------------
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["alive", "port_taken", "send_signal", "wait_gone"]
+__all__ = ["alive", "live_pid", "port_taken", "send_signal", "stop_pid", "wait_gone"]
 
 
 def alive(pid: int) -> bool:
@@ -60,3 +61,25 @@ def port_taken(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def live_pid(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` if that process is alive, else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) else None
+
+
+def stop_pid(pid_file: Path, what: str, timeout: float) -> None:
+    """SIGTERM the process of ``pid_file``, SIGKILL it after ``timeout``; forget the pid."""
+    pid = live_pid(pid_file)
+    if pid is None:
+        return
+    send_signal(pid, signal.SIGTERM)
+    if not wait_gone(pid, timeout):
+        print(f"[{what}] pid {pid} ignored SIGTERM for {timeout:.0f}s; killing it", file=sys.stderr, flush=True)
+        send_signal(pid, signal.SIGKILL)
+        wait_gone(pid, 10.0)
+    pid_file.unlink(missing_ok=True)

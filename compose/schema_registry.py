@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 # Run as a script (python compose/<name>.py) or imported as compose.<name>: either way
 # the project root must be importable for the shared helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from compose.processes import alive, port_taken, send_signal, wait_gone  # noqa: E402
+from compose.processes import live_pid, port_taken, stop_pid  # noqa: E402
 
 APICURIO_VERSION = "3.0.9"
 # SHA-256 of apicurio-registry-app-<version>-all.tar.gz as published on Maven Central;
@@ -214,23 +213,11 @@ class LocalSchemaRegistry:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop gracefully (SIGTERM), SIGKILL after ``timeout``."""
-        pid = self.pid()
-        if pid is None:
-            return
-        send_signal(pid, signal.SIGTERM)
-        if not wait_gone(pid, timeout):
-            _say(f"registry pid {pid} ignored SIGTERM for {timeout:.0f}s; killing it")
-            send_signal(pid, signal.SIGKILL)
-            wait_gone(pid, 10.0)
-        self.pid_file.unlink(missing_ok=True)
+        stop_pid(self.pid_file, "schema-registry", timeout)
 
     def pid(self) -> int | None:
         """The registry's pid if it is alive, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        return live_pid(self.pid_file)
 
     # -- internals -------------------------------------------------------------------
 
