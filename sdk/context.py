@@ -445,6 +445,20 @@ class Context:
         )
         return DurableFuture(self._inv, completion_key(cid), decoder(_serde(serde, type_hint)))
 
+    def get_invocation_output(
+        self, invocation_id: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurableFuture[Any]:
+        """Another invocation's result if it has completed, ``None`` if it has not (no
+        waiting); a failed invocation raises its :class:`TerminalError`, an unknown id a
+        404 one. Not in the official Python SDK (its TypeScript SDK has it)."""
+        cid = self._machine.next_completion_id()
+        self._machine.command(
+            pb.GetInvocationOutputCommandMessage(
+                invocation_id=invocation_id, result_completion_id=cid
+            )
+        )
+        return DurableFuture(self._inv, completion_key(cid), decoder(_serde(serde, type_hint)))
+
     # -- awakeables ---------------------------------------------------------------
 
     def awakeable(

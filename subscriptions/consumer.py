@@ -32,11 +32,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from engine.ids import InvocationId
 from engine.logs import get_logger
-from engine.metadata.kafka import KafkaCluster, Subscription, consumer_properties
+from engine.metadata.kafka import ORDERING_PARTITION, KafkaCluster, Subscription, consumer_properties
 from engine.wal.records import DedupId, Invoke, Record
 from subscriptions import metrics
 from subscriptions.errors import RecordDecodeError, SchemaRegistryError
-from subscriptions.ingest import SinkTarget, SourceRecord, build_invoke, dedup_id
+from subscriptions.ingest import SinkTarget, SourceRecord, build_invoke, dedup_id, ordering_key
 from subscriptions.keys import KeyMapper, key_mapper
 from subscriptions.payload import PayloadDecoder, payload_decoder
 
@@ -99,6 +99,7 @@ class SubscriptionConsumer:
         self._decoder: PayloadDecoder = payload_decoder(options)
         self._keys: KeyMapper = key_mapper(options)
         self._dead_letter_topic = options.get("dead-letter-topic") or None
+        self._ordered = options.get("ordering") == ORDERING_PARTITION
         self._batch_size = int(options.get("batch.size", _DEFAULT_BATCH))
         self._group = subscription.group_id
         self._sub = str(subscription.id)
@@ -211,9 +212,10 @@ class SubscriptionConsumer:
     def _to_invoke(self, sink: SinkTarget, record: SourceRecord) -> Invoke:
         argument = self._decoder.decode(record.value)
         object_key = self._keys.object_key(record.key) if sink.keyed else None
+        ordering = ordering_key(self._group, record) if self._ordered and not sink.keyed else None
         return build_invoke(
             self.subscription.id, sink, record, argument=argument, object_key=object_key,
-            dead_letter_topic=self._dead_letter_topic,
+            dead_letter_topic=self._dead_letter_topic, ordering=ordering,
         )
 
     def _wait_for_sink(self, consumer: Consumer) -> SinkTarget | None:

@@ -13,6 +13,10 @@ Exactly-once ingestion rests on two frozen formulas here:
   consumer group, not the subscription id, so deleting a subscription and recreating
   it with the same ``group.id`` deduplicates too.
 
+With the ``ordering=partition`` option, a plain-service sink's invocations carry the
+source partition's :func:`ordering_key` (also frozen) and run one at a time in offset
+order, as a virtual object's do per key.
+
 Per source partition the consumer appends records in offset order, and Kafka's
 idempotent producer keeps that order per WAL partition, which is what makes "at or
 below the highest offset" mean "already applied".
@@ -46,6 +50,7 @@ __all__ = [
     "dedup_producer",
     "invocation_headers",
     "invocation_id",
+    "ordering_key",
 ]
 
 DEAD_LETTER_HEADER: Final = "x-logstrate-dead-letter-topic"
@@ -90,14 +95,36 @@ def dedup_id(group_id: str, record: SourceRecord) -> DedupId:
     return DedupId(dedup_producer(group_id, record.topic, record.partition), record.offset)
 
 
-def invocation_id(subscription: SubscriptionId, sink: SinkTarget, object_key: str | None, record: SourceRecord) -> InvocationId:
-    """The invocation a record becomes; deterministic, so re-ingestion finds it again."""
+def ordering_key(group_id: str, record: SourceRecord) -> str:
+    """The ordering key of a record's source partition (``ordering=partition``).
+
+    NEVER CHANGE: it places the record's invocation (see :func:`invocation_id`), so a
+    record re-read after a crash must get the same one. It is the dedup producer's name:
+    one source partition, one consumer group, one queue.
+    """
+    return dedup_producer(group_id, record.topic, record.partition)
+
+
+def invocation_id(
+    subscription: SubscriptionId,
+    sink: SinkTarget,
+    object_key: str | None,
+    record: SourceRecord,
+    ordering: str | None = None,
+) -> InvocationId:
+    """The invocation a record becomes; deterministic, so re-ingestion finds it again.
+
+    A plain-service record with an ordering key is placed by that key, like an object
+    call by its object key, so a source partition's invocations share one WAL partition
+    (which runs them one at a time, see ``Invoke.ordering_key``).
+    """
     if sink.handler_kind is HandlerKind.WORKFLOW:
         assert object_key is not None
         uuid = InvocationUuid.for_workflow_run(sink.service, object_key)
     else:
         uuid = InvocationUuid.for_subscription_event(subscription, record.topic, record.partition, record.offset)
-    return invocation_id_for(sink.service, object_key, uuid)
+    placed_by = object_key if sink.keyed else ordering
+    return invocation_id_for(sink.service, placed_by, uuid)
 
 
 def invocation_headers(
@@ -142,14 +169,19 @@ def build_invoke(
     argument: bytes,
     object_key: str | None,
     dead_letter_topic: str | None = None,
+    ordering: str | None = None,
 ) -> Invoke:
-    """The ``Invoke`` of ``record``; ``object_key`` must be given exactly for keyed sinks."""
+    """The ``Invoke`` of ``record``; ``object_key`` must be given exactly for keyed sinks,
+    ``ordering`` (an :func:`ordering_key`) only for plain-service sinks."""
     if sink.keyed != (object_key is not None):
         raise ValueError(f"object key {object_key!r} does not fit sink {sink.service}/{sink.handler}")
+    if sink.keyed and ordering is not None:
+        raise ValueError(f"sink {sink.service}/{sink.handler} is keyed; it takes no ordering key")
     return Invoke(
-        invocation_id=invocation_id(subscription, sink, object_key, record),
+        invocation_id=invocation_id(subscription, sink, object_key, record, ordering),
         target=InvocationTarget(sink.service, sink.handler, object_key, sink.service_kind, sink.handler_kind),
         argument=argument,
         headers=invocation_headers(subscription, record, dead_letter_topic=dead_letter_topic),
         source=SubscriptionSource(subscription, record.topic, record.partition, record.offset),
+        ordering_key=ordering,
     )

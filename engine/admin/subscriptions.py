@@ -31,7 +31,16 @@ from engine.admin.kafka_clusters import subscription_json
 from engine.admin.state import METADATA, SUBSCRIPTIONS
 from engine.ids import IdParseError, SubscriptionId
 from engine.metadata.errors import InvalidRequest, NotFoundError
-from engine.metadata.kafka import KafkaCluster, Subscription, consumer_properties, parse_sink, parse_source
+from engine.metadata.kafka import (
+    ORDERING_NONE,
+    ORDERING_PARTITION,
+    ORDERINGS,
+    KafkaCluster,
+    Subscription,
+    consumer_properties,
+    parse_sink,
+    parse_source,
+)
 from engine.metadata.model import HandlerType, ServiceType
 from engine.metadata.store import DeleteSubscription, MetadataWrite, PutSubscription
 from engine.metadata.view import MetadataView
@@ -156,6 +165,16 @@ def _check_sink(view: MetadataView, sub: Subscription) -> None:
         )
     if not resolved.settings.public:
         raise InvalidRequest(f"sink {sub.sink} is private to the service (ingress_private); make it public to subscribe it")
+    ordering = sub.options.get("ordering", ORDERING_NONE)
+    if ordering not in ORDERINGS:
+        raise InvalidRequest(
+            f"option ordering must be one of {', '.join(sorted(ORDERINGS))}, got {ordering!r}"
+        )
+    if ordering == ORDERING_PARTITION and resolved.service.ty is not ServiceType.SERVICE:
+        raise InvalidRequest(
+            f"option ordering={ORDERING_PARTITION} is for plain-service sinks; {sub.sink} is keyed, "
+            "so its events already run one at a time per key in publish order"
+        )
 
 
 def _check_options(sub: Subscription) -> None:

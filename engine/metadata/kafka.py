@@ -31,6 +31,9 @@ from engine.metadata.errors import InvalidRequest
 __all__ = [
     "CLUSTER_KEY_PREFIX",
     "ENGINE_OPTIONS",
+    "ORDERINGS",
+    "ORDERING_NONE",
+    "ORDERING_PARTITION",
     "SUBSCRIPTION_KEY_PREFIX",
     "KafkaCluster",
     "Subscription",
@@ -62,9 +65,17 @@ ENGINE_OPTIONS: Final = frozenset(
         "key.mapper",
         "dead-letter-topic",
         "batch.size",
+        "ordering",
     }
 )
 """Subscription options the engine interprets; every other option goes to librdkafka."""
+
+ORDERING_NONE: Final = "none"
+"""``ordering`` option default: a plain-service sink's events run concurrently."""
+ORDERING_PARTITION: Final = "partition"
+"""``ordering`` option: a plain-service sink's events of one source partition run one at
+a time, in offset order (keyed sinks are always ordered per key)."""
+ORDERINGS: Final = frozenset({ORDERING_NONE, ORDERING_PARTITION})
 
 _CONSUMER_DEFAULTS: Final = {
     # A dead engine process's partitions move to the others within seconds, not 45 s.

@@ -1,9 +1,10 @@
 """Table ``invocation_status``: where each invocation of a partition stands.
 
 Key: ``partition (u32) + invocation id (24 bytes)``.
-Value: version byte 2, then the fields of :class:`InvocationStatus` in declaration
+Value: version byte 3, then the fields of :class:`InvocationStatus` in declaration
 order, in the :mod:`engine.storage.codec` layout (the status kind is a frozen tag).
-Version 1 values (without the two retention fields) are still read.
+Version 1 values (without the two retention fields) and version 2 values (without
+``ordering_key``) are still read.
 
 An invocation moves through the kinds like this::
 
@@ -43,8 +44,9 @@ __all__ = [
 ]
 
 DB_NAME: Final = b"invocation_status"
-_VERSION: Final = 2
+_VERSION: Final = 3
 _VERSION_1: Final = 1
+_VERSION_2: Final = 2
 
 ResponseSinkEntry = r.IngressSink | r.InvocationSink
 """A response sink that is actually set (the records' ``ResponseSink`` minus ``None``)."""
@@ -128,6 +130,9 @@ class InvocationStatus:
     """How long to keep the result once completed (``None``: the engine default)."""
     journal_retention_ms: int | None = None
     """How long to keep the journal once completed (``None`` or 0: drop it at once)."""
+    ordering_key: str | None = None
+    """Runs one at a time with the target service's other invocations of this key
+    (:attr:`engine.wal.records.Invoke.ordering_key`)."""
 
     @property
     def in_flight(self) -> bool:
@@ -176,12 +181,13 @@ def encode_status(status: InvocationStatus) -> bytes:
     w.optional(status.cleanup_at_ms, w.int_)
     w.optional(status.completion_retention_ms, w.int_)
     w.optional(status.journal_retention_ms, w.int_)
+    w.optional(status.ordering_key, w.str_)
     return w.finish()
 
 
 def decode_status(raw: bytes) -> InvocationStatus:
     """Inverse of :func:`encode_status`; raises :class:`StorageCorruptError`."""
-    version = _VERSION_1 if raw[:1] == bytes((_VERSION_1,)) else _VERSION
+    version = raw[0] if raw[:1] in (bytes((_VERSION_1,)), bytes((_VERSION_2,))) else _VERSION
     rd = Reader(raw, version, "invocation status")
     tag = rd.byte()
     kind = _KINDS.get(tag)
@@ -216,6 +222,8 @@ def decode_status(raw: bytes) -> InvocationStatus:
             completion_retention_ms=rd.optional(rd.int_),
             journal_retention_ms=rd.optional(rd.int_),
         )
+    if version >= 3:
+        status = dataclasses.replace(status, ordering_key=rd.optional(rd.str_))
     rd.done()
     return status
 

@@ -63,7 +63,7 @@ _DATACLASSES: Final[tuple[type[Any], ...]] = (
     r.SubscriptionSource, r.IngressSink, r.InvocationSink, r.CompletionId,
     r.SignalIndex, r.SignalName, r.Value, r.FailureMetadata, r.Failure, r.Void,
     r.InvocationIdResult, r.StateKeys, r.TimerKey, r.StateEntry, r.DedupId,
-    r.CallTarget, r.PauseInvocation, r.ResumeInvocation,
+    r.CallTarget, r.PauseInvocation, r.ResumeInvocation, r.GetInvocationOutput,
 )  # fmt: skip
 _RECORD_TYPES: Final = frozenset(typing.get_args(r.Record))
 _NAME_OF: Final[dict[type[Any], str]] = {cls: f"{NAMESPACE}.{cls.__name__}" for cls in _DATACLASSES}
@@ -133,6 +133,10 @@ def _decoder_for(hint: Any) -> _Conv:
         if all(dataclasses.is_dataclass(m) for m in classes):
             decoders = {_NAME_OF[cls]: _dataclass_decoder(cls) for cls in classes}
             only = next(iter(decoders.values())) if len(decoders) == 1 else None
+            shapes = [(frozenset(f.name for f in dataclasses.fields(c)), c) for c in classes]
+            by_fields = {
+                shape: cls for shape, cls in shapes if [s for s, _ in shapes].count(shape) == 1
+            }
 
             def decode_union(data: Any) -> Any:
                 if data is None:
@@ -145,7 +149,13 @@ def _decoder_for(hint: Any) -> _Conv:
                     return decoder(payload)
                 if only is not None:
                     return only(data)
-                raise WalCodecError(f"union value without a record name for {hint}")
+                # A field that was one record in an older writer schema and is a union
+                # now: fastavro resolves it without naming the branch, so pick the one
+                # class whose field names are exactly the value's.
+                cls = by_fields.get(frozenset(data)) if isinstance(data, dict) else None
+                if cls is None:
+                    raise WalCodecError(f"union value without a record name for {hint}")
+                return decoders[_NAME_OF[cls]](data)
 
             return decode_union
         if len(classes) == 1:

@@ -31,6 +31,7 @@ from engine.ids import DeploymentId, InvocationId, SubscriptionId
 __all__ = [
     "AnnounceLeader",
     "AttachInvocation",
+    "GetInvocationOutput",
     "CancelInvocation",
     "CompletionId",
     "DedupId",
@@ -314,6 +315,12 @@ class Invoke:
     journal is kept after completion (``None`` or 0: dropped at completion). Both are
     schema v3; ``None`` (older records, writers without metadata) means the engine
     defaults of :class:`~engine.partition.state_machine.context.StateMachineOptions`.
+
+    ``ordering_key`` (schema v4) serialises invocations of a handler that takes no lock
+    of its own (a plain service): invocations with the same target service and ordering
+    key run one at a time, in the order their ``Invoke`` records were applied, through
+    the same lock and inbox as a virtual object's key. Whoever sets it must derive the
+    invocation id's partition key from it, so they all land in one WAL partition.
     """
 
     invocation_id: InvocationId
@@ -326,6 +333,7 @@ class Invoke:
     execute_at_ms: int | None = None
     completion_retention_ms: int | None = None
     journal_retention_ms: int | None = None
+    ordering_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,7 +517,8 @@ class ResumeInvocation:
 
 @dataclass(frozen=True, slots=True)
 class AttachInvocation:
-    """Also send the invocation's result to ``sink`` (ingress ``.../attach``).
+    """Also send the invocation's result to ``sink``: an ingress request (``.../attach``)
+    or, from schema v4, a calling invocation's completion (``AttachInvocationCommand``).
 
     Idempotent requests and workflow runs have deterministic ids (see
     :mod:`engine.ids`), so attaching by idempotency key or workflow key resolves to an
@@ -517,7 +526,17 @@ class AttachInvocation:
     """
 
     invocation_id: InvocationId
-    sink: IngressSink
+    sink: IngressSink | InvocationSink
+
+
+@dataclass(frozen=True, slots=True)
+class GetInvocationOutput:
+    """Complete ``sink`` now with the invocation's output: its result if it completed,
+    ``Void`` ("not ready") if it has not, a 404 failure if it is unknown (schema v4;
+    the ``GetInvocationOutputCommand`` of a handler)."""
+
+    invocation_id: InvocationId
+    sink: InvocationSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,6 +571,7 @@ Record: TypeAlias = (
     | PatchState
     | PauseInvocation
     | ResumeInvocation
+    | GetInvocationOutput
 )
 """Every record the partition state machine applies."""
 

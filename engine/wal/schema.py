@@ -32,6 +32,7 @@ __all__ = [
     "ENVELOPE_V1",
     "ENVELOPE_V2",
     "ENVELOPE_V3",
+    "ENVELOPE_V4",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -341,10 +342,56 @@ the callee's retention on ``CallTarget``, ``InvocationFailedAttempt.paused`` (al
 optional with defaults), and the record types ``PauseInvocation`` and
 ``ResumeInvocation`` at the end of the body union."""
 
-WRITER_SCHEMAS: dict[int, Schema] = {1: ENVELOPE_V1, 2: ENVELOPE_V2, 3: ENVELOPE_V3}
+
+# --- version 4: attach/get-output from handlers, ordering keys --------------------------
+
+_INVOKE_V4 = _record(
+    "Invoke",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("target", _TARGET),
+    _field("argument", "bytes"),
+    _field("headers", {"type": "array", "items": _HEADER}, default=[]),
+    _field(
+        "source",
+        ["null", _INGRESS_SOURCE, _INVOCATION_SOURCE, _SUBSCRIPTION_SOURCE],
+        default=None,
+    ),
+    _field("response_sink", ["null", _INGRESS_SINK, _INVOCATION_SINK], default=None),
+    _optional("idempotency_key", "string"),
+    _optional("execute_at_ms", "long"),
+    _optional("completion_retention_ms", "long"),
+    _optional("journal_retention_ms", "long"),
+    _optional("ordering_key", "string"),
+)
+# A v3 writer's plain IngressSink resolves to the first matching branch of the union.
+_ATTACH_V4 = _record(
+    "AttachInvocation",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("sink", [_INGRESS_SINK, _INVOCATION_SINK]),
+)
+_GET_OUTPUT = _record(
+    "GetInvocationOutput",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("sink", _INVOCATION_SINK),
+)
+
+_V4_REPLACED = {**_V3_REPLACED, id(_INVOKE): _INVOKE_V4, id(_ATTACH): _ATTACH_V4}
+ENVELOPE_V4: Schema = _envelope(
+    [_V4_REPLACED.get(id(block), block) for block in _BODY_V1] + [_PAUSE, _RESUME, _GET_OUTPUT]
+)
+"""Schema version 4: v3 plus ``Invoke.ordering_key`` (optional), ``AttachInvocation.sink``
+as a union of an ingress request and a calling invocation (attach from a handler), and
+the record type ``GetInvocationOutput`` at the end of the body union."""
+
+WRITER_SCHEMAS: dict[int, Schema] = {
+    1: ENVELOPE_V1,
+    2: ENVELOPE_V2,
+    3: ENVELOPE_V3,
+    4: ENVELOPE_V4,
+}
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 """The version new records are written with."""
 
 

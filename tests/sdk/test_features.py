@@ -172,16 +172,19 @@ def test_cancelled_callee_gets_409_while_suspended_and_compensates(system: Syste
     assert system.ok(f"/SdkStore/{key}/snapshot") == {"compensation": "compensated after 409"}
 
 
-def test_attach_invocation_from_a_handler(system: System, request: pytest.FixtureRequest) -> None:
-    if system.name == "logstrate":
-        # The engine journals AttachInvocationCommand without acting on it yet (issue 4,
-        # engine/partition/state_machine/journal_commands.py): the caller waits forever.
-        request.applymarker(pytest.mark.xfail(reason="engine: attach command not implemented yet", strict=False))
+def test_attach_invocation_from_a_handler(system: System) -> None:
     text = token()
     status, body = http("POST", f"{system.ingress_url}/SdkCancel/attach_to_send", text, timeout=15)
     assert status == 200, body
     assert body["attached"] == f"echo {text}"
     assert body["target"].startswith("inv_")
+
+
+def test_get_invocation_output_from_a_handler(system: System) -> None:
+    text = token()
+    assert system.ok("/SdkCancel/output_of_send", text) == {
+        "early": None, "attached": f"slow {text}", "late": f"slow {text}",
+    }
 
 
 def _avro(schema: dict[str, Any], value: dict[str, Any]) -> bytes:

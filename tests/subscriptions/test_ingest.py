@@ -14,9 +14,11 @@ from subscriptions.ingest import (
     dedup_id,
     dedup_producer,
     invocation_headers,
+    ordering_key,
 )
 
 GOLDEN_OBJECT_ID = "inv_12q15azPv94v03V73h0bqxu76tx4hHki6f"
+GOLDEN_ORDERED_ID = "inv_19sMdT9UNL7r03V73h0bqxu76tx4hHki6f"
 SUB = SubscriptionId.parse("sub_1" + "0" * 21 + "1")
 OBJECT = SinkTarget("SeqLog", "append", ServiceKind.VIRTUAL_OBJECT, HandlerKind.EXCLUSIVE)
 SERVICE = SinkTarget("Tally", "count", ServiceKind.SERVICE, None)
@@ -71,3 +73,19 @@ def test_binary_keys_are_exposed_as_base64_and_services_take_no_key() -> None:
         build_invoke(SUB, SERVICE, record(), argument=b"", object_key="alice")
     with pytest.raises(ValueError):
         build_invoke(SUB, OBJECT, record(), argument=b"", object_key=None)
+
+
+def test_partition_ordering_places_a_partitions_invocations_together_and_is_frozen() -> None:
+    key = ordering_key("my-group", record(7))
+    # Golden values: the key places invocations in the WAL. NEVER CHANGE.
+    assert key == "kafka/my-group/orders/2"
+    a = build_invoke(SUB, SERVICE, record(7), argument=b"", object_key=None, ordering=key)
+    b = build_invoke(SUB, SERVICE, record(8), argument=b"", object_key=None, ordering=ordering_key("my-group", record(8)))
+    assert str(a.invocation_id) == GOLDEN_ORDERED_ID
+    assert a.ordering_key == b.ordering_key == key and a.target.key is None
+    assert a.invocation_id != b.invocation_id
+    assert a.invocation_id.partition_key == b.invocation_id.partition_key  # one WAL partition
+    unordered = build_invoke(SUB, SERVICE, record(7), argument=b"", object_key=None)
+    assert unordered.ordering_key is None and unordered.invocation_id.uuid == a.invocation_id.uuid
+    with pytest.raises(ValueError):
+        build_invoke(SUB, OBJECT, record(), argument=b"", object_key="alice", ordering=key)

@@ -10,7 +10,8 @@ The work is split by concern: :mod:`.fencing` (epochs and dedup), :mod:`.invoke`
 (admission), :mod:`.journal_commands` (what each command does),
 :mod:`.notifications`, :mod:`.lifecycle` (suspend, fail and retry, end, cleanup),
 :mod:`.owned` (an invocation's timers and called children), :mod:`.timers`,
-:mod:`.kill_cancel`, :mod:`.pause_resume`, :mod:`.leadership` and :mod:`.admin`.
+:mod:`.kill_cancel`, :mod:`.pause_resume`, :mod:`.attach`, :mod:`.leadership` and
+:mod:`.admin`.
 
 Every record, applied or dropped, stores its offset as the partition's applied
 offset; a record at or below the stored offset was applied before and is skipped
@@ -24,7 +25,8 @@ from typing import Any, Final
 
 from engine.logs import get_logger
 from engine.partition.actions import Action
-from engine.partition.state_machine.admin import on_attach, on_patch_state
+from engine.partition.state_machine.admin import on_patch_state
+from engine.partition.state_machine.attach import on_attach, on_get_output
 from engine.partition.state_machine.context import (
     DEFAULT_OPTIONS,
     ApplyContext,
@@ -72,6 +74,7 @@ _HANDLERS: Final[dict[type[Any], Callable[[ApplyContext, Any], None]]] = {
     r.PatchState: on_patch_state,
     r.PauseInvocation: on_pause,
     r.ResumeInvocation: on_resume,
+    r.GetInvocationOutput: on_get_output,
 }
 
 

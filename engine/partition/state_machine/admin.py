@@ -1,7 +1,6 @@
-"""Records from the admin API and ingress that act on existing things.
+"""Records from the admin API that act on existing things.
 
-``AttachInvocation`` adds a response sink to an invocation (answered at once when it
-completed already). ``PatchState`` replaces an object's whole state, optionally only
+``PatchState`` replaces an object's whole state, optionally only
 if the state still has the version the patch was based on. ``PurgeInvocation`` lives
 with the rest of the lifecycle (:mod:`.lifecycle`).
 """
@@ -9,21 +8,9 @@ with the rest of the lifecycle (:mod:`.lifecycle`).
 from __future__ import annotations
 
 from engine.partition.state_machine.context import ApplyContext
-from engine.partition.state_machine.invoke import attach_sink
-from engine.wal.records import AttachInvocation, PatchState
+from engine.wal.records import PatchState
 
-__all__ = ["on_attach", "on_patch_state"]
-
-
-def on_attach(ctx: ApplyContext, record: AttachInvocation) -> None:
-    """Apply an ``AttachInvocation`` record."""
-    status = ctx.tables.status.get(record.invocation_id)
-    if status is None:
-        # Ingress resolves attach targets before appending and reports unknown ids
-        # itself; a purged invocation can still race with it.
-        ctx.log_for(record.invocation_id).info("attach to an unknown invocation; ignored")
-        return
-    attach_sink(ctx, record.invocation_id, status, record.sink)
+__all__ = ["on_patch_state"]
 
 
 def on_patch_state(ctx: ApplyContext, record: PatchState) -> None:

@@ -39,7 +39,7 @@ from engine.wal.records import (
     TimerKind,
 )
 
-__all__ = ["WORKFLOW_ALREADY_INVOKED", "admit", "attach_sink", "needs_lock", "on_invoke", "start"]
+__all__ = ["WORKFLOW_ALREADY_INVOKED", "admit", "attach_sink", "lock_key", "needs_lock", "on_invoke", "start"]
 
 WORKFLOW_ALREADY_INVOKED: Final = Failure(409, "the workflow method was already invoked")
 """What a second submission of a workflow's ``run`` gets (restate-server's answer)."""
@@ -48,6 +48,22 @@ WORKFLOW_ALREADY_INVOKED: Final = Failure(409, "the workflow method was already 
 def needs_lock(target: InvocationTarget) -> bool:
     """Whether an invocation of ``target`` must hold its key exclusively."""
     return target.key is not None and target.handler_kind is not HandlerKind.SHARED
+
+
+def lock_key(status: InvocationStatus) -> str | None:
+    """The key of ``status.target.service`` the invocation must hold while it runs.
+
+    An exclusive handler holds its object's key. A keyless target (a plain service)
+    with an ordering key holds that instead: the lock and inbox then serialise it with
+    the service's other invocations of the same ordering key. A plain service has no
+    object keys, so the two uses cannot meet; a keyed target ignores its ordering key.
+    """
+    target = status.target
+    if needs_lock(target):
+        return target.key
+    if target.key is None:
+        return status.ordering_key
+    return None
 
 
 def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
@@ -76,6 +92,7 @@ def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
         modified_at_ms=ctx.now_ms,
         completion_retention_ms=record.completion_retention_ms,
         journal_retention_ms=record.journal_retention_ms,
+        ordering_key=record.ordering_key,
     )
     if record.execute_at_ms is not None and record.execute_at_ms > ctx.now_ms:
         timer = TimerKey(record.execute_at_ms, invocation_id, TimerKind.DELAYED_INVOKE)
@@ -108,8 +125,8 @@ def attach_sink(
 def admit(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> None:
     """Start a new or scheduled invocation, or queue it behind its key's lock."""
     target = status.target
-    key = target.key
-    if key is not None and needs_lock(target):
+    key = lock_key(status)
+    if key is not None:
         holder = ctx.tables.locks.holder(target.service, key)
         if holder is not None and holder != invocation_id:
             sequence = ctx.tables.fsm.allocate_inbox_sequence()

@@ -24,7 +24,8 @@ SendSignal
 Get/Peek/CompletePromise    the workflow's durable promise (:mod:`.promises`)
 Input, GetEager*, Run,      nothing (a run's result arrives as a ``Notify``)
 custom entries
-attach, get output          journaled only, for now (durable core II)
+AttachInvocation,           ``AttachInvocation`` / ``GetInvocationOutput`` to the target's
+GetInvocationOutput         partition through the outbox (:mod:`.attach`)
 ==========================  ===============================================================
 
 The callee of a call gets a deterministic id, so a caller replayed from the log on
@@ -45,6 +46,7 @@ from engine.invoker.notifications import failure_of
 from engine.invoker.protocol import MessageType, is_command, is_custom, message_name, pb
 from engine.invoker.protocol import is_notification as is_notification_type
 from engine.partition.actions import RegisterTimer
+from engine.partition.state_machine.attach import attach_command, get_output_command
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.journal_ops import append_command, complete_now
 from engine.partition.state_machine.promises import complete_promise, get_promise, peek_promise
@@ -381,4 +383,6 @@ _INTERPRETERS: Final[dict[int, _Interpreter]] = {
     MessageType.GET_PROMISE_COMMAND: get_promise,
     MessageType.PEEK_PROMISE_COMMAND: peek_promise,
     MessageType.COMPLETE_PROMISE_COMMAND: complete_promise,
+    MessageType.ATTACH_INVOCATION_COMMAND: attach_command,
+    MessageType.GET_INVOCATION_OUTPUT_COMMAND: get_output_command,
 }

@@ -25,7 +25,7 @@ from engine.ids import InvocationId
 from engine.partition.actions import InvokeAction, RegisterTimer
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.dead_letters import send_dead_letter
-from engine.partition.state_machine.invoke import start
+from engine.partition.state_machine.invoke import lock_key, start
 from engine.partition.state_machine.owned import drop_timer, drop_timers
 from engine.partition.state_machine.responses import answer_sinks
 from engine.storage.invocation_status import InvocationStatus, LastFailure, StatusKind
@@ -204,9 +204,10 @@ def _forget(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationSt
         )
 
 
-def release_lock(ctx: ApplyContext, invocation_id: InvocationId, target: InvocationTarget) -> None:
+def release_lock(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> None:
     """Free the key if ``invocation_id`` holds it, and start the next queued invocation."""
-    key = target.key
+    target = status.target
+    key = lock_key(status)
     if key is None or ctx.tables.locks.holder(target.service, key) != invocation_id:
         return
     ctx.tables.locks.release(target.service, key)
@@ -229,12 +230,9 @@ def complete(
     """Finish the invocation with ``result`` (see the module docstring)."""
     answer_sinks(ctx, invocation_id, status.response_sinks, result)
     target = status.target
-    if (
-        status.kind is StatusKind.INBOXED
-        and status.inbox_sequence is not None
-        and target.key is not None
-    ):
-        ctx.tables.inbox.remove(target.service, target.key, status.inbox_sequence)
+    queued_on = lock_key(status)
+    if status.kind is StatusKind.INBOXED and status.inbox_sequence is not None and queued_on:
+        ctx.tables.inbox.remove(target.service, queued_on, status.inbox_sequence)
     drop_timers(ctx, invocation_id, status)
     retention, keep_journal = _retention(ctx, status)
     if not keep_journal:
@@ -260,7 +258,7 @@ def complete(
     else:
         ctx.tables.status.delete(invocation_id)
     # Last: the next invocation of the key starts after this one is fully settled.
-    release_lock(ctx, invocation_id, target)
+    release_lock(ctx, invocation_id, status)
     ctx.log_for(invocation_id).debug(
         "invocation completed", failed=isinstance(result, Failure), retention_ms=retention
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from engine.partition.actions import InvokeAction, RegisterTimer, RespondToIngress, SendOutbox
 from engine.partition.state_machine import StateMachineOptions
 from engine.storage.invocation_status import StatusKind
+from engine.partition.state_machine.attach import NOT_FOUND
 from engine.wal import records as r
 from tests.engine.partition.harness import (
     T0,
@@ -126,7 +127,10 @@ def test_purge_and_attach(part: Partition) -> None:
     ]
     part.apply(r.PurgeInvocation(inv))
     assert part.status(inv) is None
-    assert part.apply(r.AttachInvocation(inv, r.IngressSink("node-2", "gone"))) == []
+    # Purged: the waiting request gets restate-server's 404 rather than hanging.
+    assert part.apply(r.AttachInvocation(inv, r.IngressSink("node-2", "gone"))) == [
+        RespondToIngress("node-2", "gone", inv, NOT_FOUND)
+    ]
 
 
 def test_deployment_pin_is_set_once(part: Partition) -> None:

@@ -52,6 +52,7 @@ statuses = st.builds(
     cleanup_at_ms=st.none() | ws.i64,
     completion_retention_ms=st.none() | ws.u64,
     journal_retention_ms=st.none() | ws.u64,
+    ordering_key=st.none() | ws.text,
 )
 
 
@@ -60,13 +61,22 @@ def test_encoding_round_trips(status: InvocationStatus) -> None:
     assert decode_status(encode_status(status)) == status
 
 
+def _ordering_key_tail(status: InvocationStatus) -> int:
+    key = status.ordering_key
+    return 1 if key is None else 1 + 4 + len(key.encode())
+
+
 @given(statuses)
-def test_version_1_values_still_decode(status: InvocationStatus) -> None:
-    # Version 1 had no retention fields: the same bytes without them, version byte 1.
-    v2 = encode_status(status)
+def test_version_1_and_2_values_still_decode(status: InvocationStatus) -> None:
+    # Version 2 had no ordering key and version 1 no retention fields either: the same
+    # bytes without them, under their own version byte.
+    v3 = encode_status(status)
+    v2 = b"\x02" + v3[1 : len(v3) - _ordering_key_tail(status)]
+    without_key = dataclasses.replace(status, ordering_key=None)
+    assert decode_status(v2) == without_key
     tail = sum(1 if v is None else 9 for v in (status.completion_retention_ms, status.journal_retention_ms))
     v1 = b"\x01" + v2[1 : len(v2) - tail]
-    expected = dataclasses.replace(status, completion_retention_ms=None, journal_retention_ms=None)
+    expected = dataclasses.replace(without_key, completion_retention_ms=None, journal_retention_ms=None)
     assert decode_status(v1) == expected
 
 

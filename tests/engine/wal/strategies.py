@@ -37,7 +37,8 @@ sources = st.one_of(
     st.builds(r.SubscriptionSource, subscription_ids, text, i64, i64),
 )
 ingress_sinks = st.builds(r.IngressSink, text, text)
-sinks = st.one_of(st.none(), ingress_sinks, st.builds(r.InvocationSink, invocation_ids, u64))
+invocation_sinks = st.builds(r.InvocationSink, invocation_ids, u64)
+sinks = st.one_of(st.none(), ingress_sinks, invocation_sinks)
 notification_ids = st.one_of(
     st.builds(r.CompletionId, u64), st.builds(r.SignalIndex, u64), st.builds(r.SignalName, text)
 )
@@ -71,6 +72,7 @@ invokes = st.builds(
     execute_at_ms=st.none() | i64,
     completion_retention_ms=st.none() | u64,
     journal_retention_ms=st.none() | u64,
+    ordering_key=st.none() | text,
 )
 
 # One strategy per record type; the test module checks this covers all of Record.
@@ -107,7 +109,8 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     r.CancelInvocation: st.builds(r.CancelInvocation, invocation_ids),
     r.KillInvocation: st.builds(r.KillInvocation, invocation_ids),
     r.PurgeInvocation: st.builds(r.PurgeInvocation, invocation_ids),
-    r.AttachInvocation: st.builds(r.AttachInvocation, invocation_ids, ingress_sinks),
+    r.AttachInvocation: st.builds(r.AttachInvocation, invocation_ids, ingress_sinks | invocation_sinks),
+    r.GetInvocationOutput: st.builds(r.GetInvocationOutput, invocation_ids, invocation_sinks),
     r.PatchState: st.builds(
         r.PatchState,
         text,

@@ -136,17 +136,45 @@ GOLDEN_PAUSED_BYTES = bytes.fromhex(
 GOLDEN_RESUME_BYTES = bytes.fromhex("4c03000020493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584")
 
 
+def _v4(v3_bytes: bytes, *, invoke: bool = False) -> bytes:
+    # v4 kept every v3 layout except Invoke (one more optional field, null here) and
+    # AttachInvocation (the sink became a union).
+    return _as_version(4, v3_bytes) + (b"\x00" if invoke else b"")
+
+
+# Schema v4: Invoke.ordering_key, AttachInvocation from handlers, GetInvocationOutput.
+GOLDEN_ORDERED_INVOKE = r.Invoke(IID, GOLDEN_INVOKE.target, b"", ordering_key="orders/3")
+GOLDEN_ORDERED_INVOKE_BYTES = bytes.fromhex(
+    "4c04000000493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840e436f756e7465720661646402"
+    "0e757365722d3432020200000000000000000002106f72646572732f33"
+)
+GOLDEN_HANDLER_ATTACH = r.AttachInvocation(IID, r.InvocationSink(IID, 5))
+GOLDEN_HANDLER_ATTACH_BYTES = bytes.fromhex(
+    "4c0400001a493c42ed1c3cf1bc018e5257b998007db7f4f3f47e80958402"
+    "493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840a"
+)
+GOLDEN_GET_OUTPUT = r.GetInvocationOutput(IID, r.InvocationSink(IID, 5))
+GOLDEN_GET_OUTPUT_BYTES = bytes.fromhex(
+    "4c04000022493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584"
+    "493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840a"
+)
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    invoke_v3 = codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42))
-    assert invoke_v3 == GOLDEN_INVOKE_BYTES_V3
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(3, GOLDEN_NOTIFY_BYTES)
-    assert codec.encode(GOLDEN_CALL) == GOLDEN_CALL_BYTES_V3
-    assert codec.encode(GOLDEN_RETAINED_INVOKE) == GOLDEN_RETAINED_INVOKE_BYTES
-    assert codec.encode(GOLDEN_WORKFLOW_CALL) == GOLDEN_WORKFLOW_CALL_BYTES
-    assert codec.encode(GOLDEN_PAUSED, epoch=2) == GOLDEN_PAUSED_BYTES
-    assert codec.encode(r.ResumeInvocation(IID)) == GOLDEN_RESUME_BYTES
-    # Bytes written by v1 and v2 engines stay readable forever.
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v4(
+        GOLDEN_INVOKE_BYTES_V3, invoke=True
+    )
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(4, GOLDEN_NOTIFY_BYTES)
+    assert codec.encode(GOLDEN_CALL) == _v4(GOLDEN_CALL_BYTES_V3)
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v4(GOLDEN_WORKFLOW_CALL_BYTES)
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v4(GOLDEN_PAUSED_BYTES)
+    assert codec.encode(r.ResumeInvocation(IID)) == _v4(GOLDEN_RESUME_BYTES)
+    assert codec.encode(GOLDEN_ORDERED_INVOKE) == GOLDEN_ORDERED_INVOKE_BYTES
+    assert codec.encode(GOLDEN_HANDLER_ATTACH) == GOLDEN_HANDLER_ATTACH_BYTES
+    assert codec.encode(GOLDEN_GET_OUTPUT) == GOLDEN_GET_OUTPUT_BYTES
+    # Bytes written by v1, v2 and v3 engines stay readable forever.
     assert codec.decode(GOLDEN_CALL_BYTES_V2) == r.Envelope(GOLDEN_CALL, None, None, 2)
     assert codec.decode(_as_version(2, GOLDEN_INVOKE_BYTES)) == r.Envelope(
         GOLDEN_INVOKE, None, r.DedupId("sub/x", 42), 2
@@ -156,6 +184,27 @@ def test_golden_bytes() -> None:
     )
     assert codec.decode(GOLDEN_NOTIFY_BYTES) == r.Envelope(GOLDEN_NOTIFY, 7, None, 1)
     assert codec.decode(GOLDEN_PAUSED_BYTES) == r.Envelope(GOLDEN_PAUSED, 2, None, 3)
+    assert codec.decode(GOLDEN_INVOKE_BYTES_V3) == r.Envelope(
+        GOLDEN_INVOKE, None, r.DedupId("sub/x", 42), 3
+    )
+    assert codec.decode(GOLDEN_RETAINED_INVOKE_BYTES) == r.Envelope(
+        GOLDEN_RETAINED_INVOKE, None, None, 3
+    )
+
+
+def test_v3_ingress_attach_decodes_into_the_v4_sink_union() -> None:
+    attach = r.AttachInvocation(IID, r.IngressSink("node-1", "req-7"))
+    v3 = io.BytesIO()
+    v3.write(bytes((codec.MAGIC, 3)))
+    body = (f"{NAMESPACE}.AttachInvocation", {
+        "invocation_id": IID.to_bytes(),
+        "sink": {"node_id": "node-1", "request_id": "req-7"},
+    })
+    fastavro.schemaless_writer(
+        v3, codec._PARSED[3], {"epoch": None, "dedup_id": None, "body": body}
+    )
+    assert codec.decode(v3.getvalue()) == r.Envelope(attach, None, None, 3)
+    assert codec.decode(codec.encode(attach)) == r.Envelope(attach, None, None, 4)
 
 
 def test_v1_journal_append_decodes_without_a_call_target() -> None:
@@ -180,7 +229,9 @@ def test_wire_prefix() -> None:
 
 def test_released_schemas_are_frozen() -> None:
     # The Avro fingerprint of every released schema version, forever.
-    pinned = {1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c"}
+    pinned = {
+        1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c", 4: "25c847560a34146d",
+    }
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
         assert fingerprint(canonical, "CRC-64-AVRO") == pinned[version], f"schema v{version}"
