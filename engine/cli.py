@@ -35,6 +35,10 @@ def serve(
     node_name: Annotated[Optional[str], typer.Option(help="This process's name in the cluster.")] = None,
     log_format: Annotated[Optional[str], typer.Option(help="auto, console or json.")] = None,
     log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning or error.")] = None,
+    subscription_pause_at_queued: Annotated[Optional[int], typer.Option(
+        help="Kafka subscriptions pause while this many WAL records await Kafka's acknowledgement.")] = None,
+    subscription_resume_at_queued: Annotated[Optional[int], typer.Option(
+        help="...and resume once that queue is down to this many.")] = None,
 ) -> None:
     """Run an engine process until SIGTERM or Ctrl-C.
 
@@ -54,6 +58,8 @@ def serve(
                 "node_name": node_name,
                 "log_format": log_format,
                 "log_level": log_level,
+                "subscription_pause_at_queued": subscription_pause_at_queued,
+                "subscription_resume_at_queued": subscription_resume_at_queued,
             },
         )
     except EngineError as exc:

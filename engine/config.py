@@ -92,6 +92,10 @@ class KafkaConfig:
     def metadata_topic(self) -> str:
         return f"{self.topic_prefix}.metadata"
 
+    @property
+    def responses_topic(self) -> str:
+        return f"{self.topic_prefix}.responses"
+
     def client_config(self, **overrides: Any) -> dict[str, Any]:
         """The librdkafka configuration for a client, secrets revealed."""
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
@@ -106,7 +110,8 @@ class EngineConfig:
     """Everything ``logstrate serve`` needs; see the module docstring for the sources."""
 
     node_name: str = field(default_factory=socket.gethostname)
-    """This process's name in the cluster; ingress answers are routed back to it."""
+    """This process's name in logs and Kafka client ids; each run adds a random suffix to name
+    itself in leadership records and ingress response sinks (several processes may share it)."""
     data_dir: Path = Path("data")
     """Where the LMDB environment lives; one engine process per data dir."""
     ingress_bind: str = "0.0.0.0:8080"
@@ -122,6 +127,13 @@ class EngineConfig:
     """Largest accepted ingress request body; bigger ones get 413."""
     shutdown_timeout_s: float = 10.0
     """How long a SIGTERM waits for in-flight work before closing anyway."""
+    subscription_pause_at_queued: int = 20_000
+    """Kafka subscriptions stop fetching (pause their partitions) while this many WAL
+    records are waiting in the engine's producer for Kafka's acknowledgement, so a
+    backlog on a source topic cannot flood the WAL producer (backpressure)."""
+    subscription_resume_at_queued: int = 5_000
+    """...and fetch again once that queue is down to this many; below
+    ``subscription_pause_at_queued``, so consumers do not flap around one threshold."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     kafka_clusters: Mapping[str, Mapping[str, str | Secret]] = field(default_factory=dict)
     """Kafka clusters subscriptions may read from, by name, as librdkafka properties::
@@ -325,6 +337,17 @@ def _validate(config: Any) -> None:
             raise ConfigError("lmdb_map_size_mb must be at least 16")
         if not config.node_name:
             raise ConfigError("node_name must not be empty")
+        if config.subscription_pause_at_queued < 1 or config.subscription_resume_at_queued < 1:
+            raise ConfigError(
+                "subscription_pause_at_queued and subscription_resume_at_queued must be at least 1, got "
+                f"{config.subscription_pause_at_queued} and {config.subscription_resume_at_queued}"
+            )
+        if config.subscription_resume_at_queued >= config.subscription_pause_at_queued:
+            raise ConfigError(
+                f"subscription_resume_at_queued ({config.subscription_resume_at_queued}) must be below "
+                f"subscription_pause_at_queued ({config.subscription_pause_at_queued}): consumption resumes "
+                "once the WAL producer queue has drained below the level that paused it"
+            )
 
 
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import secrets
 import socket
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
 from engine.ingress.deps import IngressDeps
 from engine.ingress.pending import PendingResponses
+from engine.ingress.response_channel import ResponseChannel
 from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
 from engine.logs import get_logger
@@ -38,6 +40,7 @@ from engine.version import __version__
 from engine.wal.appender import WalAppender
 from engine.wal.records import CallTarget, DedupId, InvokerEffect, Notify, Record
 from engine.wal.topics import ensure_topics
+from subscriptions.consumer import Backpressure
 from subscriptions.manager import SubscriptionManager
 
 log = get_logger(__name__)
@@ -58,6 +61,10 @@ class EngineNode:
         self._http: aiohttp.ClientSession | None = None
         self._fatal: BaseException | None = None
         self._subscriptions: SubscriptionManager | None = None
+        self._responses: ResponseChannel | None = None
+        # Several processes may share a node name (one host): leadership records and
+        # ingress response sinks name this process by a name no other process has.
+        self.instance = f"{config.node_name}.{secrets.token_hex(4)}"
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -77,11 +84,13 @@ class EngineNode:
             )
             await self._metadata.start()
             pending = PendingResponses()
-            self._start_partitions(self._storage, self._metadata, pending)
+            self._responses = ResponseChannel(cfg.kafka, self.instance, pending)
+            await self._responses.start()
+            self._start_partitions(self._storage, self._metadata, pending, self._responses)
             assert self._appender is not None
             resolver = MetadataResolver(self._metadata)
             ingress = IngressDeps(
-                node_name=cfg.node_name,
+                node_name=self.instance,
                 appender=self._appender,
                 pending=pending,
                 resolve=resolver.resolve,
@@ -89,13 +98,15 @@ class EngineNode:
                 service_names=resolver.service_names,
                 read_status=self._read_status,
                 wait_applied=self._wait_applied,
+                applies=self._applies,
                 max_body_bytes=cfg.ingress_max_body_bytes,
             )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
             await self._serve("ingress", create_ingress_app(ingress), cfg.ingress_address)
             self._subscriptions = SubscriptionManager(
-                self._metadata, _BlockingWal(self._appender, asyncio.get_running_loop()), node_name=cfg.node_name
+                self._metadata, _BlockingWal(self._appender, asyncio.get_running_loop()), node_name=cfg.node_name,
+                backpressure=Backpressure(cfg.subscription_pause_at_queued, cfg.subscription_resume_at_queued),
             )
             self._subscriptions.start()
             admin_app = create_admin_app(
@@ -128,12 +139,22 @@ class EngineNode:
         partition = appender.partition_of(invocation_id)
         return processors.reader.read(partition, lambda tables: tables.status.get(invocation_id))
 
+    def _applies(self, partition: int) -> bool:
+        if self._processors is None:
+            return False
+        applying = self._processors.applying
+        # Before the WAL group hands this process its partitions, it may yet get this one.
+        return not applying or partition in applying
+
     async def _wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
         if self._processors is None:
             return False
         return await self._processors.wait_applied(partition, offset, timeout)
 
-    def _start_partitions(self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses) -> None:
+    def _start_partitions(
+        self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses,
+        responses: ResponseChannel,
+    ) -> None:
         """WAL appender, partition processors (consumer thread) and their leaders' invoker."""
         cfg = self.config
         loop = asyncio.get_running_loop()
@@ -158,12 +179,12 @@ class EngineNode:
 
         def make_leader(partition: int, epoch: int) -> PartitionLeader:
             return PartitionLeader(
-                partition=partition, epoch=epoch, node_name=cfg.node_name, appender=appender, invoker=invoker,
-                metadata=metadata, pending=pending, reader=processors.reader, egress=egress,
+                partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
+                metadata=metadata, pending=pending, reader=processors.reader, egress=egress, responses=responses,
             )
 
         processors = self._processors = PartitionProcessors(
-            env=storage.env, handles=handles, partition_count=cfg.kafka.partitions, node_name=cfg.node_name,
+            env=storage.env, handles=handles, partition_count=cfg.kafka.partitions, node_name=self.instance,
             appender=appender, loop=loop, leader_factory=make_leader, before_announce=egress.fence,
         )
 
@@ -207,6 +228,9 @@ class EngineNode:
         if self._appender is not None:
             await asyncio.to_thread(self._appender.close)
             self._appender = None
+        if self._responses is not None:
+            await self._responses.stop()
+            self._responses = None
         if self._metadata is not None:
             await self._metadata.stop()
             self._metadata = None

@@ -18,6 +18,12 @@ A crash between 3 and 4 re-reads the batch; the WAL partitions drop the duplicat
 their dedup ids. Nothing is fetched while a batch is in flight, and while the WAL
 producer's queue is saturated the assigned partitions are paused (backpressure); if
 the WAL cannot be written, the batch is retried with backoff, never skipped.
+
+A schema registry that cannot answer now (unreachable, 5xx) rewinds to the record and
+retries it; one that refuses for good (401/403, a URL that is not a registry API) halts
+the consumer at that record — assignment paused, nothing after it committed,
+``status.halted`` saying what to fix — because retrying cannot help and skipping would
+lose every following record.
 """
 
 from __future__ import annotations
@@ -40,17 +46,40 @@ from subscriptions.ingest import SinkTarget, SourceRecord, build_invoke, dedup_i
 from subscriptions.keys import KeyMapper, key_mapper
 from subscriptions.payload import PayloadDecoder, payload_decoder
 
-__all__ = ["ConsumerStatus", "SubscriptionConsumer", "WalPort"]
+__all__ = ["Backpressure", "ConsumerStatus", "SubscriptionConsumer", "WalPort"]
 
 log = get_logger(__name__)
 
 _POLL_S: Final = 0.2
 _DEFAULT_BATCH: Final = 500
-_SATURATED: Final = 20_000
-"""WAL producer queue length at which consumption pauses..."""
-_UNSATURATED: Final = 5_000
-"""...and at which it resumes."""
 _MAX_BACKOFF_S: Final = 5.0
+_HALTED_POLL_S: Final = 0.2
+
+
+@dataclass(frozen=True)
+class Backpressure:
+    """When consumers stop fetching because the engine's WAL producer is saturated.
+
+    ``queued`` is :meth:`WalPort.queued`: WAL records handed to the producer and not yet
+    acknowledged by Kafka, from every writer of this process (subscriptions, ingress,
+    invocations). Consumption pauses at ``pause_at`` and resumes only once the queue is
+    down to ``resume_at``, a lower level, so a queue hovering around one threshold does
+    not pause and resume on every batch. Set by the engine config
+    (``subscription_pause_at_queued``, ``subscription_resume_at_queued``).
+    """
+
+    pause_at: int = 20_000
+    resume_at: int = 5_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.resume_at < self.pause_at:
+            raise ValueError(f"backpressure needs 0 < resume_at < pause_at, got {self.resume_at} and {self.pause_at}")
+
+    def should_pause(self, queued: int) -> bool:
+        return queued >= self.pause_at
+
+    def may_resume(self, queued: int) -> bool:
+        return queued <= self.resume_at
 
 
 class WalPort(Protocol):
@@ -74,6 +103,13 @@ class ConsumerStatus:
     failed: int = 0
     last_error: str | None = None
     backpressured: bool = False
+    """Paused right now because the WAL producer queue is saturated (see :class:`Backpressure`)."""
+    backpressure_pauses: int = 0
+    """How often this consumer paused for backpressure since it started."""
+    halted: str | None = None
+    """Why this consumer stopped consuming until a person acts (e.g. the schema registry
+    refused the credentials); ``None`` while it runs. Nothing after the record that hit
+    the error is committed."""
 
 
 class SubscriptionConsumer:
@@ -87,11 +123,13 @@ class SubscriptionConsumer:
         resolve_sink: Callable[[], SinkTarget],
         wal: WalPort,
         node_name: str,
+        backpressure: Backpressure = Backpressure(),
     ) -> None:
         self.subscription = subscription
         self.cluster = cluster
         self._resolve_sink = resolve_sink
         self._wal = wal
+        self._backpressure = backpressure
         self._conf: dict[str, Any] = {**consumer_properties(cluster, subscription), "client.id": f"logstrate-{node_name}"}
         options = subscription.options
         # Validated when the subscription was created; repeated here so that a bad
@@ -141,6 +179,9 @@ class SubscriptionConsumer:
             consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
             self._log.info("subscription consumer started")
             while not self._stopping.is_set():
+                if self.status.halted is not None:
+                    self._wait_halted(consumer)
+                    break
                 self._throttle(consumer)
                 messages = consumer.consume(self._batch_size, timeout=_POLL_S)
                 if messages:
@@ -191,11 +232,18 @@ class SubscriptionConsumer:
             except RecordDecodeError as exc:
                 dead.append((message, str(exc)))
             except SchemaRegistryError as exc:
-                # The registry is down: keep what was decoded, rewind to this record.
-                self._log.warning("schema registry unavailable; will retry", error=str(exc))
-                self.status.last_error = str(exc)
+                # Not this record's fault: keep what was decoded, rewind to this record,
+                # and commit nothing past it.
                 self._rewind(consumer, messages[index:])
-                self._stopping.wait(1.0)
+                if exc.retryable:
+                    # The registry is down or overloaded: read the record again shortly.
+                    self._log.warning("schema registry unavailable; will retry", error=str(exc))
+                    self.status.last_error = str(exc)
+                    self._paused_wait(consumer, 1.0)
+                else:
+                    # Bad credentials or a URL that is not a registry API: retrying
+                    # cannot help, and skipping would lose every following record.
+                    self._halt(exc, record)
                 break
             else:
                 items.append((self._wal.partition_of(invoke.invocation_id), invoke, dedup_id(self._group, record)))
@@ -248,28 +296,86 @@ class SubscriptionConsumer:
 
     def _paused_wait(self, consumer: Consumer, seconds: float) -> None:
         # Keep polling (group membership, rebalance callbacks) without fetching records.
-        assignment = consumer.assignment()
-        consumer.pause(assignment)
+        consumer.pause(consumer.assignment())
         try:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline and not self._stopping.is_set():
-                if consumer.poll(min(0.1, seconds)) is not None:
-                    self._log.error("record delivered while paused; it will be re-read")
+                self._poll_paused(consumer, min(0.1, seconds))
         finally:
             consumer.resume(consumer.assignment())
 
+    def _poll_paused(self, consumer: Consumer, timeout: float) -> None:
+        """One ``poll`` while the assignment is paused; a record it returns is put back."""
+        message = consumer.poll(timeout)
+        if message is None or message.error() is not None:
+            return
+        # Only a partition assigned during the wait (a rebalance) is not paused. The
+        # consumer's position is now past this record, and a later commit would skip
+        # it: seek back to it so it is read again, and pause the new partitions too.
+        # (A failing seek ends the thread; the manager restarts it from the last commit.)
+        consumer.seek(TopicPartition(message.topic() or self._topic, message.partition() or 0, message.offset() or 0))
+        consumer.pause(consumer.assignment())
+        self._log.info("record delivered while paused; rewound to re-read it",
+                       partition=message.partition(), offset=message.offset())
+
     def _throttle(self, consumer: Consumer) -> None:
-        if self._wal.queued() < _SATURATED:
+        """Pause the assignment while the WAL producer is saturated (see :class:`Backpressure`)."""
+        queued = self._wal.queued()
+        if not self._backpressure.should_pause(queued):
             return
         self.status.backpressured = True
-        self._log.info("WAL appends saturated; pausing consumption", queued=self._wal.queued())
-        while self._wal.queued() > _UNSATURATED and not self._stopping.is_set():
-            self._paused_wait(consumer, 0.05)
-        self.status.backpressured = False
+        self.status.backpressure_pauses += 1
+        metrics.BACKPRESSURE_PAUSES.labels(self._sub, self._topic).inc()
+        self._log.info(
+            "WAL producer saturated; pausing consumption", queued=queued,
+            pause_at=self._backpressure.pause_at, resume_at=self._backpressure.resume_at,
+        )
+        started = time.monotonic()
+        consumer.pause(consumer.assignment())
+        try:
+            while not self._stopping.is_set():
+                queued = self._wal.queued()
+                if self._backpressure.may_resume(queued):
+                    break
+                self._poll_paused(consumer, 0.05)
+        finally:
+            consumer.resume(consumer.assignment())
+            self.status.backpressured = False
+        self._log.info("WAL producer drained; consumption resumed", queued=queued,
+                       paused_s=round(time.monotonic() - started, 3))
+
+    def _halt(self, exc: SchemaRegistryError, record: SourceRecord) -> None:
+        """Stop consuming for good (until the subscription changes or is restarted)."""
+        where = f"partition {record.partition} offset {record.offset}"
+        self.status.halted = (
+            f"{exc}. Consumption stopped at {where}; nothing from there on is committed. "
+            "Fix the schema registry settings: the subscription's options are fixed at creation, so delete "
+            "the subscription and create it again with the corrected schema.registry.url / "
+            f"schema.registry.basic.auth.user.info and the option group.id={self._group} (it continues "
+            "from here, without duplicates); if the registry itself was fixed, "
+            f"PATCH /subscriptions/{self._sub}/pause and then /resume to restart the consumers"
+        )
+        self.status.last_error = self.status.halted
+        # Logged once: the consumer stays halted, it does not retry.
+        self._log.error(
+            "subscription halted: a schema registry error that retrying cannot fix",
+            error=str(exc), partition=record.partition, offset=record.offset,
+            action=f"fix schema.registry.* (delete and recreate the subscription with group.id={self._group}), "
+                   f"or PATCH /subscriptions/{self._sub}/pause then /resume once the registry is fixed",
+        )
+
+    def _wait_halted(self, consumer: Consumer) -> None:
+        # Stay in the group with the assignment paused: leaving it would hand the
+        # partitions to another process, which would hit the same error.
+        consumer.pause(consumer.assignment())
+        while not self._stopping.is_set():
+            self._poll_paused(consumer, _HALTED_POLL_S)
 
     def _rewind(self, consumer: Consumer, unprocessed: Sequence[Message]) -> None:
         first: dict[int, int] = {}
         for message in unprocessed:
+            if message.error() is not None:
+                continue  # events (EOF, errors) carry no record position to return to
             first.setdefault(message.partition() or 0, message.offset() or 0)
         for partition, offset in first.items():
             consumer.seek(TopicPartition(self._topic, partition, offset))

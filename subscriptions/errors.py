@@ -11,7 +11,9 @@ Three kinds, because the caller handles each differently:
   and, where there is one, the option that would accept the record.
 * :class:`SchemaRegistryError` — the schema registry could not answer. ``retryable`` says
   whether trying again later may succeed (unreachable, timeout, 5xx) or whether the
-  configuration must change first (401/403, a malformed answer).
+  configuration must change first (401/403, a URL that is not a registry API, a malformed
+  answer). The consumer retries the first kind and halts on the second (never skipping
+  the record, never committing past it).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ class SchemaRegistryError(SubscriptionError):
     """The schema registry did not give a usable answer.
 
     ``retryable`` is True when the same request may succeed later (connection refused,
-    timeout, HTTP 5xx or 429): the consumer should pause and retry the record rather than
-    fail it. False means a person must act (bad credentials, a malformed answer).
+    timeout, HTTP 5xx, 408 or 429): the consumer should pause and retry the record rather
+    than fail it. False means a person must act (bad credentials, a ``schema.registry.url``
+    that is not a registry API, a malformed answer): the consumer halts at the record.
     """
 
     def __init__(self, message: str, *, retryable: bool) -> None:

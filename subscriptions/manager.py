@@ -20,7 +20,7 @@ from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import handler_kind, service_kind
 from engine.metadata.errors import NotFoundError
-from subscriptions.consumer import ConsumerStatus, SubscriptionConsumer, WalPort
+from subscriptions.consumer import Backpressure, ConsumerStatus, SubscriptionConsumer, WalPort
 from subscriptions.errors import SubscriptionError
 from subscriptions.ingest import SinkTarget
 
@@ -50,10 +50,14 @@ class _Running:
 class SubscriptionManager:
     """Starts and stops :class:`SubscriptionConsumer` threads as the metadata changes."""
 
-    def __init__(self, store: MetadataStore, wal: WalPort, *, node_name: str) -> None:
+    def __init__(
+        self, store: MetadataStore, wal: WalPort, *, node_name: str, backpressure: Backpressure = Backpressure()
+    ) -> None:
         self._store = store
         self._wal = wal
         self._node_name = node_name
+        # One WAL producer per process, so every consumer pauses at the same queue levels.
+        self._backpressure = backpressure
         self._running: dict[SubscriptionId, _Running] = {}
         self._broken: dict[SubscriptionId, tuple[Subscription, KafkaCluster, str]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -127,7 +131,10 @@ class SubscriptionManager:
         store = self._store
         resolver: Callable[[], SinkTarget] = lambda: resolve_sink(store, sub)  # noqa: E731
         try:
-            consumer = SubscriptionConsumer(sub, cluster, resolve_sink=resolver, wal=self._wal, node_name=self._node_name)
+            consumer = SubscriptionConsumer(
+                sub, cluster, resolve_sink=resolver, wal=self._wal, node_name=self._node_name,
+                backpressure=self._backpressure,
+            )
         except (SubscriptionError, ValueError) as exc:
             # Options were validated on creation; this is a record written by a newer
             # engine or by hand. Report it, and do not retry until it changes.

@@ -10,7 +10,7 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge
 
-__all__ = ["EVENTS_FAILED", "EVENTS_INGESTED", "LAG", "forget_partition"]
+__all__ = ["BACKPRESSURE_PAUSES", "EVENTS_FAILED", "EVENTS_INGESTED", "LAG", "forget_partition"]
 
 EVENTS_INGESTED: Final = Counter(
     "logstrate_subscription_events_ingested",
@@ -21,6 +21,12 @@ EVENTS_FAILED: Final = Counter(
     "logstrate_subscription_events_failed",
     "Kafka records that could not become invocations (reason: decode, key, dead-lettered).",
     ["subscription", "topic", "reason"],
+)
+BACKPRESSURE_PAUSES: Final = Counter(
+    "logstrate_subscription_backpressure_pauses",
+    "Times the consumer paused its partitions because the engine's WAL producer queue reached "
+    "subscription_pause_at_queued (it resumes at subscription_resume_at_queued).",
+    ["subscription", "topic"],
 )
 LAG: Final = Gauge(
     "logstrate_subscription_lag",

@@ -12,10 +12,14 @@ It is synchronous on purpose: the subscription consumer decodes records on its o
 thread, and a cache miss there must block that partition until the schema is known.
 Only the standard library is used (``urllib``), so there is no connection pool to manage.
 
-Errors: an unknown schema id (HTTP 404) is a :class:`RecordDecodeError` naming the id —
-the record cannot be decoded, ever. An unreachable registry (connection refused, timeout,
-HTTP 5xx/429) is a :class:`SchemaRegistryError` with ``retryable=True``; bad credentials
-(401/403) and malformed answers are ``retryable=False``.
+Errors: an unknown schema id (HTTP 404 with Confluent's error code 40403; 40401/40402
+for a schema reference's subject or version) is a :class:`RecordDecodeError` naming the
+id — that record cannot be decoded, ever, so it is a bad record, not an outage. An
+unreachable registry (connection refused, timeout, HTTP 5xx/429/408) is a
+:class:`SchemaRegistryError` with ``retryable=True``. Bad credentials (401/403), any other
+client error — notably a 404 *without* a registry error code, which is what a
+``schema.registry.url`` that is not the registry's API answers, for every id — and
+malformed answers are ``retryable=False``: a person must fix the configuration.
 
 The Confluent wire format framing a record is: magic byte ``0``, the schema id as a
 4-byte big-endian integer, then the Avro binary encoding of the datum
@@ -45,6 +49,13 @@ _HEADER: Final = struct.Struct(">bI")
 _CONTENT_TYPE: Final = "application/vnd.schemaregistry.v1+json"
 # Schema references nest; a cycle or a pathological chain must end in an error, not a hang.
 _MAX_REFERENCE_DEPTH: Final = 32
+# Confluent's REST error codes (also Karapace, Redpanda, Apicurio's ccompat API) that
+# mean "this registry has no such subject / version / schema id".
+_SUBJECT_NOT_FOUND: Final = 40401
+_VERSION_NOT_FOUND: Final = 40402
+_SCHEMA_NOT_FOUND: Final = 40403
+# Answers that may succeed when asked again later.
+_RETRYABLE_STATUSES: Final = frozenset({408, 429})
 
 
 def confluent_frame(schema_id: int, avro_body: bytes) -> bytes:
@@ -141,8 +152,11 @@ class SchemaRegistryClient:
     # -- internals ---------------------------------------------------------------------
 
     def _fetch_schema(self, schema_id: int) -> Schema:
-        status, doc = self._request("GET", f"/schemas/ids/{schema_id}")
+        path = f"/schemas/ids/{schema_id}"
+        status, doc = self._request("GET", path)
         if status == 404:
+            if _error_code(doc) != _SCHEMA_NOT_FOUND:
+                raise self._not_an_api(path, doc)
             raise RecordDecodeError(
                 f"schema id {schema_id} is unknown to the schema registry at {self._urls[0]}; "
                 f"the record was written against another registry or the schema was deleted"
@@ -169,10 +183,24 @@ class SchemaRegistryClient:
             path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions/{version}"
             status, ref_doc = self._request("GET", path)
             if status == 404:
+                if _error_code(ref_doc) not in (_SUBJECT_NOT_FOUND, _VERSION_NOT_FOUND):
+                    raise self._not_an_api(path, ref_doc)
                 raise RecordDecodeError(f"{label} is unknown to the schema registry at {self._urls[0]}")
             text = self._schema_text(ref_doc, status, label)
             self._resolve_references(ref_doc, named, label, depth + 1)
             _parse(text, named, label)
+
+    def _not_an_api(self, path: str, doc: Any) -> SchemaRegistryError:
+        # A registry API answers an unknown id with its own error code; a bare 404 comes
+        # from a server (or a path on it) that is not that API, and would come for every
+        # record: a configuration error, not a bad record.
+        return SchemaRegistryError(
+            f"schema registry at {self._urls[0]} answered GET {path} with HTTP 404 without a schema-registry "
+            f"error code ({_short(doc)}): the URL does not look like a Confluent-compatible registry API; "
+            f"check schema.registry.url (the registry's base URL, e.g. http://registry:8081; Apicurio: "
+            f"http://registry:8080/apis/ccompat/v7)",
+            retryable=False,
+        )
 
     def _schema_text(self, doc: Any, status: int, what: str) -> str:
         if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("schema"), str):
@@ -192,8 +220,9 @@ class SchemaRegistryClient:
     def _request(self, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
         """(HTTP status, parsed JSON body) of the first base URL that answers below 500.
 
-        Connection failures, timeouts, 5xx and 429 try the next URL and, after the last
-        one, raise a retryable :class:`SchemaRegistryError`; 401/403 raise a permanent one.
+        Connection failures, timeouts, 5xx, 408 and 429 try the next URL and, after the
+        last one, raise a retryable :class:`SchemaRegistryError`; 401/403 raise a permanent
+        one. Other statuses are the caller's to judge.
         """
         data = None if body is None else json.dumps(body).encode("utf-8")
         headers = dict(self._headers)
@@ -212,7 +241,7 @@ class SchemaRegistryClient:
                 reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
                 failures.append(f"{base}: {reason or type(exc).__name__}")
                 continue
-            if status >= 500 or status == 429:
+            if status >= 500 or status in _RETRYABLE_STATUSES:
                 failures.append(f"{base}: HTTP {status}")
                 continue
             if status in (401, 403):
@@ -279,6 +308,17 @@ def _read_quietly(exc: urllib.error.HTTPError) -> bytes:
         return exc.read()
     except (OSError, http.client.HTTPException):
         return b""
+
+
+def _error_code(doc: Any) -> int | None:
+    """The Confluent ``error_code`` of an error answer, if it has one."""
+    code = doc.get("error_code") if isinstance(doc, dict) else None
+    return code if isinstance(code, int) else None
+
+
+def _short(doc: Any) -> str:
+    text = "empty body" if doc is None else json.dumps(doc)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _json_or_none(raw: bytes) -> Any:

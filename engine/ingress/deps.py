@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from engine.ids import InvocationId
-from engine.ingress.pending import PendingResponses
+from engine.ingress.pending import Answer, PendingResponses
 from engine.ingress.routing import Resolver, ServiceKindLookup
 from engine.storage.invocation_status import InvocationStatus
 from engine.wal.appender import WalAppender
-from engine.wal.records import Failure, OutputResult, Value
+from engine.wal.records import Failure, Value, Void
 
-__all__ = ["AppliedWaiter", "DEPS", "IngressDeps", "StatusLookup", "error_response", "result_response"]
+__all__ = ["NOT_READY", "AppliedWaiter", "DEPS", "IngressDeps", "StatusLookup", "error_response", "result_response"]
 
 StatusLookup = Callable[[InvocationId], InvocationStatus | None]
 """The invocation's status as this process's partition tables have it."""
@@ -36,6 +36,9 @@ class IngressDeps:
     service_names: Callable[[], list[str]]
     read_status: StatusLookup
     wait_applied: AppliedWaiter
+    applies: Callable[[int], bool]
+    """Whether this process consumes and applies a WAL partition (is assigned it, or has
+    no assignment yet)."""
     max_body_bytes: int = 10 * 1024 * 1024
 
 
@@ -55,8 +58,17 @@ def error_response(
     )
 
 
-def result_response(result: OutputResult, invocation_id: InvocationId, content_type: str) -> web.Response:
-    """An invocation's result as restate-server sends it: the value, or the error JSON."""
+NOT_READY = 470
+"""restate-server's status for ``output`` of an invocation that has not completed."""
+
+
+def result_response(result: Answer, invocation_id: InvocationId, content_type: str) -> web.Response:
+    """An invocation's result as restate-server sends it: the value, or the error JSON
+    (``Void``, the answer of an output query for a running invocation: 470)."""
+    if isinstance(result, Void):
+        return error_response(
+            NOT_READY, "the invocation exists but has not completed yet", invocation_id=str(invocation_id)
+        )
     if isinstance(result, Value):
         return web.Response(
             body=result.content,

@@ -11,9 +11,12 @@ codes and messages). ``attach`` waits for the result: it appends ``AttachInvocat
 naming this request as one more response sink, so the answer survives a crash of the
 engine between append and completion like any other call's.
 
-What exists is read from this process's LMDB copy of the invocation's partition; with
-several engine processes an id whose partition another process owns reads as unknown
-here (forwarding between processes is not built yet).
+A completed or running invocation in this process's LMDB copy of its partition is
+answered from there. Anything else (a partition another engine process leads, or a
+``/send`` whose ``Invoke`` is durable but not applied yet) is asked through the log:
+``AttachInvocation`` or ``GetInvocationOutput`` with this request as the sink, appended
+after that ``Invoke`` in the partition, answered by its leader (through the responses
+topic when that is another process) with the result, "not ready" or 404.
 """
 
 from __future__ import annotations
@@ -23,20 +26,24 @@ import asyncio
 from aiohttp import web
 
 from engine.ids import IdParseError, InvocationId, InvocationUuid
-from engine.ingress.deps import DEPS, IngressDeps, error_response, result_response
+from engine.ingress.deps import DEPS, NOT_READY, IngressDeps, error_response, result_response
 from engine.ingress.routing import HandlerNotFound, ServiceNotFound
 from engine.logs import get_logger
-from engine.storage.invocation_status import InvocationStatus, StatusKind
+from engine.storage.invocation_status import StatusKind
 from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
-from engine.wal.records import AttachInvocation, IngressSink
+from engine.wal.records import AttachInvocation, GetInvocationOutput, IngressSink
 
-__all__ = ["NOT_READY", "add_routes"]
+__all__ = ["add_routes"]
 
 log = get_logger(__name__)
 
-NOT_READY = 470
-"""restate-server's status for ``output`` of an invocation that has not completed."""
+OUTPUT_NOT_RETAINED = (
+    "invocation not found: it completed, but its output was not retained. To attach to an invocation "
+    "or read its output after it completed, send it with an idempotency key (its output is kept for "
+    "the idempotency retention) or make it a workflow"
+)
+"""404 for a completed invocation whose result was not kept (restate-server: "invocation not found")."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -57,6 +64,7 @@ async def _by_invocation(request: web.Request) -> web.StreamResponse:
         key = key_part[0] if key_part else None
         uuid = InvocationUuid.for_idempotent_request(service, key, handler, idempotency_key)
         invocation_id = invocation_id_for(service, key, uuid)
+        return await _answer(request, invocation_id, (service, handler))
     else:
         return error_response(
             404,
@@ -72,26 +80,39 @@ async def _by_workflow(request: web.Request) -> web.StreamResponse:
     return await _answer(request, invocation_id)
 
 
-async def _answer(request: web.Request, invocation_id: InvocationId) -> web.StreamResponse:
+async def _answer(
+    request: web.Request, invocation_id: InvocationId, target: tuple[str, str] | None = None
+) -> web.StreamResponse:
+    """Answer ``attach``/``output``; ``target`` (service, handler) when the path names it."""
     deps = request.app[DEPS]
     if request.method != "GET":
         return error_response(405, "method not allowed")
+    wait = request.match_info["op"] == "attach"
     status = deps.read_status(invocation_id)
-    if status is None:
-        return error_response(404, "invocation not found")
-    content_type = _output_content_type(deps, status)
-    if status.kind is StatusKind.COMPLETED and status.result is not None:
-        return result_response(status.result, invocation_id, content_type)
-    if request.match_info["op"] == "output":
-        return error_response(NOT_READY, "the invocation exists but has not completed yet")
+    if status is not None:
+        content_type = _output_content_type(deps, (status.target.service, status.target.handler))
+        if status.kind is StatusKind.COMPLETED and status.result is not None:
+            return result_response(status.result, invocation_id, content_type)
+        if status.kind is StatusKind.COMPLETED:
+            # Nothing would ever answer an attach: restate-server has no status left then (404).
+            return error_response(404, OUTPUT_NOT_RETAINED, invocation_id=str(invocation_id))
+        if not wait:
+            return error_response(NOT_READY, "the invocation exists but has not completed yet")
+    else:
+        # Not in this process's tables: its partition is led by another process, or its
+        # Invoke (a /send a moment ago) is not applied yet. Ask the partition itself:
+        # the record lands after that Invoke in the log, and the leader answers, here
+        # or through the responses topic, with the result, "not ready" or 404.
+        content_type = _output_content_type(deps, target)
 
     request_id, future = deps.pending.register()
-    record = AttachInvocation(invocation_id, IngressSink(deps.node_name, request_id))
+    sink = IngressSink(deps.node_name, request_id)
+    record = AttachInvocation(invocation_id, sink) if wait else GetInvocationOutput(invocation_id, sink)
     try:
         await deps.appender.append(deps.appender.partition_of(invocation_id), record)
     except WalAppendError as exc:
         deps.pending.discard(request_id)
-        return error_response(503, f"the engine could not durably attach ({exc}); retry later")
+        return error_response(503, f"the engine could not durably ask the invocation's partition ({exc}); retry later")
     try:
         result = await future
     except asyncio.CancelledError:
@@ -100,8 +121,10 @@ async def _answer(request: web.Request, invocation_id: InvocationId) -> web.Stre
     return result_response(result, invocation_id, content_type)
 
 
-def _output_content_type(deps: IngressDeps, status: InvocationStatus) -> str:
+def _output_content_type(deps: IngressDeps, target: tuple[str, str] | None) -> str:
+    if target is None:
+        return "application/json"
     try:
-        return deps.resolve(status.target.service, status.target.handler).output_content_type
+        return deps.resolve(*target).output_content_type
     except (ServiceNotFound, HandlerNotFound):
         return "application/json"

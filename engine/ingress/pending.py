@@ -11,20 +11,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from typing import TypeAlias
+
 from engine.ids import InvocationId
-from engine.wal.records import OutputResult
+from engine.wal.records import OutputResult, Void
+
+__all__ = ["Answer", "PendingResponses"]
+
+Answer: TypeAlias = OutputResult | Void
+"""What a waiting request gets: a result, or ``Void`` for an output query of an
+invocation that has not completed yet."""
 
 
 class PendingResponses:
     """Futures of in-flight ingress calls, keyed by request id. Event-loop only."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Future[OutputResult]] = {}
+        self._waiting: dict[str, asyncio.Future[Answer]] = {}
 
-    def register(self) -> tuple[str, asyncio.Future[OutputResult]]:
+    def register(self) -> tuple[str, asyncio.Future[Answer]]:
         """A fresh request id and the future its result will complete."""
         request_id = uuid.uuid4().hex
-        future: asyncio.Future[OutputResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         return request_id, future
 
@@ -34,7 +42,7 @@ class PendingResponses:
         if future is not None and not future.done():
             future.cancel()
 
-    def resolve(self, request_id: str, invocation_id: InvocationId, result: OutputResult) -> bool:
+    def resolve(self, request_id: str, invocation_id: InvocationId, result: Answer) -> bool:
         """Complete a waiting request; False if nobody waits for it here (any more)."""
         future = self._waiting.pop(request_id, None)
         if future is None or future.done():

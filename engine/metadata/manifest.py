@@ -29,6 +29,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any, Final, TypeVar
 
+from engine.egress import EGRESS_SERVICE
 from engine.metadata.errors import InvalidManifest
 from engine.metadata.model import (
     HandlerMetadata,
@@ -44,6 +45,7 @@ from engine.metadata.model import (
 )
 
 __all__ = [
+    "BUILTIN_NAMESPACE",
     "MANIFEST_CONTENT_TYPE_PREFIX",
     "MAX_MANIFEST_VERSION",
     "MIN_MANIFEST_VERSION",
@@ -64,6 +66,9 @@ _HANDLER_NAME = re.compile(r"([a-zA-Z]|_[a-zA-Z0-9])[a-zA-Z0-9_]*")
 # Path segments the ingress owns; a service with such a name could never be called.
 _RESERVED_SERVICE_PREFIXES: Final = ("restate",)
 _RESERVED_SERVICE_NAMES: Final = frozenset(("openapi",))
+# The engine's built-in services (logstrate.KafkaEgress) live in this namespace and are
+# resolved before any deployment: a user service there would shadow one or be shadowed.
+BUILTIN_NAMESPACE: Final = "logstrate."
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ def _service(obj: _Obj, version: int) -> ServiceDefinition:
             "and '-', starting with a letter or '_' and a letter or digit)"
         )
     lowered = name.lower()
+    if lowered.startswith(BUILTIN_NAMESPACE):
+        raise InvalidManifest(
+            f"{obj.path}.name: service name {name!r} is reserved: the '{BUILTIN_NAMESPACE}' namespace holds the "
+            f"engine's built-in services ({EGRESS_SERVICE}); rename the service"
+        )
     if lowered.startswith(_RESERVED_SERVICE_PREFIXES) or lowered in _RESERVED_SERVICE_NAMES:
         raise InvalidManifest(f"{obj.path}.name: service name {name!r} is reserved; rename the service")
     ty = obj.enum("ty", ServiceType, required=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from engine.ids import InvocationId
-from engine.wal.records import NotificationId, OutputResult, Record, TimerKey
+from engine.wal.records import NotificationId, OutputResult, Record, TimerKey, Void
 
 __all__ = [
     "AbortInvocation",
@@ -79,7 +79,8 @@ class RespondToIngress:
     node_id: str
     request_id: str
     invocation_id: InvocationId
-    result: OutputResult
+    result: OutputResult | Void
+    """``Void`` answers an output query for an invocation that has not completed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import lmdb
 
 from engine.logs import get_logger
+from engine.partition import metrics
 from engine.partition.actions import Action, BecameLeader, LostLeadership
 from engine.partition.consumer import WalMessage
 from engine.partition.leader.leader import PartitionLeader
@@ -132,6 +133,11 @@ class PartitionProcessors:
     def leading(self) -> list[int]:
         return sorted(self._leaders)
 
+    @property
+    def applying(self) -> frozenset[int]:
+        """The partitions this process consumes and applies (leader or not yet)."""
+        return frozenset(self._assigned)
+
     def _on_assigned(self, partition: int, caught_up: bool) -> None:
         self._assigned.add(partition)
         if caught_up:
@@ -190,11 +196,13 @@ class PartitionProcessors:
             return
         leader = self._leader_factory(action.partition, action.epoch)
         self._leaders[action.partition] = leader
+        metrics.LEADER.labels(str(action.partition)).set(1)
         leader.start()
 
     def _stop_leader(self, partition: int) -> None:
         leader = self._leaders.pop(partition, None)
         if leader is not None:
+            metrics.LEADER.labels(str(partition)).set(0)
             self._loop.create_task(leader.stop())
 
     def _announce(self, partition: int) -> None:

@@ -531,12 +531,13 @@ class AttachInvocation:
 
 @dataclass(frozen=True, slots=True)
 class GetInvocationOutput:
-    """Complete ``sink`` now with the invocation's output: its result if it completed,
+    """Answer ``sink`` now with the invocation's output: its result if it completed,
     ``Void`` ("not ready") if it has not, a 404 failure if it is unknown (schema v4;
-    the ``GetInvocationOutputCommand`` of a handler)."""
+    a handler's ``GetInvocationOutputCommand``, or the ingress ``.../output`` of an
+    engine process that does not lead the invocation's partition)."""
 
     invocation_id: InvocationId
-    sink: InvocationSink
+    sink: IngressSink | InvocationSink
 
 
 @dataclass(frozen=True, slots=True)

@@ -372,7 +372,7 @@ _ATTACH_V4 = _record(
 _GET_OUTPUT = _record(
     "GetInvocationOutput",
     _field("invocation_id", _INVOCATION_ID),
-    _field("sink", _INVOCATION_SINK),
+    _field("sink", [_INGRESS_SINK, _INVOCATION_SINK]),
 )
 
 _V4_REPLACED = {**_V3_REPLACED, id(_INVOKE): _INVOKE_V4, id(_ATTACH): _ATTACH_V4}
@@ -381,7 +381,8 @@ ENVELOPE_V4: Schema = _envelope(
 )
 """Schema version 4: v3 plus ``Invoke.ordering_key`` (optional), ``AttachInvocation.sink``
 as a union of an ingress request and a calling invocation (attach from a handler), and
-the record type ``GetInvocationOutput`` at the end of the body union."""
+the record type ``GetInvocationOutput`` (from a handler or from the ingress of another
+engine process) at the end of the body union."""
 
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from engine.config import KafkaConfig
+from engine.ingress.response_channel import RESPONSE_PARTITIONS
 from engine.errors import StartupError
 from engine.logs import get_logger
 
@@ -26,7 +27,7 @@ class TopicSpec:
 
 
 def engine_topics(kafka: KafkaConfig) -> list[TopicSpec]:
-    """The WAL and metadata topics for this configuration."""
+    """The WAL, metadata and responses topics for this configuration."""
     return [
         # The WAL is the source of truth until state snapshots exist: state is rebuilt by
         # replaying it, so it must never be truncated by time or size.
@@ -34,6 +35,9 @@ def engine_topics(kafka: KafkaConfig) -> list[TopicSpec]:
         # Cluster metadata is keyed (one record per deployment/subscription/...), so
         # compaction keeps exactly the latest version of each.
         TopicSpec(kafka.metadata_topic, 1, {"cleanup.policy": "compact", "retention.ms": "-1"}),
+        # Answers for requests waiting on another engine process: only read live, so an
+        # hour is plenty (engine/ingress/response_channel.py).
+        TopicSpec(kafka.responses_topic, RESPONSE_PARTITIONS, {"cleanup.policy": "delete", "retention.ms": "3600000"}),
     ]
 
 

@@ -31,6 +31,7 @@ from typing import Final
 
 from engine.ids import IdParseError, InvocationId, InvocationUuid
 from engine.invoker.protocol import pb
+from engine.partition.actions import RespondToIngress
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.invoke import attach_sink
 from engine.partition.state_machine.journal_ops import complete_now
@@ -42,6 +43,7 @@ from engine.wal.records import (
     CompletionId,
     Failure,
     GetInvocationOutput,
+    IngressSink,
     InvocationSink,
     JournalAppend,
     Notify,
@@ -57,8 +59,9 @@ __all__ = [
     "on_get_output",
 ]
 
-NOT_FOUND: Final = Failure(404, "not found: no invocation with this id (never created, or purged)")
-"""The answer for an attach or get-output whose target does not exist (restate-server's code)."""
+NOT_FOUND: Final = Failure(404, "invocation not found")
+"""The answer for an attach or get-output whose target does not exist (never created,
+or purged): restate-server's ingress code and message."""
 
 _Target = pb.AttachInvocationCommandMessage | pb.GetInvocationOutputCommandMessage
 
@@ -156,6 +159,9 @@ def on_get_output(ctx: ApplyContext, record: GetInvocationOutput) -> None:
         result = Void()
     else:
         result = status.result
-    caller = record.sink.invocation_id
-    notify = Notify(caller, CompletionId(record.sink.completion_id), result)
-    send_outbox(ctx, caller.partition_key, notify)
+    sink = record.sink
+    if isinstance(sink, IngressSink):
+        ctx.emit(RespondToIngress(sink.node_id, sink.request_id, record.invocation_id, result))
+        return
+    notify = Notify(sink.invocation_id, CompletionId(sink.completion_id), result)
+    send_outbox(ctx, sink.invocation_id.partition_key, notify)

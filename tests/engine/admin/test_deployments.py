@@ -152,3 +152,18 @@ def test_bad_requests_get_restate_error_answers(engine: EngineProcess) -> None:
     answer = call("PUT", f"{admin}/deployments", {"uri": unreachable})
     assert_error(answer, 405, "PUT is not allowed on /deployments")
     assert "POST" in answer.headers["allow"]
+
+
+def test_services_in_the_builtin_namespace_are_refused(
+    engine: EngineProcess, service_endpoints: ServiceEndpoints
+) -> None:
+    # A real SDK endpoint declaring logstrate.KafkaEgress (plus a valid service): the whole
+    # registration is refused, dry run or not, and nothing is written.
+    impostor = service_endpoints.get(f"{APPS}:reserved_name_app")
+    for options in ({}, {"dry_run": True}, {"force": True, "breaking": True}):
+        answer = call("POST", f"{engine.admin_url}/deployments", {"uri": impostor.url, **options})
+        assert_error(answer, 400, "service name 'logstrate.KafkaEgress' is reserved")
+        assert "the 'logstrate.' namespace holds the engine's built-in services" in answer.json["message"]
+        assert "rename the service" in answer.json["message"]
+    assert call("GET", f"{engine.admin_url}/deployments").json == {"deployments": []}
+    assert_error(call("GET", f"{engine.admin_url}/services/Greeter"), 404, "does not exist")

@@ -225,6 +225,8 @@ def _service(**changes: Any) -> dict[str, Any]:
         (_service(ty="ACTOR"), r"services\[0\].ty: 'ACTOR' is not one of SERVICE, VIRTUAL_OBJECT, WORKFLOW"),
         (_service(name="9lives"), "is not a valid service name"),
         (_service(name="restate.Admin"), "is reserved"),
+        (_service(name="logstrate.KafkaEgress"), "'logstrate.' namespace holds the engine's built-in services"),
+        (_service(name="Logstrate.Other"), "service name 'Logstrate.Other' is reserved"),
         (_service(handlers=[{"name": "h"}, {"name": "h"}]), "handler 'h' is declared twice"),
         (_service(handlers=[{"name": "bad-name"}]), "is not a valid handler name"),
         (_service(handlers=[{"name": "h", "ty": "EXCLUSIVE"}]), "handlers of a SERVICE cannot be EXCLUSIVE"),

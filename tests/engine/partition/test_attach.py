@@ -109,3 +109,17 @@ def test_attach_and_get_output_of_running_completed_and_unknown(part: Partition)
         RespondToIngress("node-1", "req-9", unknown, NOT_FOUND)
     ]
 
+
+
+def test_get_output_from_another_processes_ingress_answers_the_request(part: Partition) -> None:
+    record = invoke(service_target(), 1)
+    part.apply(record)
+    ingress = r.IngressSink("node-2", "out-1")
+    iid = record.invocation_id
+    assert part.apply(r.GetInvocationOutput(iid, ingress)) == [
+        RespondToIngress("node-2", "out-1", iid, r.Void())
+    ]
+    _finish(part, iid, b'"x"')
+    assert part.apply(r.GetInvocationOutput(iid, ingress)) == [
+        RespondToIngress("node-2", "out-1", iid, r.Value(b'"x"'))
+    ]

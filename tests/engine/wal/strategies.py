@@ -110,7 +110,7 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     r.KillInvocation: st.builds(r.KillInvocation, invocation_ids),
     r.PurgeInvocation: st.builds(r.PurgeInvocation, invocation_ids),
     r.AttachInvocation: st.builds(r.AttachInvocation, invocation_ids, ingress_sinks | invocation_sinks),
-    r.GetInvocationOutput: st.builds(r.GetInvocationOutput, invocation_ids, invocation_sinks),
+    r.GetInvocationOutput: st.builds(r.GetInvocationOutput, invocation_ids, ingress_sinks | invocation_sinks),
     r.PatchState: st.builds(
         r.PatchState,
         text,

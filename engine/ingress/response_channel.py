@@ -1,0 +1,205 @@
+"""Answers for ingress requests that wait on another engine process.
+
+Any engine process accepts requests; the invocation runs where its WAL partition's
+leader is. When the leader applies the end of an invocation whose response sink names
+another process, it publishes the answer to the responses topic
+(``<prefix>.responses``), on the partition that process reads (a hash of its
+instance name), and that process resolves the waiting request. Kafka is the internal
+channel: no addresses to configure or discover, and it works across machines exactly
+as the WAL does.
+
+Nothing here is durable on purpose: a process that restarts has no requests waiting,
+so it starts reading at the end of its partition, and the topic keeps an hour of
+answers. An answer lost with a dead process loses no work: the result is retained
+(requests with an idempotency key, workflows), and the client re-attaches or retries.
+
+Record value (UTF-8 JSON, ``v`` 1)::
+
+    {"v": 1, "node": <instance>, "request_id": "...", "invocation_id": "inv_...",
+     "value": "<base64>"}  |  "failure": {"code", "message", "metadata": [[k, v]...]}
+                           |  "void": true   (get-output of an invocation not done yet)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import threading
+from typing import Any, Final
+
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+
+from engine.config import KafkaConfig
+from engine.ids import IdParseError, InvocationId
+from engine.ingress.pending import PendingResponses
+from engine.logs import get_logger
+from engine.wal.records import Failure, FailureMetadata, Value, Void
+
+__all__ = ["RESPONSE_PARTITIONS", "ResponseChannel", "decode_answer", "encode_answer", "partition_of"]
+
+log = get_logger(__name__)
+
+RESPONSE_PARTITIONS: Final = 8
+"""Partitions of the responses topic; each engine process reads one of them."""
+
+_POLL_S: Final = 0.2
+
+Answer = Value | Failure | Void
+
+
+def partition_of(instance: str, partitions: int = RESPONSE_PARTITIONS) -> int:
+    """The responses-topic partition engine process ``instance`` reads."""
+    digest = hashlib.sha256(instance.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % partitions
+
+
+def encode_answer(instance: str, request_id: str, invocation_id: InvocationId, result: Answer) -> bytes:
+    """The record value carrying ``result`` to ``request_id`` on ``instance``."""
+    document: dict[str, Any] = {
+        "v": 1, "node": instance, "request_id": request_id, "invocation_id": str(invocation_id),
+    }
+    if isinstance(result, Value):
+        document["value"] = base64.b64encode(result.content).decode("ascii")
+    elif isinstance(result, Failure):
+        document["failure"] = {
+            "code": result.code,
+            "message": result.message,
+            "metadata": [[m.key, m.value] for m in result.metadata],
+        }
+    else:
+        document["void"] = True
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def decode_answer(data: bytes) -> tuple[str, str, InvocationId, Answer]:
+    """``(instance, request_id, invocation_id, result)`` of a record value.
+
+    Raises:
+        ValueError: the value is not an answer this engine writes.
+    """
+    try:
+        document = json.loads(data)
+        if document.get("v") != 1:
+            raise ValueError(f"unknown answer version {document.get('v')!r}")
+        invocation_id = InvocationId.parse(document["invocation_id"])
+        result: Answer
+        if "value" in document:
+            result = Value(base64.b64decode(document["value"]))
+        elif "failure" in document:
+            f = document["failure"]
+            metadata = tuple(FailureMetadata(str(k), str(v)) for k, v in f.get("metadata", []))
+            result = Failure(int(f["code"]), str(f["message"]), metadata)
+        elif document.get("void") is True:
+            result = Void()
+        else:
+            raise ValueError("answer has no result")
+        return str(document["node"]), str(document["request_id"]), invocation_id, result
+    except (KeyError, TypeError, IdParseError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed answer: {exc}") from None
+
+
+class ResponseChannel:
+    """Sends answers to other engine processes and receives this process's own."""
+
+    def __init__(self, kafka: KafkaConfig, instance: str, pending: PendingResponses) -> None:
+        self._topic = kafka.responses_topic
+        self._kafka = kafka
+        self._instance = instance
+        self._pending = pending
+        self._partition = partition_of(instance)
+        self._log = log.bind(topic=self._topic, partition=self._partition, node=instance)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._producer = Producer(
+            kafka.client_config(
+                **{
+                    "client.id": f"logstrate-{instance}-responses",
+                    "linger.ms": 0,
+                    "acks": 1,
+                    "logger": logging.getLogger("librdkafka"),
+                }
+            )
+        )
+
+    async def start(self) -> None:
+        """Start reading this process's partition from its current end."""
+        consumer = Consumer(
+            self._kafka.client_config(
+                **{
+                    # Assigned by hand and never committed: the group is never joined.
+                    "group.id": f"{self._kafka.topic_prefix}.responses",
+                    "client.id": f"logstrate-{self._instance}-responses",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 10,
+                    "logger": logging.getLogger("librdkafka"),
+                }
+            )
+        )
+        # Requests are only accepted after this returns, so nothing addressed to this
+        # instance can precede the end offset read here.
+        _, high = await asyncio.to_thread(
+            consumer.get_watermark_offsets, TopicPartition(self._topic, self._partition), 10.0, False
+        )
+        consumer.assign([TopicPartition(self._topic, self._partition, high if high >= 0 else OFFSET_END)])
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._run, args=(consumer, loop), name="ingress-responses", daemon=True
+        )
+        self._thread.start()
+
+    def send(self, instance: str, request_id: str, invocation_id: InvocationId, result: Answer) -> None:
+        """Publish an answer for a request waiting on ``instance`` (fire and forget)."""
+
+        def delivered(err: KafkaError | None, _: Any) -> None:
+            if err is not None:
+                self._log.warning(
+                    "ingress answer for another process not delivered; the client can re-attach",
+                    target=instance, invocation_id=str(invocation_id), error=str(err),
+                )
+
+        try:
+            self._producer.produce(
+                self._topic,
+                key=instance.encode("utf-8"),
+                value=encode_answer(instance, request_id, invocation_id, result),
+                partition=partition_of(instance),
+                on_delivery=delivered,
+            )
+        except BufferError:
+            self._log.warning("responses producer queue full; answer dropped", target=instance)
+        self._producer.poll(0)
+
+    def _run(self, consumer: Consumer, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._producer.poll(0)
+                message = consumer.poll(_POLL_S)
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    self._log.warning("responses topic read error", error=str(message.error()))
+                    continue
+                self._receive(message.value() or b"", loop)
+        finally:
+            consumer.close()
+
+    def _receive(self, value: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            instance, request_id, invocation_id, result = decode_answer(value)
+        except ValueError as exc:
+            self._log.warning("unreadable record on the responses topic; skipped", error=str(exc))
+            return
+        if instance != self._instance:
+            return  # another process hashed to the same partition
+        loop.call_soon_threadsafe(self._pending.resolve, request_id, invocation_id, result)
+
+    async def stop(self) -> None:
+        """Stop reading and flush answers not yet sent."""
+        self._stopping.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
+            self._thread = None
+        await asyncio.to_thread(self._producer.flush, 5.0)

@@ -1,0 +1,73 @@
+"""Two engine processes on one Kafka cluster: any process answers any request.
+
+The WAL partitions are split between the two; a request accepted by one process for an
+invocation whose partition the other leads gets its answer back through the responses
+topic (engine/ingress/response_channel.py). Both processes run on this host with the
+same node name, so this also checks that each process names itself uniquely.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from tests.fixtures.engine import EngineProcess
+from tests.fixtures.ports import wait_until
+from tests.fixtures.service_endpoint import ServiceEndpoint
+from tests.fixtures.systems import http
+
+from engine.wal.partitioning import partition_for, partition_key_for_key
+
+PARTITIONS = 4
+
+
+def _led(engine: EngineProcess) -> set[int]:
+    status, text = http("GET", f"{engine.admin_url}/metrics")
+    assert status == 200
+    return {int(p) for p in re.findall(r'logstrate_partition_leader\{partition="(\d+)"\} 1\.0', text)}
+
+
+def _partition_of_key(key: str) -> int:
+    return partition_for(partition_key_for_key("Counter", key), PARTITIONS)
+
+
+def test_requests_are_answered_whichever_process_leads_the_partition(
+    engine_factory: Callable[..., EngineProcess], greeter_endpoint: ServiceEndpoint,
+) -> None:
+    first = engine_factory(partitions=PARTITIONS)
+    first.start_and_wait()
+    second = engine_factory(partitions=PARTITIONS)
+    second.start_and_wait()
+    status, body = http("POST", f"{first.admin_url}/deployments", {"uri": greeter_endpoint.url})
+    assert status == 201, body
+
+    def split() -> tuple[set[int], set[int]] | None:
+        a, b = _led(first), _led(second)
+        return (a, b) if a and b and a | b == set(range(PARTITIONS)) and not a & b else None
+
+    led_by_first, led_by_second = wait_until(split, 90, "both processes to lead some WAL partitions", interval=0.5)
+
+    # Keys on both sides of the split, each called through both processes' ingress.
+    keys = [f"key-{i}" for i in range(24)]
+    assert {_partition_of_key(k) for k in keys} & led_by_second, "some keys should land on the second process"
+    assert {_partition_of_key(k) for k in keys} & led_by_first
+    for engine in (first, second):
+        for key in keys:
+            status, body = wait_until(
+                lambda: (r := http("POST", f"{engine.ingress_url}/Counter/{key}/add", 1, timeout=20))[0] != 404 and r,
+                30, "the deployment to be visible", interval=0.2,
+            )
+            assert status == 200, (key, body)
+    for key in keys:
+        status, body = http("GET", f"{first.ingress_url}/Counter/{key}/get", timeout=20)
+        assert (status, body) == (200, 2), key
+
+    # A send accepted by one process and attached to through the other.
+    remote_key = next(k for k in keys if _partition_of_key(k) in led_by_second)
+    status, sent = http("POST", f"{first.ingress_url}/Counter/{remote_key}/add/send", 5,
+                        headers={"idempotency-key": "once"})
+    assert status == 202, sent
+    status, body = http("GET", f"{first.ingress_url}/restate/invocation/{sent['invocationId']}/attach", timeout=20)
+    assert (status, body) == (200, 7)
+    status, body = http("GET", f"{first.ingress_url}/restate/invocation/{sent['invocationId']}/output", timeout=20)
+    assert (status, body) == (200, 7)
