@@ -29,6 +29,7 @@ from engine.ids import IdParseError, InvocationId, InvocationUuid
 from engine.ingress.deps import DEPS, NOT_READY, IngressDeps, error_response, result_response
 from engine.ingress.routing import HandlerNotFound, ServiceNotFound
 from engine.logs import get_logger
+from engine.partition.state_machine.attach import NOT_FOUND
 from engine.storage.invocation_status import StatusKind
 from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
@@ -118,6 +119,8 @@ async def _answer(
     except asyncio.CancelledError:
         deps.pending.discard(request_id)
         raise
+    if result == NOT_FOUND:
+        return error_response(404, NOT_FOUND.message)  # the ingress's answer, as restate-server's
     return result_response(result, invocation_id, content_type)
 
 

@@ -69,6 +69,10 @@ class PartitionProcessors:
         self.reader = TableReader(env, handles)
         # Event-loop side state.
         self._assigned: set[int] = set()
+        # The epoch this process announced for each partition in its current assignment:
+        # only that announcement makes it the leader (replaying an older one of its own,
+        # from before a revoke and re-assign, must not).
+        self._announced: dict[int, int] = {}
         self._leaders: dict[int, PartitionLeader] = {}
         self._applied: dict[int, int] = {}
         self._applied_waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
@@ -149,6 +153,7 @@ class PartitionProcessors:
 
     def _on_revoked(self, partition: int) -> None:
         self._assigned.discard(partition)
+        self._announced.pop(partition, None)
         self._stop_leader(partition)
 
     async def wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
@@ -192,7 +197,11 @@ class PartitionProcessors:
 
     def _on_became_leader(self, action: BecameLeader) -> None:
         self._stop_leader(action.partition)
-        if action.node_id != self._node_name or action.partition not in self._assigned:
+        if (
+            action.node_id != self._node_name
+            or action.partition not in self._assigned
+            or self._announced.get(action.partition) != action.epoch
+        ):
             return
         leader = self._leader_factory(action.partition, action.epoch)
         self._leaders[action.partition] = leader
@@ -207,6 +216,7 @@ class PartitionProcessors:
 
     def _announce(self, partition: int) -> None:
         epoch = self.reader.read(partition, lambda t: t.fsm.current_epoch()) + 1
+        self._announced[partition] = epoch
         log.info("announcing leadership", partition=partition, epoch=epoch)
 
         async def append() -> None:

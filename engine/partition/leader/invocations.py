@@ -9,6 +9,15 @@ every command to the WAL before reading the next — and turns a failed attempt 
 
 At most one attempt per invocation runs at a time; an ``InvokeAction`` arriving while
 one runs (a notification landed meanwhile) re-checks the state once the attempt is over.
+
+An attempt writes only as the leader that started it. The invoker's records reach the
+WAL through the process's shared ``emit``, which asks for the partition's leader at the
+time of writing; after a leadership change inside this process (one leader stopped, the
+next one started before the first one's attempts were cancelled) that is the successor,
+whose epoch would let the stale attempt's records through the fencing and interleave
+them with the successor's own attempt of the same invocation. So each attempt task
+carries its executor (:func:`attempt_executor`) and a leader refuses appends from
+another leader's attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import dataclasses
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Protocol
 
@@ -45,6 +55,13 @@ log = get_logger(__name__)
 
 AppendOwn = Callable[[Record], Awaitable[int]]
 LoadTask = Callable[[InvocationId], InvocationTaskData | None]
+
+_ATTEMPT_EXECUTOR: ContextVar[InvocationExecutor | None] = ContextVar("attempt_executor", default=None)
+
+
+def attempt_executor() -> InvocationExecutor | None:
+    """The executor whose attempt the current task runs (``None`` outside attempts)."""
+    return _ATTEMPT_EXECUTOR.get()
 
 
 class BuiltinServices(Protocol):
@@ -128,6 +145,8 @@ class InvocationExecutor:
         return len(self._running)
 
     async def _attempt_loop(self, invocation_id: InvocationId) -> None:
+        # The task runs in its own copy of the context: this marks its records only.
+        _ATTEMPT_EXECUTOR.set(self)
         try:
             while True:
                 self._rerun.discard(invocation_id)

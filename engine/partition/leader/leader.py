@@ -27,7 +27,7 @@ from engine.partition.actions import (
     SendOutbox,
 )
 from engine.partition.leader.egress import EgressExecutor, EgressProducers
-from engine.partition.leader.invocations import InvocationExecutor
+from engine.partition.leader.invocations import InvocationExecutor, attempt_executor
 from engine.partition.leader.outbox import OutboxEntry, OutboxShuffle
 from engine.partition.leader.timers import TimerService
 from engine.partition.state_reader import InvocationTaskData, invoked_invocations, load_invocation_task_data
@@ -86,7 +86,15 @@ class PartitionLeader:
         self._log = log.bind(partition=partition, epoch=epoch)
 
     async def append_own(self, record: Record) -> int:
-        """Append to this partition, stamped with this leader's epoch (fencing)."""
+        """Append to this partition, stamped with this leader's epoch (fencing).
+
+        Refused (``CancelledError``, as for lost leadership) when the calling task is an
+        attempt another leader started: a superseded leader's attempt must not write
+        with this leader's epoch (:mod:`engine.partition.leader.invocations`).
+        """
+        owner = attempt_executor()
+        if owner is not None and owner is not self._executor:
+            raise asyncio.CancelledError("the attempt belongs to a superseded partition leader")
         return await self._appender.append(self.partition, record, epoch=self.epoch)
 
     async def _deliver(self, target_partition: int, record: Record, dedup_id: DedupId) -> int:
@@ -125,8 +133,9 @@ class PartitionLeader:
         """Stop every executor; in-flight attempts are cancelled (the next leader redoes them)."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Attempts first, before any wait: they must not outlive the leadership.
         await self._executor.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._egress.stop()
         self._log.info("partition leader stopped")
 

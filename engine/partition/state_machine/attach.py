@@ -22,7 +22,9 @@ completed                    the result                             the result
 ===========================  =====================================  ======================
 
 A completed invocation keeps its result for as long as its status is retained, so
-"completed" always has one; once the status is gone the target is unknown.
+"completed" always has one; once the status is gone the target is unknown (a completed
+status without a result, should one ever exist, is answered as unknown too rather than
+left waiting).
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def _ask(
 def on_attach(ctx: ApplyContext, record: AttachInvocation) -> None:
     """Apply an ``AttachInvocation`` record."""
     status = ctx.tables.status.get(record.invocation_id)
-    if status is None:
+    if status is None or (status.kind is StatusKind.COMPLETED and status.result is None):
         ctx.log_for(record.invocation_id).info("attach to an unknown invocation")
         answer_sinks(ctx, record.invocation_id, (record.sink,), NOT_FOUND)
     else:
@@ -155,10 +157,10 @@ def on_get_output(ctx: ApplyContext, record: GetInvocationOutput) -> None:
     result: OutputResult | Void
     if status is None:
         result = NOT_FOUND
-    elif status.kind is not StatusKind.COMPLETED or status.result is None:
+    elif status.kind is not StatusKind.COMPLETED:
         result = Void()
     else:
-        result = status.result
+        result = NOT_FOUND if status.result is None else status.result
     sink = record.sink
     if isinstance(sink, IngressSink):
         ctx.emit(RespondToIngress(sink.node_id, sink.request_id, record.invocation_id, result))
