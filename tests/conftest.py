@@ -51,6 +51,7 @@ def engine(engine_factory: Callable[..., EngineProcess]) -> EngineProcess:
     """A running engine process (healthy) with its own data dir and ports."""
     proc = engine_factory()
     proc.start_and_wait()
+    proc.wait_leading_all()
     return proc
 
 

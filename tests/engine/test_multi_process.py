@@ -8,7 +8,6 @@ same node name, so this also checks that each process names itself uniquely.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from tests.fixtures.engine import EngineProcess
@@ -19,12 +18,6 @@ from tests.fixtures.systems import http
 from engine.wal.partitioning import partition_for, partition_key_for_key
 
 PARTITIONS = 4
-
-
-def _led(engine: EngineProcess) -> set[int]:
-    status, text = http("GET", f"{engine.admin_url}/metrics")
-    assert status == 200
-    return {int(p) for p in re.findall(r'logstrate_partition_leader\{partition="(\d+)"\} 1\.0', text)}
 
 
 def _partition_of_key(key: str) -> int:
@@ -42,7 +35,7 @@ def test_requests_are_answered_whichever_process_leads_the_partition(
     assert status == 201, body
 
     def split() -> tuple[set[int], set[int]] | None:
-        a, b = _led(first), _led(second)
+        a, b = first.led_partitions(), second.led_partitions()
         return (a, b) if a and b and a | b == set(range(PARTITIONS)) and not a & b else None
 
     led_by_first, led_by_second = wait_until(split, 90, "both processes to lead some WAL partitions", interval=0.5)
