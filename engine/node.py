@@ -31,6 +31,7 @@ from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
 from engine.partition.consumer import WalConsumer
 from engine.partition.leader.egress import EgressProducers
+from engine.partition.actions import RespondToIngress
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.processor import PartitionProcessors
 from engine.storage.environment import StorageEnvironment
@@ -177,6 +178,12 @@ class EngineNode:
 
         invoker = Invoker(http, emit, resolve_call=resolve_call)
 
+        def respond(action: RespondToIngress) -> None:
+            if action.node_id == self.instance:
+                pending.resolve(action.request_id, action.invocation_id, action.result)
+            else:
+                responses.send(action.node_id, action.request_id, action.invocation_id, action.result)
+
         def make_leader(partition: int, epoch: int) -> PartitionLeader:
             return PartitionLeader(
                 partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
@@ -186,6 +193,7 @@ class EngineNode:
         processors = self._processors = PartitionProcessors(
             env=storage.env, handles=handles, partition_count=cfg.kafka.partitions, node_name=self.instance,
             appender=appender, loop=loop, leader_factory=make_leader, before_announce=egress.fence,
+            respond=respond,
         )
 
         def on_fatal(exc: BaseException) -> None:

@@ -21,7 +21,7 @@ import lmdb
 
 from engine.logs import get_logger
 from engine.partition import metrics
-from engine.partition.actions import Action, BecameLeader, LostLeadership
+from engine.partition.actions import Action, BecameLeader, LostLeadership, RespondToIngress
 from engine.partition.consumer import WalMessage
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.state_machine import StateMachineOptions, apply
@@ -56,8 +56,13 @@ class PartitionProcessors:
         leader_factory: LeaderFactory,
         options: StateMachineOptions | None = None,
         before_announce: BeforeAnnounce | None = None,
+        respond: Callable[[RespondToIngress], None] | None = None,
     ) -> None:
         self._env = env
+        # Answers applied while this process has no leader for the partition yet (catching
+        # up, or fencing egress before announcing): nothing in LMDB would let a later
+        # leader send them, so they are sent at once from here.
+        self._respond = respond
         self._before_announce = before_announce
         self._handles = handles
         self._partition_count = partition_count
@@ -192,6 +197,8 @@ class PartitionProcessors:
                 leader = self._leaders.get(partition)
                 if leader is not None:
                     leader.handle(action)
+                elif isinstance(action, RespondToIngress) and self._respond is not None:
+                    self._respond(action)
         if announce and partition in self._assigned:
             self._announce(partition)
 
