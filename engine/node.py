@@ -99,7 +99,6 @@ class EngineNode:
                 service_names=resolver.service_names,
                 read_status=self._read_status,
                 wait_applied=self._wait_applied,
-                applies=self._applies,
                 max_body_bytes=cfg.ingress_max_body_bytes,
             )
             ingress_host, ingress_port = cfg.ingress_address
@@ -139,13 +138,6 @@ class EngineNode:
             return None
         partition = appender.partition_of(invocation_id)
         return processors.reader.read(partition, lambda tables: tables.status.get(invocation_id))
-
-    def _applies(self, partition: int) -> bool:
-        if self._processors is None:
-            return False
-        applying = self._processors.applying
-        # Before the WAL group hands this process its partitions, it may yet get this one.
-        return not applying or partition in applying
 
     async def _wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
         if self._processors is None:

@@ -136,7 +136,7 @@ async def _previously_accepted(
     invocation already there: once our ``Invoke`` is applied, the invocation's recorded
     source is ours only if this request created it. Unknown when another process owns
     the partition (then "Accepted", as for a new one)."""
-    if not deps.applies(partition) or not await deps.wait_applied(partition, offset, _APPLY_WAIT_S):
+    if not await deps.wait_applied(partition, offset, _APPLY_WAIT_S):
         return False
     status = deps.read_status(invocation_id)
     return status is not None and status.source != source

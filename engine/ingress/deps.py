@@ -36,9 +36,6 @@ class IngressDeps:
     service_names: Callable[[], list[str]]
     read_status: StatusLookup
     wait_applied: AppliedWaiter
-    applies: Callable[[int], bool]
-    """Whether this process consumes and applies a WAL partition (is assigned it, or has
-    no assignment yet)."""
     max_body_bytes: int = 10 * 1024 * 1024
 
 

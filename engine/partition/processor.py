@@ -142,11 +142,6 @@ class PartitionProcessors:
     def leading(self) -> list[int]:
         return sorted(self._leaders)
 
-    @property
-    def applying(self) -> frozenset[int]:
-        """The partitions this process consumes and applies (leader or not yet)."""
-        return frozenset(self._assigned)
-
     def _on_assigned(self, partition: int, caught_up: bool) -> None:
         self._assigned.add(partition)
         if caught_up:
