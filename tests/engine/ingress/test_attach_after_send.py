@@ -112,7 +112,6 @@ def test_attach_to_a_completed_invocation_whose_output_was_not_kept_answers_at_o
         service_names=list,
         read_status=statuses.get,
         wait_applied=applied,
-        applies=lambda partition: True,
     )
 
     async def scenario() -> list[tuple[str, int, dict[str, Any]]]:
