@@ -179,7 +179,7 @@ class EngineNode:
         def make_leader(partition: int, epoch: int) -> PartitionLeader:
             return PartitionLeader(
                 partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
-                metadata=metadata, pending=pending, reader=processors.reader, egress=egress, responses=responses,
+                metadata=metadata, reader=processors.reader, egress=egress,
             )
 
         processors = self._processors = PartitionProcessors(

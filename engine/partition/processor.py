@@ -59,9 +59,9 @@ class PartitionProcessors:
         respond: Callable[[RespondToIngress], None] | None = None,
     ) -> None:
         self._env = env
-        # Answers applied while this process has no leader for the partition yet (catching
-        # up, or fencing egress before announcing): nothing in LMDB would let a later
-        # leader send them, so they are sent at once from here.
+        # Answers to ingress requests are sent from here, leader or not: one applied while
+        # this process has no leader for the partition yet (catching up, or fencing egress
+        # before announcing) is kept nowhere a later leader could send it from.
         self._respond = respond
         self._before_announce = before_announce
         self._handles = handles
@@ -188,12 +188,13 @@ class PartitionProcessors:
             elif isinstance(action, LostLeadership):
                 if action.node_id == self._node_name:
                     self._stop_leader(action.partition)
+            elif isinstance(action, RespondToIngress):
+                if self._respond is not None:
+                    self._respond(action)
             else:
                 leader = self._leaders.get(partition)
                 if leader is not None:
                     leader.handle(action)
-                elif isinstance(action, RespondToIngress) and self._respond is not None:
-                    self._respond(action)
         if announce and partition in self._assigned:
             self._announce(partition)
 

@@ -345,24 +345,8 @@ optional with defaults), and the record types ``PauseInvocation`` and
 
 # --- version 4: attach/get-output from handlers, ordering keys --------------------------
 
-_INVOKE_V4 = _record(
-    "Invoke",
-    _field("invocation_id", _INVOCATION_ID),
-    _field("target", _TARGET),
-    _field("argument", "bytes"),
-    _field("headers", {"type": "array", "items": _HEADER}, default=[]),
-    _field(
-        "source",
-        ["null", _INGRESS_SOURCE, _INVOCATION_SOURCE, _SUBSCRIPTION_SOURCE],
-        default=None,
-    ),
-    _field("response_sink", ["null", _INGRESS_SINK, _INVOCATION_SINK], default=None),
-    _optional("idempotency_key", "string"),
-    _optional("execute_at_ms", "long"),
-    _optional("completion_retention_ms", "long"),
-    _optional("journal_retention_ms", "long"),
-    _optional("ordering_key", "string"),
-)
+# v3's Invoke plus one field (built from it, which leaves the v3 block untouched).
+_INVOKE_V4 = _record("Invoke", *_INVOKE_V3["fields"], _optional("ordering_key", "string"))
 # A v3 writer's plain IngressSink resolves to the first matching branch of the union.
 _ATTACH_V4 = _record(
     "AttachInvocation",

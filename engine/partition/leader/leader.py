@@ -9,10 +9,7 @@ the previous leader), because actions emitted before it led were dropped.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
-
 from engine.ids import InvocationId
-from engine.ingress.pending import Answer, PendingResponses
 from engine.invoker.client import Invoker
 from engine.logs import get_logger
 from engine.metadata.store import MetadataStore
@@ -23,7 +20,6 @@ from engine.partition.actions import (
     ForwardNotification,
     InvokeAction,
     RegisterTimer,
-    RespondToIngress,
     SendOutbox,
 )
 from engine.partition.leader.egress import EgressExecutor, EgressProducers
@@ -41,13 +37,6 @@ from engine.wal.records import DedupId, Record, TimerKey
 log = get_logger(__name__)
 
 
-class RemoteResponses(Protocol):
-    """Where answers for requests waiting on other engine processes go
-    (:class:`engine.ingress.response_channel.ResponseChannel`)."""
-
-    def send(self, instance: str, request_id: str, invocation_id: InvocationId, result: Answer) -> None: ...
-
-
 class PartitionLeader:
     """Timer service, outbox shuffle and invocation executor of one partition and epoch."""
 
@@ -60,17 +49,13 @@ class PartitionLeader:
         appender: WalAppender,
         invoker: Invoker,
         metadata: MetadataStore,
-        pending: PendingResponses,
         reader: TableReader,
         egress: EgressProducers | None = None,
-        responses: RemoteResponses | None = None,
     ) -> None:
         self.partition = partition
         self.epoch = epoch
         self._node_name = node_name
         self._appender = appender
-        self._pending = pending
-        self._responses = responses
         self._reader = reader
         self._timers = TimerService(partition, self.append_own)
         self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
@@ -149,14 +134,6 @@ class PartitionLeader:
             self._timers.cancel(action.timer)
         elif isinstance(action, SendOutbox):
             self._outbox.enqueue(self._outbox_entry(action.sequence, action.target_partition_key, action.record))
-        elif isinstance(action, RespondToIngress):
-            if action.node_id == self._node_name:
-                self._pending.resolve(action.request_id, action.invocation_id, action.result)
-            elif self._responses is not None:
-                self._responses.send(action.node_id, action.request_id, action.invocation_id, action.result)
-            else:
-                self._log.warning("ingress response for another process dropped (no response channel)",
-                                  node=action.node_id, invocation_id=str(action.invocation_id))
         elif isinstance(action, AbortInvocation):
             self._executor.abort(action.invocation_id)
         elif isinstance(action, ForwardNotification):

@@ -18,7 +18,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from engine.ids import InvocationId, InvocationUuid, PartitionKey
-from engine.ingress.pending import PendingResponses
 from engine.invoker.protocol import MessageType, pb
 from engine.invoker.task import AttemptOutcome, InvocationTask, OutcomeKind
 from engine.partition.leader.leader import PartitionLeader
@@ -73,7 +72,7 @@ class _Invoker:
 def _leader(epoch: int, appender: _Appender, invoker: _Invoker) -> PartitionLeader:
     leader = PartitionLeader(
         partition=0, epoch=epoch, node_name="test", appender=appender, invoker=invoker,  # type: ignore[arg-type]
-        metadata=None, pending=PendingResponses(), reader=None,  # type: ignore[arg-type]
+        metadata=None, reader=None,  # type: ignore[arg-type]
     )
     data = InvocationTaskData(
         invocation_id=INVOCATION, target=TARGET, headers=(), idempotency_key=None, deployment_id=None,
