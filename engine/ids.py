@@ -31,6 +31,8 @@ parts, so two different inputs can never produce the same byte string to hash.
 
 from __future__ import annotations
 
+import functools
+
 import base64
 import binascii
 import hashlib
@@ -279,11 +281,14 @@ class InvocationId:
         return cls(PartitionKey(key), InvocationUuid(uuid))
 
     def __str__(self) -> str:
-        return (
-            "inv_1"
-            + _b62_encode(self.partition_key, 8, _B62_WIDTH_U64)
-            + _b62_encode(self.uuid.value, 16, _B62_WIDTH_U128)
-        )
+        return _invocation_id_text(self.partition_key, self.uuid.value)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _invocation_id_text(partition_key: int, uuid: int) -> str:
+    # Cached: every log context, status row and answer of an invocation names it, and
+    # base62 in Python costs a few microseconds a time.
+    return "inv_1" + _b62_encode(partition_key, 8, _B62_WIDTH_U64) + _b62_encode(uuid, 16, _B62_WIDTH_U128)
 
 
 # --- ULID-based resource ids -------------------------------------------------------------

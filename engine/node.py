@@ -157,13 +157,13 @@ class EngineNode:
         # Kafka egress: a transactional producer per partition, fenced in before leading it.
         egress = EgressProducers(cfg.kafka)
 
-        async def emit(record: InvokerEffect | Notify) -> None:
+        def emit(record: InvokerEffect | Notify) -> asyncio.Future[int]:
             # An attempt's records go to its invocation's partition, stamped with the
             # epoch of this process's leadership; no leadership, no write.
             leader = processors.leader_of(appender.partition_of(record.invocation_id))
             if leader is None:
                 raise asyncio.CancelledError("partition leadership lost during the attempt")
-            await leader.append_own(record)
+            return leader.submit_own(record)
 
         def resolve_call(service: str, handler: str) -> CallTarget:
             return resolve_call_target(metadata.view, service, handler)

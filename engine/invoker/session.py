@@ -17,12 +17,17 @@ custom entry (``0xFC00``+)      reads and the ``OutputCommand`` too: they are co
 ``Error``                       nothing: the outcome carries the failure
 ==============================  ===========================================================
 
-**Durable before acknowledged.** ``emit`` is awaited before the next message is looked
-at: the caller appends the record to the WAL and returns once it is durable. If ``emit``
-raises, the HTTP request is closed and the exception propagates; the caller cannot know
-which records made it, so it must not treat the attempt as finished (journal appends
-carry entry indexes and the state machine drops one whose index already holds a command,
-so running the attempt again is safe).
+**Durable before the outcome.** ``emit`` hands a record to the WAL *when called*, in
+order, and returns an awaitable that resolves once the record is durable. In
+request/response mode nothing goes back to the endpoint, so nothing in the attempt
+waits on a single record: the session hands over every record as its message arrives
+and awaits them all before it returns the outcome. Records that arrive together (an
+output and the end, a run, its proposal and the suspension) thus travel in one produce
+request: one WAL round trip per attempt instead of one per message. If an ``emit``
+raises (at once or once awaited), the HTTP request is closed and the exception
+propagates; the caller cannot know which records made it, so it must not treat the
+attempt as finished (journal appends carry entry indexes and the state machine drops
+one whose index already holds a command, so running the attempt again is safe).
 
 **Entry indexes.** A ``JournalAppend`` is numbered after the replayed journal plus the
 commands this attempt appended before it. Notifications do not advance the number: the
@@ -94,8 +99,9 @@ from engine.wal.records import (
 
 __all__ = ["Emit", "ResolveCall", "run_attempt"]
 
-Emit = Callable[[InvokerEffect | Notify], Awaitable[None]]
-"""Makes one record durable (appends it to the WAL) and returns once it is."""
+Emit = Callable[[InvokerEffect | Notify], Awaitable[object]]
+"""Hands one record to the WAL now (calls keep their order) and returns an awaitable
+that resolves once the record is durable (see the module docstring)."""
 
 ResolveCall = Callable[[str, str], CallTarget]
 """The kinds of a call command's target ``(service, handler)``, recorded on its
@@ -134,7 +140,8 @@ async def run_attempt(
     Args:
         task: Everything the attempt needs.
         http: The client session to send the request with (see :mod:`.client`).
-        emit: Awaited with each record, in order, before the next message is processed.
+        emit: Called with each record, in order; all its awaitables are awaited before
+            the outcome is returned.
         resolve_call: Fills ``call_target`` of call commands; ``None`` leaves it unset.
 
     Returns:
@@ -162,6 +169,7 @@ class _Attempt:
     def __init__(self, task: InvocationTask, emit: Emit, resolve_call: ResolveCall | None) -> None:
         self._task = task
         self._emit = emit
+        self._handed_over: list[Awaitable[object]] = []
         self._resolve_call = resolve_call
         self._version = ProtocolVersion(task.endpoint.protocol_version)
         self._url = invoke_url(task)
@@ -185,7 +193,14 @@ class _Attempt:
     async def run(self, http: aiohttp.ClientSession) -> AttemptOutcome:
         self._log.debug("attempt starting", url=self._url, known_entries=len(self._task.journal))
         try:
-            outcome = await self._exchange(http)
+            try:
+                outcome = await self._exchange(http)
+            except _AttemptFailed as failed:
+                # What the endpoint sent before failing is kept: durable before the
+                # caller records the failure after it.
+                await self._durable()
+                raise
+            await self._durable()
         except asyncio.CancelledError:
             self._log.info("attempt cancelled", new_entries=self._new_entries)
             raise
@@ -206,12 +221,26 @@ class _Attempt:
             # emit failed (or a bug): which records are durable is unknown to us.
             self._log.exception("attempt abandoned", new_entries=self._new_entries)
             raise
-        self._log.info(
+        # Debug, not info: one line per attempt is per-record work on the hot path.
+        self._log.debug(
             "attempt " + outcome.kind.value,
             new_entries=outcome.new_entries,
             duration_ms=outcome.duration_ms,
         )
         return outcome
+
+    def _hand_over(self, record: InvokerEffect | Notify) -> None:
+        """Give ``record`` to the WAL now; its durability is awaited in :meth:`_durable`."""
+        self._handed_over.append(self._emit(record))
+
+    async def _durable(self) -> None:
+        """Wait until every record handed over so far is durable; raise the first failure."""
+        pending, self._handed_over = self._handed_over, []
+        if not pending:
+            return
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
 
     # --- HTTP ----------------------------------------------------------------------------
 
@@ -384,7 +413,7 @@ class _Attempt:
             self._log.debug(
                 "ack requested; not possible in request/response mode", message=frame.name
             )
-        await self._emit(
+        self._hand_over(
             JournalAppend(
                 invocation_id=self._task.invocation_id,
                 entry_index=self._next_index,
@@ -432,7 +461,7 @@ class _Attempt:
             )
         # Journaled by the state machine as a RunCompletionNotification; as a notification
         # it does not advance the command numbering (see the module docstring).
-        await self._emit(
+        self._hand_over(
             Notify(
                 invocation_id=self._task.invocation_id,
                 notification_id=CompletionId(message.result_completion_id),
@@ -449,7 +478,7 @@ class _Attempt:
         waiting = waiting or self._awaiting_on
         if not waiting:
             raise self._protocol("the endpoint suspended without naming anything to wait for")
-        await self._emit(
+        self._hand_over(
             InvocationSuspended(invocation_id=self._task.invocation_id, waiting_for=waiting)
         )
         return self._outcome(OutcomeKind.SUSPENDED, waiting_for=waiting)
@@ -458,7 +487,7 @@ class _Attempt:
         result = self._output if self._output is not None else self._replayed_output()
         if result is None:
             raise self._protocol("the endpoint ended the invocation without an OutputCommand")
-        await self._emit(InvocationEnded(invocation_id=self._task.invocation_id, result=result))
+        self._hand_over(InvocationEnded(invocation_id=self._task.invocation_id, result=result))
         return self._outcome(OutcomeKind.ENDED, result=result)
 
     def _replayed_output(self) -> OutputResult | None:

@@ -83,7 +83,11 @@ class WalConsumer:
                     # Quick failover when a process dies; heartbeats keep live ones in.
                     "session.timeout.ms": 10_000,
                     "heartbeat.interval.ms": 1_000,
-                    "fetch.wait.max.ms": 20,
+                    # A fetch waits at the broker until a record arrives (fetch.min.bytes
+                    # is 1), so a long wait adds no latency; a short one only makes the
+                    # broker answer empty fetches all day (idle CPU).
+                    "fetch.wait.max.ms": 500,
+                    "socket.nagle.disable": True,
                     "partition.assignment.strategy": "cooperative-sticky",
                     "logger": logging.getLogger("librdkafka"),
                 }
@@ -126,7 +130,7 @@ class WalConsumer:
                 # consume() waits for a full batch or its timeout, which would add its
                 # timeout to every hop of an invocation; poll() returns with the first
                 # record, and a zero-timeout consume() then takes what is queued already.
-                first = self._consumer.poll(0.05)
+                first = self._consumer.poll(0.2)
                 if first is None:
                     continue
                 messages = [first, *self._consumer.consume(self._max_batch - 1, timeout=0)]

@@ -8,8 +8,12 @@ that, so every write path (ingress, invoker, timers, outbox) goes through here.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import functools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,25 +38,34 @@ class WalAppender:
     """One idempotent producer shared by the whole process.
 
     librdkafka serves delivery reports only from ``poll``; a daemon thread polls and
-    hands each report back to the event loop that asked for the append.
+    hands the reports of each ``poll`` back to the event loop that asked for the
+    appends, with one wake-up of that loop for all of them.
     """
 
     def __init__(self, kafka: KafkaConfig, *, delivery_timeout_ms: int = 30_000) -> None:
         self.topic = kafka.wal_topic
         self.partition_count = kafka.partitions
+        self._full_queue_wait_s = delivery_timeout_ms / 1000
         self._producer = Producer(
             kafka.client_config(
                 **{
                     "enable.idempotence": True,
                     "acks": "all",
-                    # Latency matters more than batching efficiency for a request path;
-                    # under load librdkafka still batches what queues up meanwhile.
-                    "linger.ms": 1,
+                    # No linger: every durable step of an invocation waits on an ack, and
+                    # librdkafka's 1 ms linger costs ~2 ms per ack on loopback (measured:
+                    # docs/PERFORMANCE.md). Records that are ready together are handed
+                    # over together (submit() before awaiting) and still share a batch,
+                    # and under load librdkafka batches whatever queued while a request
+                    # was in flight.
+                    "linger.ms": 0,
+                    "socket.nagle.disable": True,
                     "delivery.timeout.ms": delivery_timeout_ms,
                     "logger": logging.getLogger("librdkafka"),
                 }
             )
         )
+        # Delivery reports waiting to be handed to their loops (deque: thread-safe ends).
+        self._settled: collections.deque[_Delivery] = collections.deque()
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="wal-producer-poll", daemon=True)
         self._poller.start()
@@ -60,6 +73,23 @@ class WalAppender:
     def partition_of(self, invocation_id: InvocationId) -> int:
         """The WAL partition that owns ``invocation_id``."""
         return partition_for(invocation_id.partition_key, self.partition_count)
+
+    def submit(
+        self,
+        partition: int,
+        record: Record,
+        *,
+        epoch: int | None = None,
+        dedup_id: DedupId | None = None,
+    ) -> asyncio.Future[int]:
+        """Hand ``record`` to the producer now; the future gives its offset once durable.
+
+        Call it from the event loop. Records submitted one after the other reach a
+        partition in that order (the idempotent producer keeps per-partition order), so
+        a writer can submit everything it has ready and await only once: the records
+        travel in one produce request instead of one round trip each.
+        """
+        return self._submit(partition, codec.encode(record, epoch=epoch, dedup_id=dedup_id))
 
     async def append(
         self,
@@ -70,39 +100,49 @@ class WalAppender:
         dedup_id: DedupId | None = None,
     ) -> int:
         """Append ``record`` to WAL ``partition``; returns its offset once durable."""
-        future = await self._produce(partition, codec.encode(record, epoch=epoch, dedup_id=dedup_id))
-        return await future
+        return await self.submit(partition, record, epoch=epoch, dedup_id=dedup_id)
 
     async def append_many(self, items: Sequence[tuple[int, Record, DedupId | None]]) -> list[int]:
         """Append ``(partition, record, dedup_id)`` items in exactly this order; offsets once all are durable.
 
         Kafka's idempotent producer keeps produce order per partition, so records a
         caller deduplicates by increasing sequence (Kafka subscriptions) land in that
-        order. Each item is handed to the producer before the next one, even when the
-        local queue is full, which concurrent :meth:`append` calls would not guarantee.
+        order.
         """
-        futures = [await self._produce(p, codec.encode(r, dedup_id=d)) for p, r, d in items]
+        futures = [self._submit(p, codec.encode(r, dedup_id=d)) for p, r, d in items]
         return list(await asyncio.gather(*futures))
 
     def queued(self) -> int:
         """Records handed to the producer and not yet acknowledged (a saturation signal)."""
         return len(self._producer)
 
-    async def _produce(self, partition: int, payload: bytes) -> asyncio.Future[int]:
+    def _submit(self, partition: int, payload: bytes) -> asyncio.Future[int]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            # Runs on the poll thread: hop back to the loop that awaits the future.
-            loop.call_soon_threadsafe(_settle, future, err, msg)
-
+        on_delivery = functools.partial(self._delivered, loop, future)
+        deadline = time.monotonic() + self._full_queue_wait_s
         while True:
             try:
-                self._producer.produce(self.topic, value=payload, partition=partition, on_delivery=delivered)
+                self._producer.produce(self.topic, value=payload, partition=partition, on_delivery=on_delivery)
                 return future
             except BufferError:
-                # Local queue full: let delivery reports drain it, then try again.
-                await asyncio.sleep(0.005)
+                # The local queue (100k records) is full: the broker is far behind or
+                # gone. Serving delivery reports here frees room without giving up the
+                # caller's place in the partition's order (an await would let others
+                # in first); past the delivery timeout the append fails like one that
+                # Kafka did not acknowledge.
+                if time.monotonic() >= deadline:
+                    future.set_exception(WalAppendError("WAL append failed: the producer's local queue stayed full"))
+                    return future
+                self._producer.poll(0.01)
+                self._hand_over()
+
+    def _delivered(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[int], err: KafkaError | None, msg: Message
+    ) -> None:
+        # Runs on the poll thread (or inside _submit's poll): collected, and handed to the
+        # loop once per poll() call rather than one wake-up per record.
+        self._settled.append((loop, future, err, msg))
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued (bounded by ``timeout``) and stop the poll thread."""
@@ -114,13 +154,32 @@ class WalAppender:
 
     def _poll_loop(self) -> None:
         while not self._closed.is_set():
-            self._producer.poll(0.05)
+            # poll() returns as soon as a delivery report is ready; the timeout only
+            # bounds how long close() waits for this thread.
+            self._producer.poll(0.2)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
+        while True:
+            try:
+                item = self._settled.popleft()
+            except IndexError:
+                break
+            by_loop.setdefault(item[0], []).append(item)
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle_all, items)
 
 
-def _settle(future: asyncio.Future[int], err: KafkaError | None, msg: Any) -> None:
-    if future.done():
-        return
-    if err is not None:
-        future.set_exception(WalAppendError(f"WAL append failed: {err.str()}"))
-    else:
-        future.set_result(int(msg.offset()))
+_Delivery = tuple[asyncio.AbstractEventLoop, "asyncio.Future[int]", "KafkaError | None", Any]
+
+
+def _settle_all(items: list[_Delivery]) -> None:
+    for _, future, err, msg in items:
+        if future.done():
+            continue
+        if err is not None:
+            future.set_exception(WalAppendError(f"WAL append failed: {err.str()}"))
+        else:
+            future.set_result(int(msg.offset()))

@@ -2,9 +2,9 @@
 
 For each invocation the state machine wants running, it reads the committed state
 (:mod:`engine.partition.state_reader`), picks the deployment (the pinned one, or the
-latest revision of the service for a first attempt, pinned durably before the call),
-runs one attempt through the :class:`~engine.invoker.client.Invoker` — which appends
-every command to the WAL before reading the next — and turns a failed attempt into an
+latest revision of the service for a first attempt, pinned in the log ahead of anything
+the attempt writes), runs one attempt through the :class:`~engine.invoker.client.Invoker`
+— whose records are all durable before it returns — and turns a failed attempt into an
 ``InvocationFailedAttempt`` (retry timer) or, past the retry policy, ends it.
 
 At most one attempt per invocation runs at a time; an ``InvokeAction`` arriving while
@@ -53,7 +53,9 @@ from engine.wal.records import DeploymentPinned, Failure, InvocationEnded, Recor
 
 log = get_logger(__name__)
 
-AppendOwn = Callable[[Record], Awaitable[int]]
+SubmitOwn = Callable[[Record], Awaitable[int]]
+"""Hands a record for the own partition to the WAL when called (epoch-stamped by the
+leader); the awaitable resolves with its offset once durable."""
 LoadTask = Callable[[InvocationId], InvocationTaskData | None]
 
 _ATTEMPT_EXECUTOR: ContextVar[InvocationExecutor | None] = ContextVar("attempt_executor", default=None)
@@ -104,7 +106,7 @@ class InvocationExecutor:
         invoker: Invoker,
         metadata: MetadataStore,
         load_task: LoadTask,
-        append_own: AppendOwn,
+        submit_own: SubmitOwn,
         clock: Callable[[], float] = time.time,
         builtin: BuiltinServices | None = None,
     ) -> None:
@@ -113,7 +115,7 @@ class InvocationExecutor:
         self._invoker = invoker
         self._metadata = metadata
         self._load_task = load_task
-        self._append_own = append_own
+        self._submit_own = submit_own
         self._clock = clock
         self._running: dict[InvocationId, asyncio.Task[None]] = {}
         self._rerun: set[InvocationId] = set()
@@ -173,7 +175,7 @@ class InvocationExecutor:
         bound = log.bind(invocation_id=str(invocation_id), partition=self._partition,
                          service=data.target.service, handler=data.target.handler, key=data.target.key)
         try:
-            deployment, settings, version = await self._choose_deployment(data)
+            deployment, settings, version, pinned = self._choose_deployment(data)
         except (MetadataError, ProtocolError, LookupError) as exc:
             failure = AttemptFailure(FailureKind.TRANSPORT, 404, f"cannot route the invocation: {exc}")
             await self._after_failure(data, failure, None)
@@ -199,12 +201,17 @@ class InvocationExecutor:
             abort_timeout_ms=_ms(settings.inactivity_timeout + settings.abort_timeout),
         )
         outcome = await self._invoker.invoke(task)
+        if pinned is not None:
+            await pinned
         if outcome.failed and outcome.failure is not None:
             await self._after_failure(data, outcome.failure, settings)
         else:
             bound.debug("attempt finished", outcome=outcome.kind.value, new_entries=outcome.new_entries)
 
-    async def _choose_deployment(self, data: InvocationTaskData) -> tuple[Deployment, InvocationSettings, int]:
+    def _choose_deployment(
+        self, data: InvocationTaskData
+    ) -> tuple[Deployment, InvocationSettings, int, Awaitable[int] | None]:
+        """The deployment to call and, for a first attempt, the pinning in flight."""
         view = self._metadata.view
         if data.deployment_id is not None and data.protocol_version is not None:
             deployment = view.get_deployment(data.deployment_id)
@@ -214,12 +221,18 @@ class InvocationExecutor:
             handler = next((h for h in service.definition.handlers if h.name == data.target.handler), None)
             if handler is None:
                 raise LookupError(f"deployment {data.deployment_id} has no handler {data.target.handler}")
-            return deployment, ResolvedHandler(deployment, service, handler).settings, data.protocol_version
+            return deployment, ResolvedHandler(deployment, service, handler).settings, data.protocol_version, None
         resolved = view.resolve(data.target.service, data.target.handler)
         version = int(negotiate_version(resolved.deployment.min_protocol_version, resolved.deployment.max_protocol_version))
-        # Pin before calling: later attempts must replay against the same deployment.
-        await self._append_own(DeploymentPinned(data.invocation_id, resolved.deployment.id, version))
-        return resolved.deployment, resolved.settings, version
+        # Later attempts must replay against the same deployment, so the pin is in the
+        # log before anything this attempt writes: handed to the WAL first (the partition
+        # keeps the order), then the call goes out while it travels. Its durability is
+        # awaited with the attempt's own records, not before the call: one round trip
+        # less on every invocation's first attempt.
+        pinned = asyncio.ensure_future(
+            self._submit_own(DeploymentPinned(data.invocation_id, resolved.deployment.id, version))
+        )
+        return resolved.deployment, resolved.settings, version, pinned
 
     async def _after_failure(
         self, data: InvocationTaskData, failure: AttemptFailure, settings: InvocationSettings | None
@@ -240,10 +253,10 @@ class InvocationExecutor:
             logger.warning(event, code=failure.code, error=failure.message,
                            retry_in_ms=decision.delay_ms, non_deterministic=failure.non_deterministic)
             now_ms = int(self._clock() * 1000)
-            await self._append_own(failed_attempt_record(data.invocation_id, failure, attempt, now_ms, decision.delay_ms))
+            await self._submit_own(failed_attempt_record(data.invocation_id, failure, attempt, now_ms, decision.delay_ms))
         elif decision.action is RetryAction.KILL:
             logger.error("invocation failed for good", code=failure.code, error=failure.message, reason=decision.reason)
-            await self._append_own(InvocationEnded(data.invocation_id, Failure(failure.code, failure.message)))
+            await self._submit_own(InvocationEnded(data.invocation_id, Failure(failure.code, failure.message)))
         else:
             # Paused with its last failure until an operator resumes (or kills) it.
             logger.error("invocation paused after failures; resume it with PATCH /invocations/{id}/resume",
@@ -251,4 +264,4 @@ class InvocationExecutor:
                          non_deterministic=failure.non_deterministic)
             now_ms = int(self._clock() * 1000)
             record = failed_attempt_record(data.invocation_id, failure, attempt, now_ms, delay_ms=0)
-            await self._append_own(dataclasses.replace(record, paused=True))
+            await self._submit_own(dataclasses.replace(record, paused=True))

@@ -57,7 +57,7 @@ class PartitionLeader:
         self._node_name = node_name
         self._appender = appender
         self._reader = reader
-        self._timers = TimerService(partition, self.append_own)
+        self._timers = TimerService(partition, self.submit_own)
         self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
         # Built-in Kafka egress: its producer was fenced in before this leader announced.
         self._egress = EgressExecutor(
@@ -65,13 +65,14 @@ class PartitionLeader:
             producer=egress.producer(partition) if egress is not None else None,
             snapshot=self._egress_snapshot, append_own=self.append_own,
         )
-        self._executor = InvocationExecutor(partition, invoker, metadata, self._load_task, self.append_own,
+        self._executor = InvocationExecutor(partition, invoker, metadata, self._load_task, self.submit_own,
                                             builtin=self._egress)
         self._tasks: list[asyncio.Task[None]] = []
         self._log = log.bind(partition=partition, epoch=epoch)
 
-    async def append_own(self, record: Record) -> int:
-        """Append to this partition, stamped with this leader's epoch (fencing).
+    def submit_own(self, record: Record) -> asyncio.Future[int]:
+        """Hand a record for this partition to the WAL now, stamped with this leader's
+        epoch (fencing); the future gives its offset once durable.
 
         Refused (``CancelledError``, as for lost leadership) when the calling task is an
         attempt another leader started: a superseded leader's attempt must not write
@@ -80,7 +81,11 @@ class PartitionLeader:
         owner = attempt_executor()
         if owner is not None and owner is not self._executor:
             raise asyncio.CancelledError("the attempt belongs to a superseded partition leader")
-        return await self._appender.append(self.partition, record, epoch=self.epoch)
+        return self._appender.submit(self.partition, record, epoch=self.epoch)
+
+    async def append_own(self, record: Record) -> int:
+        """:meth:`submit_own`, awaited."""
+        return await self.submit_own(record)
 
     async def _deliver(self, target_partition: int, record: Record, dedup_id: DedupId) -> int:
         return await self._appender.append(target_partition, record, dedup_id=dedup_id)

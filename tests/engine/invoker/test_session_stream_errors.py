@@ -28,7 +28,7 @@ from engine.invoker.protocol import (
 from engine.invoker.request import INVOCATION_ID_HEADER, SERVICE_KEY_HEADER
 from engine.invoker.retry import RetryAction, RetryPolicy, decide
 from engine.invoker.session import run_attempt
-from engine.invoker.task import AttemptOutcome, ErrorBehavior, FailureKind, InvocationTask
+from engine.invoker.task import AttemptOutcome, ErrorBehavior, FailureKind, InvocationTask, OutcomeKind
 from engine.wal.records import (
     CompletionId,
     InvocationEnded,
@@ -257,25 +257,60 @@ def test_a_failing_emit_abandons_the_attempt() -> None:
     asyncio.run(main())
 
 
-def test_records_are_emitted_one_at_a_time_in_order() -> None:
-    """The next message is not processed until the previous record's emit returned."""
+def test_records_are_handed_over_in_order_and_the_outcome_waits_until_all_are_durable() -> None:
+    """Every record goes to the WAL as its message arrives (one produce for what arrives
+    together); the attempt's outcome is returned only once all of them are durable."""
     commands = [pb.SetStateCommandMessage(key=str(i).encode(), value=pb.Value(content=b"x")) for i in range(5)]
 
-    async def main() -> list[str]:
-        events: list[str] = []
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        handed: list[tuple[str, asyncio.Future[int]]] = []
 
-        async def emit(record: Record) -> None:
-            events.append(f"start {type(record).__name__}")
-            await asyncio.sleep(0)  # yield: a concurrent emit would interleave here
-            events.append("done")
+        def emit(record: Record) -> asyncio.Future[int]:
+            future: asyncio.Future[int] = loop.create_future()
+            handed.append((type(record).__name__, future))
+            return future
 
         reply = frames_response(*commands, OUTPUT, pb.EndMessage())
         async with raw_endpoint(lambda path, body: reply) as (url, _), create_http_session() as http:
-            await run_attempt(new_task(url, "Svc", "run", "in"), http, emit)
-        return events
+            attempt_task = asyncio.create_task(run_attempt(new_task(url, "Svc", "run", "in"), http, emit))
+            deadline = loop.time() + 5
+            while len(handed) < 7 and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            # All seven were handed over before any was durable, in message order.
+            assert [name for name, _ in handed] == ["JournalAppend"] * 6 + ["InvocationEnded"]
+            for _, future in handed[:-1]:
+                future.set_result(0)
+            await asyncio.sleep(0.05)
+            assert not attempt_task.done(), "the outcome came before the end record was durable"
+            handed[-1][1].set_result(0)
+            outcome = await asyncio.wait_for(attempt_task, 5)
+        assert outcome.kind is OutcomeKind.ENDED
 
-    events = asyncio.run(main())
-    assert events == [e for name in ["JournalAppend"] * 6 + ["InvocationEnded"] for e in (f"start {name}", "done")]
+    asyncio.run(main())
+
+
+def test_a_record_that_fails_once_handed_over_abandons_the_attempt() -> None:
+    class WalDown(Exception):
+        pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def emit(record: Record) -> asyncio.Future[int]:
+            future: asyncio.Future[int] = loop.create_future()
+            if isinstance(record, JournalAppend):
+                future.set_exception(WalDown("append not acknowledged"))
+            else:
+                future.set_result(1)
+            return future
+
+        reply = frames_response(OUTPUT, pb.EndMessage())
+        async with raw_endpoint(lambda path, body: reply) as (url, _), create_http_session() as http:
+            with pytest.raises(WalDown):
+                await run_attempt(new_task(url, "Svc", "run", "in"), http, emit)
+
+    asyncio.run(main())
 
 
 def test_start_message_fields_reach_the_endpoint() -> None:

@@ -37,10 +37,16 @@ class _Appender:
     def __init__(self) -> None:
         self.records: list[tuple[r.Record, int | None]] = []
 
+    def submit(self, partition: int, record: r.Record, *, epoch: int | None = None,
+               dedup_id: r.DedupId | None = None) -> asyncio.Future[int]:
+        self.records.append((record, epoch))
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future.set_result(len(self.records) - 1)
+        return future
+
     async def append(self, partition: int, record: r.Record, *, epoch: int | None = None,
                      dedup_id: r.DedupId | None = None) -> int:
-        self.records.append((record, epoch))
-        return len(self.records) - 1
+        return await self.submit(partition, record, epoch=epoch, dedup_id=dedup_id)
 
 
 def _append(index: int) -> r.JournalAppend:
@@ -83,8 +89,8 @@ def _leader(epoch: int, appender: _Appender, invoker: _Invoker) -> PartitionLead
     settings = SimpleNamespace(inactivity_timeout=timedelta(minutes=1), abort_timeout=timedelta(minutes=1),
                                enable_lazy_state=False)
 
-    async def choose(_: InvocationTaskData) -> tuple[Any, Any, int]:
-        return deployment, settings, 5
+    def choose(_: InvocationTaskData) -> tuple[Any, Any, int, None]:
+        return deployment, settings, 5, None
 
     executor: Any = leader._executor
     executor._load_task = lambda invocation_id: data
