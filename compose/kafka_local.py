@@ -10,7 +10,7 @@ Command line (stdlib only, so it runs before the project's venv exists)::
 
     python compose/kafka_local.py fetch                 # download the jars, with progress
     python compose/kafka_local.py start [--port 9092]   # start in the background, wait until ready
-    python compose/kafka_local.py run   [--port 9092]   # start in the foreground (Ctrl-C stops it)
+    python compose/kafka_local.py run   [--port 9092]   # in the foreground (Ctrl-C or SIGTERM stops it)
     python compose/kafka_local.py status
     python compose/kafka_local.py stop                  # SIGTERM, then SIGKILL after a deadline
     python compose/kafka_local.py kill                  # SIGKILL at once (fault tests)
@@ -39,7 +39,15 @@ from pathlib import Path
 # Run as a script (python compose/<name>.py) or imported as compose.<name>: either way
 # the project root must be importable for the shared helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from compose.processes import live_pid, port_taken, send_signal, stop_pid, wait_gone  # noqa: E402
+from compose.processes import (  # noqa: E402
+    StopRequested,
+    live_pid,
+    port_taken,
+    send_signal,
+    stop_pid,
+    stop_signals_raise,
+    wait_gone,
+)
 
 # Bump together with <kafka.version> in compose/kafka/pom.xml.
 KAFKA_VERSION = "4.1.1"
@@ -193,16 +201,20 @@ class LocalKafka:
         self._wait_ready(proc, wait_seconds)
         return self.bootstrap_servers
 
-    def run_foreground(self) -> int:
-        """Run the broker attached to this terminal until it exits or Ctrl-C."""
-        proc = self._spawn(foreground=True)
-        try:
-            self._wait_ready(proc, 120.0)
-            _say(f"ready at {self.bootstrap_servers}; Ctrl-C stops it")
-            return proc.wait()
-        except KeyboardInterrupt:
-            self.stop()
-            return 0
+    def run_foreground(self, stop_timeout: float = 30.0) -> int:
+        """Run the broker attached to this terminal until it exits (its exit code), or
+        until Ctrl-C, SIGTERM or SIGHUP stop it (0): gracefully, SIGKILL after
+        ``stop_timeout`` seconds."""
+        with stop_signals_raise("kafka"):
+            try:
+                proc = self._spawn(foreground=True)
+                self._wait_ready(proc, 120.0)
+                _say(f"ready at {self.bootstrap_servers}; Ctrl-C or SIGTERM stops it")
+                return proc.wait()
+            except (KeyboardInterrupt, StopRequested) as exc:
+                _say(f"stopping the broker ({exc or 'interrupted'})")
+                self.stop(stop_timeout)
+                return 0
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop gracefully (SIGTERM, controlled shutdown), SIGKILL after ``timeout``."""
@@ -363,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="client port (default: remembered, else free)")
     parser.add_argument("--controller-port", type=int, default=None)
     parser.add_argument("--version", default=KAFKA_VERSION, help="Kafka version (default: %(default)s)")
+    parser.add_argument(
+        "--stop-timeout", type=float, default=30.0,
+        help="run/stop: seconds a graceful stop may take before SIGKILL (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     kafka = LocalKafka(workdir=args.dir, port=args.port, controller_port=args.controller_port, version=args.version)
     try:
@@ -371,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "start":
             print(kafka.start())
         elif args.command == "run":
-            return kafka.run_foreground()
+            return kafka.run_foreground(args.stop_timeout)
         elif args.command == "status":
             pid = kafka.pid()
             if pid is None:
@@ -379,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"running pid={pid} bootstrap={kafka.bootstrap_servers}")
         elif args.command == "stop":
-            kafka.stop()
+            kafka.stop(args.stop_timeout)
         elif args.command == "kill":
             kafka.kill()
     except KafkaLocalError as exc:

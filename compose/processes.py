@@ -2,19 +2,69 @@
 
 ``compose/kafka_local.py`` and ``compose/schema_registry.py`` both run a Java process in
 the background and must tell a live process from a zombie, stop it politely then
-firmly, and check whether a port is free.
+firmly, and check whether a port is free. In the foreground (``run``) they turn a
+supervisor's stop signal into :class:`StopRequested`, as Ctrl-C is a KeyboardInterrupt,
+so the server is stopped before the script exits instead of being left running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
-__all__ = ["alive", "live_pid", "port_taken", "send_signal", "stop_pid", "wait_gone"]
+__all__ = [
+    "STOP_SIGNALS",
+    "StopRequested",
+    "alive",
+    "live_pid",
+    "port_taken",
+    "send_signal",
+    "stop_pid",
+    "stop_signals_raise",
+    "wait_gone",
+]
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""What a supervisor (or a closed terminal) sends to stop a foreground script."""
+
+
+class StopRequested(BaseException):
+    """A stop signal arrived; like KeyboardInterrupt, not an ``Exception``, so no
+    ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"received {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_raise(what: str) -> Iterator[None]:
+    """Inside the block, the first of :data:`STOP_SIGNALS` raises :class:`StopRequested`
+    in the main thread; later ones are ignored (the stop in progress has its own
+    deadline). The previous handlers are back after the block."""
+    raised = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal raised
+        if raised:
+            print(f"[{what}] {signal.Signals(signum).name} again; already stopping", file=sys.stderr, flush=True)
+            return
+        raised = True
+        raise StopRequested(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def alive(pid: int) -> bool:

@@ -13,7 +13,7 @@ Command line (stdlib only, so it runs before the project's venv exists)::
 
     python compose/schema_registry.py fetch                 # download and unpack, with progress
     python compose/schema_registry.py start [--port 8081]   # start in the background, wait until ready
-    python compose/schema_registry.py run   [--port 8081]   # start in the foreground (Ctrl-C stops it)
+    python compose/schema_registry.py run   [--port 8081]   # in the foreground (Ctrl-C or SIGTERM stops it)
     python compose/schema_registry.py status
     python compose/schema_registry.py stop                  # SIGTERM, then SIGKILL after a deadline
 
@@ -42,7 +42,7 @@ from pathlib import Path
 # Run as a script (python compose/<name>.py) or imported as compose.<name>: either way
 # the project root must be importable for the shared helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from compose.processes import live_pid, port_taken, stop_pid  # noqa: E402
+from compose.processes import StopRequested, live_pid, port_taken, stop_pid, stop_signals_raise  # noqa: E402
 
 APICURIO_VERSION = "3.0.9"
 # SHA-256 of apicurio-registry-app-<version>-all.tar.gz as published on Maven Central;
@@ -200,16 +200,20 @@ class LocalSchemaRegistry:
         self._wait_ready(proc, wait_seconds)
         return self.url
 
-    def run_foreground(self) -> int:
-        """Run the registry attached to this terminal until it exits or Ctrl-C."""
-        proc = self._spawn(foreground=True)
-        try:
-            self._wait_ready(proc, 120.0)
-            _say(f"ready at {self.url}; Ctrl-C stops it")
-            return proc.wait()
-        except KeyboardInterrupt:
-            self.stop()
-            return 0
+    def run_foreground(self, stop_timeout: float = 20.0) -> int:
+        """Run the registry attached to this terminal until it exits (its exit code), or
+        until Ctrl-C, SIGTERM or SIGHUP stop it (0): gracefully, SIGKILL after
+        ``stop_timeout`` seconds."""
+        with stop_signals_raise("schema-registry"):
+            try:
+                proc = self._spawn(foreground=True)
+                self._wait_ready(proc, 120.0)
+                _say(f"ready at {self.url}; Ctrl-C or SIGTERM stops it")
+                return proc.wait()
+            except (KeyboardInterrupt, StopRequested) as exc:
+                _say(f"stopping the registry ({exc or 'interrupted'})")
+                self.stop(stop_timeout)
+                return 0
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop gracefully (SIGTERM), SIGKILL after ``timeout``."""

@@ -13,7 +13,7 @@ from engine.ingress.pending import Answer, PendingResponses
 from engine.ingress.routing import Resolver, ServiceKindLookup
 from engine.storage.invocation_status import InvocationStatus
 from engine.wal.appender import WalAppender
-from engine.wal.records import Failure, Value, Void
+from engine.wal.records import Failure, FailureMetadata, Value, Void
 
 __all__ = ["NOT_READY", "AppliedWaiter", "DEPS", "IngressDeps", "StatusLookup", "error_response", "result_response"]
 
@@ -44,15 +44,24 @@ DEPS = web.AppKey("deps", IngressDeps)
 
 
 def error_response(
-    status: int, message: str, source: str = "ingress", invocation_id: str | None = None
+    status: int,
+    message: str,
+    source: str = "ingress",
+    invocation_id: str | None = None,
+    metadata: tuple[FailureMetadata, ...] = (),
 ) -> web.Response:
-    """restate-server's error shape: ``{"code", "message", "source"}`` and a source header."""
+    """restate-server's error shape and a source header: ``{"code", "message", "source"}``,
+    with ``"metadata": {key: value}`` after the message when the failure carries any
+    (a terminal error's metadata, protocol v6+; restate-server leaves the key out when
+    there is none). A key given twice keeps its last value, as in a JSON object."""
     headers = {"x-restate-error-source": source}
     if invocation_id:
         headers["x-restate-id"] = invocation_id
-    return web.json_response(
-        {"code": status, "message": message, "source": source}, status=status, headers=headers
-    )
+    body: dict[str, object] = {"code": status, "message": message}
+    if metadata:
+        body["metadata"] = {m.key: m.value for m in metadata}
+    body["source"] = source
+    return web.json_response(body, status=status, headers=headers)
 
 
 NOT_READY = 470
@@ -74,4 +83,7 @@ def result_response(result: Answer, invocation_id: InvocationId, content_type: s
         )
     assert isinstance(result, Failure)
     status = result.code if 400 <= result.code <= 599 else 500
-    return error_response(status, result.message, source="invocation", invocation_id=str(invocation_id))
+    return error_response(
+        status, result.message, source="invocation", invocation_id=str(invocation_id),
+        metadata=result.metadata,
+    )

@@ -29,14 +29,15 @@ propagates; the caller cannot know which records made it, so it must not treat t
 attempt as finished (journal appends carry entry indexes and the state machine drops
 one whose index already holds a command, so running the attempt again is safe).
 
-**Entry indexes.** A ``JournalAppend`` is numbered after the replayed journal plus the
-commands this attempt appended before it. Notifications do not advance the number: the
-state machine journals some on its own while an attempt runs (the run completion of each
-``Notify`` emitted here, a call's invocation id, a lazy state read), so it stores an
-append at the end of the journal when only notifications sit between the append's index
-and the end, and drops it as a duplicate when a command already does. Counting the
-notifications here instead would push the next command beyond the end whenever the
-state machine declined one of them.
+**Command indexes.** A ``JournalAppend`` carries its ``command_index``: the commands
+(and custom entries) of the replayed journal plus those this attempt appended before it,
+which is how the SDK numbers them too. The state machine stores it at the end of the
+journal when it is the next command and drops it as a duplicate when it is not.
+Notifications do not count: the state machine journals some on its own while an attempt
+runs (the run completion of each ``Notify`` emitted here, a call's invocation id, a lazy
+state read), which the journal position of a command cannot know in advance.
+``entry_index`` (the replayed journal's length plus the commands appended since) is that
+position as far as this attempt knows; only records of older writers are placed by it.
 
 **Acks.** In request/response mode the runtime cannot write once the endpoint has
 started answering, so neither ``CommandAck`` nor ``ProposeRunCompletionAck`` can be sent,
@@ -174,6 +175,9 @@ class _Attempt:
         self._version = ProtocolVersion(task.endpoint.protocol_version)
         self._url = invoke_url(task)
         self._next_index = len(task.journal)
+        self._next_command = sum(
+            1 for e in task.journal if is_command(e.message_type) or is_custom(e.message_type)
+        )
         self._new_entries = 0
         self._output: OutputResult | None = None
         self._awaiting_on: tuple[NotificationId, ...] = ()
@@ -420,9 +424,11 @@ class _Attempt:
                 message_type=frame.type_id,
                 message=frame.body,
                 call_target=self._call_target(frame),
+                command_index=self._next_command,
             )
         )
         self._next_index += 1
+        self._next_command += 1
         self._new_entries += 1
         if output is not None:
             self._output = output
@@ -441,9 +447,9 @@ class _Attempt:
                     FailureKind.UNKNOWN_CALL_TARGET,
                     NOT_FOUND,
                     f"{exc.args[0] if exc.args else exc} (called by command "
-                    f"{self._next_index}: {frame.name} to {message.service_name}/"
+                    f"{self._next_command}: {frame.name} to {message.service_name}/"
                     f"{message.handler_name}; register the service, the attempt is retried)",
-                    related_command_index=self._next_index,
+                    related_command_index=self._next_command,
                     related_command_type=frame.type_id,
                 )
             ) from exc

@@ -369,8 +369,20 @@ class JournalAppend:
 
     ``message_type`` is the protocol message type id (e.g. ``0x0400`` range for
     commands) and ``message`` the raw protobuf body, stored verbatim for replay.
-    ``entry_index`` is the index the entry takes; the processor ignores an append whose
-    index is not the journal's current length (a duplicate from a retried attempt).
+
+    Where it goes: ``command_index`` (schema v5) is the command's index among the
+    invocation's commands (the InputCommand is command 0; custom entries count,
+    notifications do not), as the SDK numbers them. The state machine stores the append
+    at the end of the journal when exactly that many commands are journaled, and
+    ignores it otherwise: lower is a duplicate (a retried emit, a stale attempt), higher
+    a gap. Notifications the state machine journals on its own meanwhile (a callee's
+    invocation id, a lazy state read, a result) do not matter.
+
+    ``entry_index`` is where the invoker expects the entry in the journal (the replayed
+    journal's length plus the commands it appended since). Records of older writers
+    carry only this, and the state machine places them by it as it always did (see
+    :mod:`engine.partition.state_machine.journal_commands`): a replayed log keeps its
+    meaning.
 
     ``call_target`` is set on call and one-way-call commands only: the call command
     names a service but not its kind, and the state machine must not consult the
@@ -384,6 +396,7 @@ class JournalAppend:
     message_type: int
     message: bytes
     call_target: CallTarget | None = None
+    command_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ __all__ = [
     "ENVELOPE_V2",
     "ENVELOPE_V3",
     "ENVELOPE_V4",
+    "ENVELOPE_V5",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -368,15 +369,33 @@ as a union of an ingress request and a calling invocation (attach from a handler
 the record type ``GetInvocationOutput`` (from a handler or from the ingress of another
 engine process) at the end of the body union."""
 
+
+
+# --- version 5: journal appends numbered by command ------------------------------------
+
+# v3's JournalAppend plus one field (built from it, which leaves the v3 block untouched).
+_JOURNAL_APPEND_V5 = _record(
+    "JournalAppend", *_JOURNAL_APPEND_V3["fields"], _optional("command_index", "long")
+)
+
+_V5_REPLACED = {**_V4_REPLACED, id(_JOURNAL_APPEND): _JOURNAL_APPEND_V5}
+ENVELOPE_V5: Schema = _envelope(
+    [_V5_REPLACED.get(id(block), block) for block in _BODY_V1] + [_PAUSE, _RESUME, _GET_OUTPUT]
+)
+"""Schema version 5: v4 plus ``JournalAppend.command_index`` (optional): the command's
+index among the invocation's commands, which decides where the append goes (see
+:class:`engine.wal.records.JournalAppend`); null in records of older writers."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
     3: ENVELOPE_V3,
     4: ENVELOPE_V4,
+    5: ENVELOPE_V5,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 """The version new records are written with."""
 
 

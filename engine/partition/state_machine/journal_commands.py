@@ -1,13 +1,22 @@
 """``JournalAppend``: store a command the SDK sent, then do what the command says.
 
-Which index an append takes: the invoker numbers entries from the journal it replayed,
-counting what it appended itself, but the state machine also appends notifications on
-its own (a call's invocation id, a lazy state read, a result arriving mid-attempt).
-So an append is stored at the end of the journal when its ``entry_index`` is the
-journal length, or lower with only notifications from ``entry_index`` on (they raced
-ahead of it). It is dropped when a command already sits at or after ``entry_index``
-(the same command again, from a retried emit or a stale attempt), when the index lies
-beyond the end, and when the invocation is not Invoked.
+Whether an append is stored: always at the end of the journal, and only while the
+invocation is Invoked. Records since WAL schema v5 carry the command's
+``command_index`` (its index among the commands, as the SDK counts them): stored when
+exactly that many commands are journaled; a lower index is the same command again (a
+retried emit, a stale attempt) and is dropped, a higher one leaves a gap and is dropped
+too. Notifications the state machine journals on its own while the attempt runs (a
+call's invocation id, a lazy state read, a result arriving) do not shift this count.
+
+Older records carry only ``entry_index``, the invoker's guess of the journal position
+(the replayed journal plus the commands it appended since, notifications not counted).
+They keep the rule they were applied with, so replaying an old log gives the same
+journal: stored when ``entry_index`` is the journal length, or lower with only
+notifications from ``entry_index`` on (they raced ahead of it); dropped when a command
+already sits at or after it, or when it lies beyond the end. That rule lost commands:
+after two commands that each got a notification at once (two sends), the third
+command's ``entry_index`` pointed at the second and was taken for a duplicate
+(issue 13: ``[send, send, call]`` never answered), which is why v5 numbers commands.
 
 What each command does, besides being journaled:
 
@@ -98,7 +107,10 @@ def on_journal_append(ctx: ApplyContext, record: JournalAppend) -> None:
     if record.message_type == MessageType.INPUT_COMMAND:
         log.warning("journal append of an InputCommand; only the engine writes it; ignored")
         return
-    if not _takes_next_index(ctx, invocation_id, status, record.entry_index):
+    if record.command_index is not None:
+        if not _takes_next_command(ctx, invocation_id, status, record.command_index):
+            return
+    elif not _takes_next_index(ctx, invocation_id, status, record.entry_index):
         return
     index = status.journal_length
     status = append_command(
@@ -115,10 +127,26 @@ def on_journal_append(ctx: ApplyContext, record: JournalAppend) -> None:
     ctx.tables.status.put(invocation_id, status)
 
 
+def _takes_next_command(
+    ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus, command_index: int
+) -> bool:
+    """Whether command number ``command_index`` is the next one (see the module docstring)."""
+    commands = status.commands
+    if command_index == commands:
+        return True
+    log = ctx.log_for(invocation_id, command_index=command_index, commands=commands)
+    if command_index < commands:
+        log.debug("journal append of a command journaled already; duplicate ignored")
+    else:
+        log.warning("journal append beyond the next command; ignored")
+    return False
+
+
 def _takes_next_index(
     ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus, index: int
 ) -> bool:
-    """Whether an append numbered ``index`` belongs at the end (see the module docstring)."""
+    """Whether an append numbered ``index`` belongs at the end, by the rule of records
+    without a command index (see the module docstring)."""
     length = status.journal_length
     if index == length:
         return True

@@ -84,7 +84,10 @@ def test_greeter_journals_output_and_ends(features_endpoint: ServiceEndpoint, ve
         assert outcome.protocol_version == version
         assert outcome.sdk_server is not None and outcome.sdk_server.startswith("restate-sdk-python")
         assert records == [
-            JournalAppend(d.task.invocation_id, 1, MessageType.OUTPUT_COMMAND, d.journal[1].message),
+            JournalAppend(
+                d.task.invocation_id, 1, MessageType.OUTPUT_COMMAND, d.journal[1].message,
+                command_index=1,
+            ),
             InvocationEnded(d.task.invocation_id, json_value("Hello Ada")),
         ]
 

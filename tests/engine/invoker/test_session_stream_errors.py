@@ -28,7 +28,15 @@ from engine.invoker.protocol import (
 from engine.invoker.request import INVOCATION_ID_HEADER, SERVICE_KEY_HEADER
 from engine.invoker.retry import RetryAction, RetryPolicy, decide
 from engine.invoker.session import run_attempt
-from engine.invoker.task import AttemptOutcome, ErrorBehavior, FailureKind, InvocationTask, OutcomeKind
+from engine.invoker.protocol.messages import spec_for_message
+from engine.invoker.task import (
+    AttemptOutcome,
+    ErrorBehavior,
+    FailureKind,
+    InvocationTask,
+    JournalEntry,
+    OutcomeKind,
+)
 from engine.wal.records import (
     CompletionId,
     InvocationEnded,
@@ -40,7 +48,7 @@ from engine.wal.records import (
     SignalName,
     Value,
 )
-from tests.engine.invoker.driver import new_task
+from tests.engine.invoker.driver import input_entry, new_task
 from tests.engine.invoker.raw_endpoint import Reply, Seen, frames_response, http_response, raw_endpoint
 
 OUTPUT = pb.OutputCommandMessage(value=pb.Value(content=b'"ok"'))
@@ -133,7 +141,9 @@ def test_stream_without_terminal_message_is_a_protocol_failure() -> None:
     assert kind is FailureKind.PROTOCOL
     assert "without an End, Suspension or Error" in message
     output = OUTPUT.SerializeToString()
-    assert records == [JournalAppend(task.invocation_id, 1, MessageType.OUTPUT_COMMAND, output)]
+    assert records == [
+        JournalAppend(task.invocation_id, 1, MessageType.OUTPUT_COMMAND, output, command_index=1)
+    ]
     assert outcome.new_entries == 1
 
 
@@ -211,8 +221,11 @@ def test_acks_requested_on_commands_are_journaled_without_ack() -> None:
     outcome, records, _, task = attempt(Reply(http_response(data)))
     assert outcome.ended and outcome.new_entries == 3
     assert records[:2] == [
-        JournalAppend(task.invocation_id, 1, MessageType.SET_STATE_COMMAND, command.SerializeToString()),
-        JournalAppend(task.invocation_id, 2, 0xFC01, custom_body),
+        JournalAppend(
+            task.invocation_id, 1, MessageType.SET_STATE_COMMAND, command.SerializeToString(),
+            command_index=1,
+        ),
+        JournalAppend(task.invocation_id, 2, 0xFC01, custom_body, command_index=2),
     ]
 
 
@@ -344,11 +357,35 @@ def test_notifications_do_not_advance_the_command_numbering() -> None:
     outcome, records, _, task = attempt(frames_response(run, proposal, command, suspension))
     iid = task.invocation_id
     assert records == [
-        JournalAppend(iid, 1, MessageType.RUN_COMMAND, run.SerializeToString()),
+        JournalAppend(iid, 1, MessageType.RUN_COMMAND, run.SerializeToString(), command_index=1),
         Notify(iid, CompletionId(1), Value(b'"v"')),
-        # Index 2, though the run completion lands there first: the state machine
-        # stores an append whose index is followed only by notifications at the end.
-        JournalAppend(iid, 2, MessageType.SET_STATE_COMMAND, command.SerializeToString()),
+        # Command 2, though the run completion lands in the journal first: the state
+        # machine places appends by their command index.
+        JournalAppend(
+            iid, 2, MessageType.SET_STATE_COMMAND, command.SerializeToString(), command_index=2
+        ),
         InvocationSuspended(iid, (CompletionId(1),)),
     ]
     assert outcome.new_entries == 3
+
+
+def test_command_indexes_count_the_replayed_commands_only() -> None:
+    """Issue 13: after ``[send, send]`` (each followed by the callee's invocation id in the
+    journal) and a custom entry, the next command is command 4, at journal position 6."""
+    send = pb.OneWayCallCommandMessage(service_name="Tally", handler_name="add", key="t")
+    invocation_id = pb.CallInvocationIdCompletionNotificationMessage(
+        completion_id=1, invocation_id="inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz"
+    )
+    replayed = tuple(
+        JournalEntry(spec_for_message(m).type_id, m.SerializeToString())
+        for m in (send, invocation_id, send, invocation_id)
+    )
+    call = pb.CallCommandMessage(service_name="Tally", handler_name="add", key="t")
+    custom = b"\x01"
+    reply = frames_response(call, pb.SuspensionMessage(waiting_completions=[4]))
+    journal = (input_entry("in"), *replayed, JournalEntry(0xFC02, custom))
+    outcome, records, _, task = attempt(reply, journal=journal)
+    assert outcome.suspended
+    assert records[0] == JournalAppend(
+        task.invocation_id, 6, MessageType.CALL_COMMAND, call.SerializeToString(), command_index=4
+    )

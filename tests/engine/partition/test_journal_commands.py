@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from engine.ids import InvocationId
 from engine.invoker.protocol import MessageType
 from engine.partition.actions import ForwardNotification, InvokeAction, RegisterTimer, SendOutbox
 from engine.partition.state_machine.journal_commands import callee_invocation_id
@@ -263,6 +264,78 @@ def test_append_after_engine_written_notifications_goes_to_the_end(part: Partiti
         == []
     )
     assert len(part.journal(inv)) == 4
+
+
+def _sends_then_call(inv: InvocationId, *, numbered: bool) -> list[r.JournalAppend]:
+    """What the invoker emits for ``[send, send, call]`` in one attempt (issue 13): entry
+    indexes 1, 2, 3 (it cannot know the invocation ids the state machine journals after
+    each), command indexes 1, 2, 3 from schema v5 on."""
+    messages = [
+        pb.OneWayCallCommandMessage(
+            service_name="Tally", handler_name="add", key="t", invocation_id_notification_idx=1
+        ),
+        pb.OneWayCallCommandMessage(
+            service_name="Tally", handler_name="add", key="t", invocation_id_notification_idx=2
+        ),
+        pb.CallCommandMessage(
+            service_name="Tally", handler_name="add", key="t",
+            invocation_id_notification_idx=3, result_completion_id=4,
+        ),
+    ]
+    appends = [command(message, inv, i) for i, message in enumerate(messages, start=1)]
+    if numbered:
+        appends = [dataclasses.replace(a, command_index=a.entry_index) for a in appends]
+    return appends
+
+
+def test_numbered_commands_land_after_the_notifications_of_earlier_ones(part: Partition) -> None:
+    inv = start_object(part).invocation_id
+    sent = []
+    for append in _sends_then_call(inv, numbered=True):
+        sent += [a.record for a in part.apply(append) if isinstance(a, SendOutbox)]
+    assert [e.message_type for e in part.journal(inv)] == [
+        MessageType.INPUT_COMMAND,
+        MessageType.ONE_WAY_CALL_COMMAND,
+        MessageType.CALL_INVOCATION_ID_COMPLETION,
+        MessageType.ONE_WAY_CALL_COMMAND,
+        MessageType.CALL_INVOCATION_ID_COMPLETION,
+        MessageType.CALL_COMMAND,
+        MessageType.CALL_INVOCATION_ID_COMPLETION,
+    ]
+    # Three invokes for the callee, the call's with its response sink, in order.
+    assert [isinstance(s, r.Invoke) and s.response_sink for s in sent] == [
+        None, None, r.InvocationSink(inv, 4)
+    ]
+    status = part.status(inv)
+    assert status is not None and status.commands == 4
+
+
+def test_numbered_duplicates_and_gaps_are_ignored(part: Partition) -> None:
+    inv = start_object(part).invocation_id
+    first, second, third = _sends_then_call(inv, numbered=True)
+    part.apply(first)
+    part.apply(second)
+    before = part.journal(inv)
+    # The same commands again (a retried emit, a stale attempt): nothing happens.
+    assert part.apply(first) == []
+    assert part.apply(dataclasses.replace(second, entry_index=4)) == []
+    # A command beyond the next one leaves a gap: ignored.
+    assert part.apply(dataclasses.replace(third, command_index=4)) == []
+    assert part.journal(inv) == before
+    assert [a for a in part.apply(third) if isinstance(a, SendOutbox)]
+
+
+def test_records_without_a_command_index_keep_the_rule_they_were_applied_with(
+    part: Partition,
+) -> None:
+    """Schema v1-v4 appends are placed by ``entry_index``, so an old log replays into the
+    journal it produced then, including the lost third command of issue 13."""
+    inv = start_object(part).invocation_id
+    first, second, third = _sends_then_call(inv, numbered=False)
+    assert [a for a in part.apply(first) if isinstance(a, SendOutbox)]
+    assert [a for a in part.apply(second) if isinstance(a, SendOutbox)]
+    assert part.apply(third) == []
+    assert len(part.journal(inv)) == 5
 
 
 def test_append_for_invocation_not_running_is_ignored(part: Partition) -> None:

@@ -93,6 +93,7 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
             st.none() | u64,
             st.none() | u64,
         ),
+        st.none() | u64,
     ),
     r.InvocationSuspended: st.builds(
         r.InvocationSuspended, invocation_ids, st.lists(notification_ids, max_size=4).map(tuple)

@@ -160,21 +160,48 @@ GOLDEN_GET_OUTPUT_BYTES = bytes.fromhex(
 )
 
 
+def _v5(v4_bytes: bytes, *, journal_append: bool = False) -> bytes:
+    # v5 kept every v4 layout except JournalAppend (one more optional field, null here).
+    return _as_version(5, v4_bytes) + (b"\x00" if journal_append else b"")
+
+
+# Schema v5: JournalAppend.command_index.
+GOLDEN_NUMBERED_CALL = dataclasses.replace(GOLDEN_CALL, entry_index=6, command_index=4)
+GOLDEN_NUMBERED_CALL_BYTES = bytes.fromhex(
+    "4c05000002493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584"
+    "0c9010120a07436f756e7465720202020200000002" "08"
+)
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v4(
-        GOLDEN_INVOKE_BYTES_V3, invoke=True
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v5(
+        _v4(GOLDEN_INVOKE_BYTES_V3, invoke=True)
     )
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(4, GOLDEN_NOTIFY_BYTES)
-    assert codec.encode(GOLDEN_CALL) == _v4(GOLDEN_CALL_BYTES_V3)
-    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)
-    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v4(GOLDEN_WORKFLOW_CALL_BYTES)
-    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v4(GOLDEN_PAUSED_BYTES)
-    assert codec.encode(r.ResumeInvocation(IID)) == _v4(GOLDEN_RESUME_BYTES)
-    assert codec.encode(GOLDEN_ORDERED_INVOKE) == GOLDEN_ORDERED_INVOKE_BYTES
-    assert codec.encode(GOLDEN_HANDLER_ATTACH) == GOLDEN_HANDLER_ATTACH_BYTES
-    assert codec.encode(GOLDEN_GET_OUTPUT) == GOLDEN_GET_OUTPUT_BYTES
-    # Bytes written by v1, v2 and v3 engines stay readable forever.
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(5, GOLDEN_NOTIFY_BYTES)
+    assert codec.encode(GOLDEN_CALL) == _v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v5(
+        _v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)
+    )
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v5(
+        _v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True
+    )
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v5(_v4(GOLDEN_PAUSED_BYTES))
+    assert codec.encode(r.ResumeInvocation(IID)) == _v5(_v4(GOLDEN_RESUME_BYTES))
+    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v5(GOLDEN_ORDERED_INVOKE_BYTES)
+    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v5(GOLDEN_HANDLER_ATTACH_BYTES)
+    assert codec.encode(GOLDEN_GET_OUTPUT) == _v5(GOLDEN_GET_OUTPUT_BYTES)
+    assert codec.encode(GOLDEN_NUMBERED_CALL) == GOLDEN_NUMBERED_CALL_BYTES
+    # Bytes written by v1 to v4 engines stay readable forever; their journal appends
+    # have no command index.
+    assert codec.decode(_v4(GOLDEN_CALL_BYTES_V3)) == r.Envelope(GOLDEN_CALL, None, None, 4)
+    assert codec.decode(GOLDEN_ORDERED_INVOKE_BYTES) == r.Envelope(
+        GOLDEN_ORDERED_INVOKE, None, None, 4
+    )
+    assert codec.decode(GOLDEN_GET_OUTPUT_BYTES) == r.Envelope(GOLDEN_GET_OUTPUT, None, None, 4)
+    assert codec.decode(_as_version(4, GOLDEN_NOTIFY_BYTES)) == r.Envelope(
+        GOLDEN_NOTIFY, 7, None, 4
+    )
     assert codec.decode(GOLDEN_CALL_BYTES_V2) == r.Envelope(GOLDEN_CALL, None, None, 2)
     assert codec.decode(_as_version(2, GOLDEN_INVOKE_BYTES)) == r.Envelope(
         GOLDEN_INVOKE, None, r.DedupId("sub/x", 42), 2
@@ -204,7 +231,7 @@ def test_v3_ingress_attach_decodes_into_the_v4_sink_union() -> None:
         v3, codec._PARSED[3], {"epoch": None, "dedup_id": None, "body": body}
     )
     assert codec.decode(v3.getvalue()) == r.Envelope(attach, None, None, 3)
-    assert codec.decode(codec.encode(attach)) == r.Envelope(attach, None, None, 4)
+    assert codec.decode(codec.encode(attach)) == r.Envelope(attach, None, None, CURRENT_VERSION)
 
 
 def test_v1_journal_append_decodes_without_a_call_target() -> None:
@@ -231,6 +258,7 @@ def test_released_schemas_are_frozen() -> None:
     # The Avro fingerprint of every released schema version, forever.
     pinned = {
         1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c", 4: "cd8e6e01c2c42d4a",
+        5: "dddd68aaa0e2c97c",
     }
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
