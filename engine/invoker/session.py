@@ -20,10 +20,12 @@ custom entry (``0xFC00``+)      reads and the ``OutputCommand`` too: they are co
 **Durable before the outcome.** ``emit`` hands a record to the WAL *when called*, in
 order, and returns an awaitable that resolves once the record is durable. In
 request/response mode nothing goes back to the endpoint, so nothing in the attempt
-waits on a single record: the session hands over every record as its message arrives
-and awaits them all before it returns the outcome. Records that arrive together (an
-output and the end, a run, its proposal and the suspension) thus travel in one produce
-request: one WAL round trip per attempt instead of one per message. If an ``emit``
+waits on a single record: the session keeps the records of the endpoint's answer and,
+once the answer is complete (End, Suspension, Error, or a broken stream), hands them
+all over, after the task's ``prelude`` (a first attempt's deployment pin), and awaits
+them before it returns the outcome. The partition leader batches what is handed over
+together into one Kafka record: one WAL round trip and one record per attempt instead
+of one per message. If an ``emit``
 raises (at once or once awaited), the HTTP request is closed and the exception
 propagates; the caller cannot know which records made it, so it must not treat the
 attempt as finished (journal appends carry entry indexes and the state machine drops
@@ -171,6 +173,8 @@ class _Attempt:
         self._task = task
         self._emit = emit
         self._handed_over: list[Awaitable[object]] = []
+        self._held: list[InvokerEffect | Notify] = []
+        self._prelude: tuple[InvokerEffect, ...] = task.prelude
         self._resolve_call = resolve_call
         self._version = ProtocolVersion(task.endpoint.protocol_version)
         self._url = invoke_url(task)
@@ -234,11 +238,23 @@ class _Attempt:
         return outcome
 
     def _hand_over(self, record: InvokerEffect | Notify) -> None:
-        """Give ``record`` to the WAL now; its durability is awaited in :meth:`_durable`."""
-        self._handed_over.append(self._emit(record))
+        """Keep ``record`` for :meth:`_durable`, which hands everything over at once.
+
+        In request/response mode the endpoint has sent its whole answer before anything
+        could go back to it, so nothing gains from writing a record early; an SDK writes
+        a run, its proposal and the suspension (or the output and the end) in separate
+        chunks, and kept back they travel as one WAL record instead of several.
+        """
+        self._held.append(record)
 
     async def _durable(self) -> None:
-        """Wait until every record handed over so far is durable; raise the first failure."""
+        """Hand the prelude and every record kept so far to the WAL, in order, and wait
+        until they are durable; raise the first failure."""
+        if self._held:
+            for item in [*self._prelude, *self._held]:
+                self._handed_over.append(self._emit(item))
+            self._prelude = ()
+            self._held.clear()
         pending, self._handed_over = self._handed_over, []
         if not pending:
             return
@@ -425,7 +441,7 @@ class _Attempt:
                 message=frame.body,
                 call_target=self._call_target(frame),
                 command_index=self._next_command,
-            )
+            ),
         )
         self._next_index += 1
         self._next_command += 1

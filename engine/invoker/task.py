@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from engine.ids import InvocationId
 from engine.invoker.protocol import DEFAULT_MAX_MESSAGE_SIZE, MessageType, ProtocolVersion
-from engine.wal.records import NotificationId, OutputResult
+from engine.wal.records import DeploymentPinned, NotificationId, OutputResult
 
 __all__ = [
     "DEFAULT_ABORT_TIMEOUT_MS",
@@ -129,6 +129,9 @@ class InvocationTask:
             Restate parity pass Restate's *abort* timeout here (see the default).
         abort_timeout_ms: Longest the endpoint may take for the whole attempt.
         max_message_size: Largest frame body accepted from the endpoint.
+        prelude: Records to write ahead of the attempt's first record, and only if it
+            writes any: a first attempt's ``DeploymentPinned``, which then travels with
+            the attempt's own records instead of costing a round trip of its own.
     """
 
     invocation_id: InvocationId
@@ -146,6 +149,7 @@ class InvocationTask:
     inactivity_timeout_ms: int = DEFAULT_INACTIVITY_TIMEOUT_MS
     abort_timeout_ms: int = DEFAULT_ABORT_TIMEOUT_MS
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    prelude: tuple[DeploymentPinned, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.service or not self.handler:

@@ -91,6 +91,10 @@ class WalAppender:
         """
         return self._submit(partition, codec.encode(record, epoch=epoch, dedup_id=dedup_id))
 
+    def submit_payload(self, partition: int, payload: bytes) -> asyncio.Future[int]:
+        """:meth:`submit` for a record the caller encoded itself (``codec.encode``)."""
+        return self._submit(partition, payload)
+
     async def append(
         self,
         partition: int,

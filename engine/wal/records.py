@@ -567,6 +567,34 @@ class PatchState:
     expected_version: str | None = None
 
 
+LeaderRecord: TypeAlias = (
+    JournalAppend
+    | InvocationSuspended
+    | InvocationEnded
+    | InvocationFailedAttempt
+    | DeploymentPinned
+    | Notify
+    | TimerFired
+    | OutboxTruncate
+)
+"""What a partition's leader writes to its own partition, epoch-stamped: the invoker's
+records (a run's completion is a ``Notify``), timer firings, outbox truncations."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """Records a partition leader handed to the WAL together, as one Kafka record
+    (schema v6).
+
+    Applying it is applying each record in order at the batch's offset, under the
+    batch's epoch stamp: exactly what the records would do as consecutive WAL records
+    of one leader. It exists for the cost: a no-op invocation's pin, output and end are
+    one produce, one fetch, one decode and one fencing check instead of three.
+    """
+
+    records: tuple[LeaderRecord, ...]
+
+
 Record: TypeAlias = (
     Invoke
     | JournalAppend
@@ -586,6 +614,7 @@ Record: TypeAlias = (
     | PauseInvocation
     | ResumeInvocation
     | GetInvocationOutput
+    | RecordBatch
 )
 """Every record the partition state machine applies."""
 

@@ -34,6 +34,7 @@ __all__ = [
     "ENVELOPE_V3",
     "ENVELOPE_V4",
     "ENVELOPE_V5",
+    "ENVELOPE_V6",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -386,16 +387,49 @@ ENVELOPE_V5: Schema = _envelope(
 index among the invocation's commands, which decides where the append goes (see
 :class:`engine.wal.records.JournalAppend`); null in records of older writers."""
 
+
+
+# --- version 6: a leader's records handed over together travel as one -----------------
+
+_RECORD_BATCH = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            # The branch index is written: append new branches at the end only.
+            "items": [
+                _JOURNAL_APPEND_V5,
+                _INVOCATION_SUSPENDED,
+                _INVOCATION_ENDED,
+                _INVOCATION_FAILED_ATTEMPT_V3,
+                _DEPLOYMENT_PINNED,
+                _NOTIFY,
+                _TIMER_FIRED,
+                _OUTBOX_TRUNCATE,
+            ],
+        },
+    ),
+)
+ENVELOPE_V6: Schema = _envelope(
+    [_V5_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME, _GET_OUTPUT, _RECORD_BATCH]
+)
+"""Schema version 6: v5 plus the record type ``RecordBatch`` (the records one partition
+leader handed to the WAL together, see :class:`engine.wal.records.RecordBatch`) at the
+end of the body union."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
     3: ENVELOPE_V3,
     4: ENVELOPE_V4,
     5: ENVELOPE_V5,
+    6: ENVELOPE_V6,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 5
+CURRENT_VERSION = 6
 """The version new records are written with."""
 
 

@@ -175,7 +175,7 @@ class InvocationExecutor:
         bound = log.bind(invocation_id=str(invocation_id), partition=self._partition,
                          service=data.target.service, handler=data.target.handler, key=data.target.key)
         try:
-            deployment, settings, version, pinned = self._choose_deployment(data)
+            deployment, settings, version, pin = self._choose_deployment(data)
         except (MetadataError, ProtocolError, LookupError) as exc:
             failure = AttemptFailure(FailureKind.TRANSPORT, 404, f"cannot route the invocation: {exc}")
             await self._after_failure(data, failure, None)
@@ -199,10 +199,9 @@ class InvocationExecutor:
             # both together.
             inactivity_timeout_ms=_ms(settings.inactivity_timeout),
             abort_timeout_ms=_ms(settings.inactivity_timeout + settings.abort_timeout),
+            prelude=() if pin is None else (pin,),
         )
         outcome = await self._invoker.invoke(task)
-        if pinned is not None:
-            await pinned
         if outcome.failed and outcome.failure is not None:
             await self._after_failure(data, outcome.failure, settings)
         else:
@@ -210,8 +209,8 @@ class InvocationExecutor:
 
     def _choose_deployment(
         self, data: InvocationTaskData
-    ) -> tuple[Deployment, InvocationSettings, int, Awaitable[int] | None]:
-        """The deployment to call and, for a first attempt, the pinning in flight."""
+    ) -> tuple[Deployment, InvocationSettings, int, DeploymentPinned | None]:
+        """The deployment to call and, for a first attempt, the record that pins it."""
         view = self._metadata.view
         if data.deployment_id is not None and data.protocol_version is not None:
             deployment = view.get_deployment(data.deployment_id)
@@ -224,15 +223,13 @@ class InvocationExecutor:
             return deployment, ResolvedHandler(deployment, service, handler).settings, data.protocol_version, None
         resolved = view.resolve(data.target.service, data.target.handler)
         version = int(negotiate_version(resolved.deployment.min_protocol_version, resolved.deployment.max_protocol_version))
-        # Later attempts must replay against the same deployment, so the pin is in the
-        # log before anything this attempt writes: handed to the WAL first (the partition
-        # keeps the order), then the call goes out while it travels. Its durability is
-        # awaited with the attempt's own records, not before the call: one round trip
-        # less on every invocation's first attempt.
-        pinned = asyncio.ensure_future(
-            self._submit_own(DeploymentPinned(data.invocation_id, resolved.deployment.id, version))
+        # Later attempts must replay against the same deployment, so the pin goes into the
+        # log ahead of anything this attempt writes: as the attempt's prelude, in the same
+        # WAL record as its first records rather than a round trip before the call. An
+        # attempt that writes nothing pins nothing; the next one chooses afresh.
+        return resolved.deployment, resolved.settings, version, DeploymentPinned(
+            data.invocation_id, resolved.deployment.id, version
         )
-        return resolved.deployment, resolved.settings, version, pinned
 
     async def _after_failure(
         self, data: InvocationTaskData, failure: AttemptFailure, settings: InvocationSettings | None

@@ -25,6 +25,7 @@ from engine.partition.actions import (
 from engine.partition.leader.egress import EgressExecutor, EgressProducers
 from engine.partition.leader.invocations import InvocationExecutor, attempt_executor
 from engine.partition.leader.outbox import OutboxEntry, OutboxShuffle
+from engine.partition.leader.own_writes import OwnWrites
 from engine.partition.leader.timers import TimerService
 from engine.partition.state_reader import InvocationTaskData, invoked_invocations, load_invocation_task_data
 from engine.storage.reader import TableReader
@@ -57,6 +58,7 @@ class PartitionLeader:
         self._node_name = node_name
         self._appender = appender
         self._reader = reader
+        self._own_writes = OwnWrites(appender, partition, epoch)
         self._timers = TimerService(partition, self.submit_own)
         self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
         # Built-in Kafka egress: its producer was fenced in before this leader announced.
@@ -71,8 +73,9 @@ class PartitionLeader:
         self._log = log.bind(partition=partition, epoch=epoch)
 
     def submit_own(self, record: Record) -> asyncio.Future[int]:
-        """Hand a record for this partition to the WAL now, stamped with this leader's
-        epoch (fencing); the future gives its offset once durable.
+        """Hand a record for this partition to the WAL, stamped with this leader's epoch
+        (fencing) and batched with what else is handed over in this turn of the event
+        loop (:mod:`.own_writes`); the future gives its offset once durable.
 
         Refused (``CancelledError``, as for lost leadership) when the calling task is an
         attempt another leader started: a superseded leader's attempt must not write
@@ -81,7 +84,7 @@ class PartitionLeader:
         owner = attempt_executor()
         if owner is not None and owner is not self._executor:
             raise asyncio.CancelledError("the attempt belongs to a superseded partition leader")
-        return self._appender.submit(self.partition, record, epoch=self.epoch)
+        return self._own_writes.submit(record)
 
     async def append_own(self, record: Record) -> int:
         """:meth:`submit_own`, awaited."""

@@ -124,8 +124,21 @@ def apply(
     return ctx.actions
 
 
+def _on_record_batch(ctx: ApplyContext, batch: r.RecordBatch) -> None:
+    # The batch passed fencing as a whole (one leader, one epoch); each record is then
+    # what it would be as the next WAL record, its own routing check included.
+    for record in batch.records:
+        if _owned_here(ctx, record):
+            _HANDLERS[type(record)](ctx, record)
+
+
+_HANDLERS[r.RecordBatch] = _on_record_batch
+
+
 def _owned_here(ctx: ApplyContext, record: r.Record) -> bool:
     """Whether ``record`` concerns something this partition owns (routing sanity check)."""
+    if isinstance(record, r.RecordBatch):
+        return True  # checked record by record
     if isinstance(record, r.PatchState):
         partition_key: int = partition_key_for_key(record.service, record.key)
     elif isinstance(record, r.OutboxTruncate | r.AnnounceLeader):

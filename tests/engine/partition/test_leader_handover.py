@@ -23,6 +23,7 @@ from engine.invoker.task import AttemptOutcome, InvocationTask, OutcomeKind
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.state_reader import InvocationTaskData
 from engine.storage.journal import JournalEntry
+from engine.wal import codec
 from engine.wal import records as r
 
 INVOCATION = InvocationId(PartitionKey(7), InvocationUuid.derive("handover-test", "x"))
@@ -43,6 +44,12 @@ class _Appender:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         future.set_result(len(self.records) - 1)
         return future
+
+    def submit_payload(self, partition: int, payload: bytes) -> asyncio.Future[int]:
+        envelope = codec.decode(payload)
+        inner = envelope.record.records if isinstance(envelope.record, r.RecordBatch) else (envelope.record,)
+        futures = [self.submit(partition, record, epoch=envelope.epoch) for record in inner]
+        return futures[-1]
 
     async def append(self, partition: int, record: r.Record, *, epoch: int | None = None,
                      dedup_id: r.DedupId | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 from hypothesis import strategies as st
 
 from engine.ids import DeploymentId, InvocationId, InvocationUuid, PartitionKey, SubscriptionId
@@ -122,6 +124,13 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     r.PauseInvocation: st.builds(r.PauseInvocation, invocation_ids),
     r.ResumeInvocation: st.builds(r.ResumeInvocation, invocation_ids),
 }
+# A leader's batch holds any of the records a leader writes to its own partition.
+RECORD_STRATEGIES[r.RecordBatch] = st.builds(
+    r.RecordBatch,
+    st.lists(
+        st.one_of(*(RECORD_STRATEGIES[cls] for cls in typing.get_args(r.LeaderRecord))), max_size=4
+    ).map(tuple),
+)
 
 records = st.one_of(*RECORD_STRATEGIES.values())
 dedup_ids = st.none() | st.builds(r.DedupId, text, i64)

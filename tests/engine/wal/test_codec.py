@@ -173,25 +173,38 @@ GOLDEN_NUMBERED_CALL_BYTES = bytes.fromhex(
 )
 
 
+def _v6(v5_bytes: bytes) -> bytes:
+    # v6 kept every v5 layout; it only added RecordBatch at the end of the body union.
+    return _as_version(6, v5_bytes)
+
+
+# Schema v6: RecordBatch, a leader's records handed over together.
+GOLDEN_BATCH = r.RecordBatch((
+    r.JournalAppend(IID, 1, 0x0403, b"\x0a\x02ok", command_index=1),
+    r.InvocationEnded(IID, r.Value(b'"ok"')),
+    r.OutboxTruncate(9),
+))
+GOLDEN_BATCH_BYTES = bytes.fromhex(
+    "4c06020800240600493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584028610080a026f6b0002"
+    "0204493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840008226f6b220e1200"
+)
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v5(
-        _v4(GOLDEN_INVOKE_BYTES_V3, invoke=True)
-    )
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(5, GOLDEN_NOTIFY_BYTES)
-    assert codec.encode(GOLDEN_CALL) == _v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)
-    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v5(
-        _v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)
-    )
-    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v5(
-        _v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True
-    )
-    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v5(_v4(GOLDEN_PAUSED_BYTES))
-    assert codec.encode(r.ResumeInvocation(IID)) == _v5(_v4(GOLDEN_RESUME_BYTES))
-    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v5(GOLDEN_ORDERED_INVOKE_BYTES)
-    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v5(GOLDEN_HANDLER_ATTACH_BYTES)
-    assert codec.encode(GOLDEN_GET_OUTPUT) == _v5(GOLDEN_GET_OUTPUT_BYTES)
-    assert codec.encode(GOLDEN_NUMBERED_CALL) == GOLDEN_NUMBERED_CALL_BYTES
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True)))
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(6, GOLDEN_NOTIFY_BYTES)
+    assert codec.encode(GOLDEN_CALL) == _v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True))
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)))
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True))
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))
+    assert codec.encode(r.ResumeInvocation(IID)) == _v6(_v5(_v4(GOLDEN_RESUME_BYTES)))
+    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES))
+    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES))
+    assert codec.encode(GOLDEN_GET_OUTPUT) == _v6(_v5(GOLDEN_GET_OUTPUT_BYTES))
+    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v6(GOLDEN_NUMBERED_CALL_BYTES)
+    assert codec.encode(GOLDEN_BATCH, epoch=4) == GOLDEN_BATCH_BYTES
+    assert codec.decode(GOLDEN_NUMBERED_CALL_BYTES) == r.Envelope(GOLDEN_NUMBERED_CALL, None, None, 5)
     # Bytes written by v1 to v4 engines stay readable forever; their journal appends
     # have no command index.
     assert codec.decode(_v4(GOLDEN_CALL_BYTES_V3)) == r.Envelope(GOLDEN_CALL, None, None, 4)
@@ -258,7 +271,7 @@ def test_released_schemas_are_frozen() -> None:
     # The Avro fingerprint of every released schema version, forever.
     pinned = {
         1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c", 4: "cd8e6e01c2c42d4a",
-        5: "dddd68aaa0e2c97c",
+        5: "dddd68aaa0e2c97c", 6: "d681f73a34da28a4",
     }
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
