@@ -195,7 +195,12 @@ class EngineNode:
 
             loop.call_soon_threadsafe(fail)
 
-        self._consumer = WalConsumer(cfg.kafka, processors, on_fatal=on_fatal)
+        # A static member of the processors' group: a restart on this data dir takes its
+        # partitions back at once (a dead process's session would otherwise hold them
+        # for session.timeout.ms).
+        self._consumer = WalConsumer(
+            cfg.kafka, processors, on_fatal=on_fatal, group_instance_id=f"{cfg.node_name}-{storage.member_id()}"
+        )
         self._consumer.start()
 
     async def _serve(self, name: str, app: web.Application, address: tuple[str, int]) -> None:

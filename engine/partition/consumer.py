@@ -61,6 +61,7 @@ class WalConsumer:
         listener: WalListener,
         *,
         group_id: str | None = None,
+        group_instance_id: str | None = None,
         max_batch: int = 1000,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -69,8 +70,10 @@ class WalConsumer:
         self._max_batch = max_batch
         self._on_fatal = on_fatal
         self._stop = threading.Event()
+        static = {} if group_instance_id is None else {"group.instance.id": group_instance_id}
         self._consumer = Consumer(
             kafka.client_config(
+                **static,
                 **{
                     "group.id": group_id or f"{kafka.topic_prefix}.partition-processors",
                     "enable.auto.commit": False,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import IO
@@ -36,6 +37,7 @@ log = get_logger(__name__)
 
 # Present while an engine runs on the data dir; holds the kernel's boot id.
 RUNNING_MARKER = "RUNNING"
+MEMBER_ID_FILE = "MEMBER_ID"
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
 # Bump when the on-disk layout changes incompatibly; start-up refuses other versions.
@@ -81,6 +83,22 @@ class StorageEnvironment:
                     f"data dir {self.data_dir} has storage format {int(stored)}, this engine reads "
                     f"{STORAGE_FORMAT_VERSION}; use a fresh data dir (state is rebuilt from the WAL)"
                 )
+
+    def member_id(self) -> str:
+        """A name for this data dir that stays the same across restarts (made once).
+
+        The WAL consumer joins its group as a static member under it: a process that
+        restarts on the same data dir gets its partitions back at once instead of
+        waiting out the dead process's session (the flock guarantees one process per
+        data dir, so no two live members share it).
+        """
+        path = self.data_dir / MEMBER_ID_FILE
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            member = secrets.token_hex(8)
+            _write_durably(path, member)
+            return member
 
     def close(self) -> None:
         # Flush every commit, then say so: the next start needs no rebuild.

@@ -2,7 +2,8 @@
 
 ``POST /increment {"key": k}`` counts one request and applies ``k`` once (idempotency
 key, the pattern a real side effect uses); ``POST /finished`` records that a handler got
-to its end. Both answer ``{"applied": <distinct keys so far>}``.
+to its end. Both answer ``{"applied": <distinct keys so far>}``; ``/increment`` also
+says ``"hits"``: how often its key was sent so far, this request included.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ class CounterServer:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("content-length", "0"))
                 payload = json.loads(self.rfile.read(length) or b"{}")
+                answer: dict[str, int] = {}
                 with server._lock:
                     if self.path == "/increment":
                         server.hits[str(payload["key"])] += 1
+                        answer["hits"] = server.hits[str(payload["key"])]
                     elif self.path == "/finished":
                         server.finished.append(payload)
-                    applied = len(server.hits)
-                body = json.dumps({"applied": applied}).encode()
+                    answer["applied"] = len(server.hits)
+                body = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
