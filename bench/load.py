@@ -141,7 +141,7 @@ async def _worker(session: aiohttp.ClientSession, base_url: str, workload: Workl
                 answer = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            samples.fail(f"{type(exc).__name__}: {exc or f'no answer within {session.timeout.total:g}s'}")
+            samples.fail(f"{type(exc).__name__}: {str(exc) or f'no answer within {session.timeout.total:g}s'}")
             continue
         elapsed = time.perf_counter() - started
         if status not in workload.accept:

@@ -33,7 +33,7 @@ from pathlib import Path
 from bench.load import NOOP_BODY, get_json, post_json, progress
 from bench.procstats import children
 from compose.kafka_local import LocalKafka
-from compose.processes import wait_gone
+from compose.processes import port_taken, wait_gone
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.ports import wait_until
 from tests.fixtures.restate_server import RestateServer
@@ -146,6 +146,19 @@ def restate_binary_pid(server: RestateServer, timeout: float = 10.0) -> int:
     return wait_until(lambda: (children(launcher) or [0])[0], timeout, "the restate-server binary under its launcher")
 
 
+def _wait_port_free(host: str, port: int, timeout: float) -> None:
+    """Wait until ``port`` can be bound again: right after a SIGKILL the dead broker's
+    sockets may hold it for a moment (seen once as "port in use" on the restart)."""
+    if not port_taken(host, port):
+        return
+    started = time.perf_counter()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        held = subprocess.run(["ss", "-tan", f"( sport = :{port} )"], capture_output=True, text=True, timeout=5).stdout
+        progress(f"port {port} still in use after the kill:\n{held.strip()}")
+    wait_until(lambda: not port_taken(host, port), timeout, f"port {host}:{port} to be free after the kill")
+    progress(f"port {port} free again after {time.perf_counter() - started:.1f}s")
+
+
 def _sigkill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -222,6 +235,9 @@ class LogstrateRunning(Running):
     def restart(self, timeout: float) -> None:
         assert self.engine is not None and self.kafka is not None
         respawn_endpoint(self.endpoint)
+        for port in (self.kafka.port, self.kafka.controller_port):
+            assert port is not None
+            _wait_port_free(self.kafka.host, port, timeout)
         self.kafka.start(wait_seconds=timeout)
         self.engine.start_and_wait(timeout=timeout)
         wait_ready(self.endpoint, timeout)
