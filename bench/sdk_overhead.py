@@ -45,21 +45,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.durable_core import (
-    Phase,
-    Summary,
-    Workload,
-    _csv,
-    _fmt,
-    _interrupt_on_sigterm,
-    _post_json,
-    _ratio,
-    _stop_engine,
-    _tail,
-    machine_info,
-    progress,
-    run_phase,
-)
+from bench.durable_core import _interrupt_on_sigterm, machine_info
+from bench.durable_core import csv_choice as _csv
+from bench.durable_core import tail as _tail
+from bench.load import Phase, Summary, Workload, progress, run_phase
+from bench.load import fmt as _fmt
+from bench.load import post_json as _post_json
+from bench.load import ratio as _ratio
+from bench.systems import stop_engine as _stop_engine
 from compose.kafka_local import LocalKafka
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.ports import wait_until

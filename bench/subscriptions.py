@@ -37,13 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.durable_core import (
-    _start_endpoint,
-    _stop_engine,
-    _stop_restate,
-    machine_info,
-    progress,
-)
+from bench.durable_core import machine_info
+from bench.load import progress
+from bench.systems import start_endpoint as _start_endpoint
+from bench.systems import stop_engine as _stop_engine
+from bench.systems import stop_restate as _stop_restate
 from compose.kafka_local import LocalKafka
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka_topics import create_topic, publish
