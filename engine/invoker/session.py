@@ -7,7 +7,7 @@ and turns each message into WAL records, handed to ``emit`` in order:
 ==============================  ===========================================================
 endpoint sends                  session emits
 ==============================  ===========================================================
-a command (``0x04xx``) or a     ``JournalAppend`` at the next entry index (the eager-state
+a command (``0x04xx``) or a     ``JournalAppend`` with the next command index (the eager-state
 custom entry (``0xFC00``+)      reads and the ``OutputCommand`` too: they are commands)
 ``ProposeRunCompletion``        ``Notify(CompletionId(id), Value | Failure)``
 ``AwaitingOn`` (v7)             nothing; remembered in case the suspension names no future
@@ -28,8 +28,8 @@ together into one Kafka record: one WAL round trip and one record per attempt in
 of one per message. If an ``emit``
 raises (at once or once awaited), the HTTP request is closed and the exception
 propagates; the caller cannot know which records made it, so it must not treat the
-attempt as finished (journal appends carry entry indexes and the state machine drops
-one whose index already holds a command, so running the attempt again is safe).
+attempt as finished (journal appends carry command indexes and the state machine drops
+one whose command is journaled already, so running the attempt again is safe).
 
 **Command indexes.** A ``JournalAppend`` carries its ``command_index``: the commands
 (and custom entries) of the replayed journal plus those this attempt appended before it,
@@ -37,9 +37,9 @@ which is how the SDK numbers them too. The state machine stores it at the end of
 journal when it is the next command and drops it as a duplicate when it is not.
 Notifications do not count: the state machine journals some on its own while an attempt
 runs (the run completion of each ``Notify`` emitted here, a call's invocation id, a lazy
-state read), which the journal position of a command cannot know in advance.
-``entry_index`` (the replayed journal's length plus the commands appended since) is that
-position as far as this attempt knows; only records of older writers are placed by it.
+state read), so the attempt cannot know a command's journal position in advance.
+``entry_index`` (the replayed journal's length plus the commands appended since) is its
+best guess of that position; only records of older writers are placed by it.
 
 **Acks.** In request/response mode the runtime cannot write once the endpoint has
 started answering, so neither ``CommandAck`` nor ``ProposeRunCompletionAck`` can be sent,
