@@ -72,6 +72,8 @@ def create_http_session(config: HttpClientConfig = HttpClientConfig()) -> aiohtt
     return aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
+        # Endpoints set no cookies that matter; a real jar costs every request a lookup.
+        cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         raise_for_status=False,
         headers={"user-agent": f"logstrate/{__version__}"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 from engine.ids import InvocationId
 from engine.partition.actions import Action
@@ -61,13 +61,13 @@ class ApplyContext:
     offset: int
     now_ms: int
     options: StateMachineOptions
-    log: structlog.stdlib.BoundLogger
+    log: FilteringBoundLogger
     actions: list[Action] = field(default_factory=list)
 
     def emit(self, action: Action) -> None:
         """Add ``action`` to what this record asks of the leader."""
         self.actions.append(action)
 
-    def log_for(self, invocation_id: InvocationId, **context: Any) -> structlog.stdlib.BoundLogger:
+    def log_for(self, invocation_id: InvocationId, **context: Any) -> FilteringBoundLogger:
         """The context's logger bound to ``invocation_id`` (and ``context``)."""
         return self.log.bind(invocation_id=str(invocation_id), **context)
