@@ -211,7 +211,9 @@ class Reader:
     """
 
     def __init__(self, data: bytes, expected_version: int, what: str) -> None:
-        self._data = memoryview(data)
+        # LMDB hands out bytes (copied out of the map), so slicing them is cheap and safe.
+        self._raw = bytes(data)
+        self._end = len(self._raw)
         self._pos = 1
         self._what = what
         if not data:
@@ -224,32 +226,44 @@ class Reader:
 
     def done(self) -> None:
         """Raise if bytes remain after the last field."""
-        if self._pos != len(self._data):
+        if self._pos != self._end:
             raise StorageCorruptError(
-                f"{len(self._data) - self._pos} stray bytes after {self._what} value"
+                f"{self._end - self._pos} stray bytes after {self._what} value"
             )
 
     def _take(self, n: int) -> bytes:
         end = self._pos + n
-        if end > len(self._data):
+        if end > self._end:
             raise StorageCorruptError(f"truncated {self._what} value")
-        chunk = bytes(self._data[self._pos : end])
+        chunk = self._raw[self._pos : end]
         self._pos = end
         return chunk
+
+    def _unpack(self, layout: struct.Struct) -> int:
+        # unpack_from reads in place: no slice, no copy (this runs for every LMDB read).
+        pos = self._pos
+        if pos + layout.size > self._end:
+            raise StorageCorruptError(f"truncated {self._what} value")
+        self._pos = pos + layout.size
+        return int(layout.unpack_from(self._raw, pos)[0])
 
     # --- primitives ---------------------------------------------------------------------
 
     def int_(self) -> int:
         """See :meth:`Writer.int_`."""
-        return int(_I64.unpack(self._take(8))[0])
+        return self._unpack(_I64)
 
     def byte(self) -> int:
         """See :meth:`Writer.byte`."""
-        return self._take(1)[0]
+        pos = self._pos
+        if pos >= self._end:
+            raise StorageCorruptError(f"truncated {self._what} value")
+        self._pos = pos + 1
+        return self._raw[pos]
 
     def bytes_(self) -> bytes:
         """See :meth:`Writer.bytes_`."""
-        return self._take(int(_U32.unpack(self._take(4))[0]))
+        return self._take(self._unpack(_U32))
 
     def raw(self, n: int) -> bytes:
         """See :meth:`Writer.raw`."""
@@ -273,7 +287,7 @@ class Reader:
 
     def sequence(self, read: Callable[[], _T]) -> tuple[_T, ...]:
         """See :meth:`Writer.sequence`."""
-        count = int(_U32.unpack(self._take(4))[0])
+        count = self._unpack(_U32)
         return tuple(read() for _ in range(count))
 
     def _bad_tag(self, tag: int, what: str) -> StorageCorruptError:

@@ -193,7 +193,9 @@ def decode_status(raw: bytes) -> InvocationStatus:
     kind = _KINDS.get(tag)
     if kind is None:
         raise StorageCorruptError(f"unknown invocation status kind tag {tag}")
-    status = InvocationStatus(
+    # Fields are read in layout order into one dict: the status is built once (a
+    # dataclasses.replace per later layout version cost more than the whole read).
+    fields: dict[str, Any] = dict(
         kind=kind,
         target=rd.target(),
         argument=rd.bytes_(),
@@ -217,13 +219,11 @@ def decode_status(raw: bytes) -> InvocationStatus:
         cleanup_at_ms=rd.optional(rd.int_),
     )
     if version >= 2:
-        status = dataclasses.replace(
-            status,
-            completion_retention_ms=rd.optional(rd.int_),
-            journal_retention_ms=rd.optional(rd.int_),
-        )
+        fields["completion_retention_ms"] = rd.optional(rd.int_)
+        fields["journal_retention_ms"] = rd.optional(rd.int_)
     if version >= 3:
-        status = dataclasses.replace(status, ordering_key=rd.optional(rd.str_))
+        fields["ordering_key"] = rd.optional(rd.str_)
+    status = InvocationStatus(**fields)
     rd.done()
     return status
 
