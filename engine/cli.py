@@ -40,6 +40,8 @@ def serve(
         help="Kafka subscriptions pause while this many WAL records await Kafka's acknowledgement.")] = None,
     subscription_resume_at_queued: Annotated[Optional[int], typer.Option(
         help="...and resume once that queue is down to this many.")] = None,
+    request_identity_private_key_pem_file: Annotated[Optional[Path], typer.Option(
+        help="PKCS#8 PEM ed25519 private key that signs every request to a deployment (request identity).")] = None,
 ) -> None:
     """Run an engine process until SIGTERM or Ctrl-C.
 
@@ -61,6 +63,7 @@ def serve(
                 "log_level": log_level,
                 "subscription_pause_at_queued": subscription_pause_at_queued,
                 "subscription_resume_at_queued": subscription_resume_at_queued,
+                "request_identity_private_key_pem_file": request_identity_private_key_pem_file,
             },
         )
     except EngineError as exc:

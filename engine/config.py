@@ -134,6 +134,12 @@ class EngineConfig:
     subscription_resume_at_queued: int = 5_000
     """...and fetch again once that queue is down to this many; below
     ``subscription_pause_at_queued``, so consumers do not flap around one threshold."""
+    request_identity_private_key_pem_file: Path | None = None
+    """A PKCS#8 PEM file with an ed25519 private key (``openssl genpkey -algorithm ed25519``):
+    every request to a deployment (invocations and discovery) is then signed with it, as
+    restate-server's setting of the same name does, for SDK endpoints configured with
+    ``identity_keys``. The public key to give them (``publickeyv1_...``) is logged at
+    start-up. Read once at start-up; the key itself is never logged."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     kafka_clusters: Mapping[str, Mapping[str, str | Secret]] = field(default_factory=dict)
     """Kafka clusters subscriptions may read from, by name, as librdkafka properties::

@@ -25,7 +25,9 @@ from engine.ingress.pending import PendingResponses
 from engine.ingress.response_channel import ResponseChannel
 from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
+from engine.invoker.identity import RequestIdentity
 from engine.logs import get_logger
+from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.kafka import KafkaCluster
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
@@ -74,6 +76,16 @@ class EngineNode:
         """Start everything, serve until asked to stop, then shut down in reverse order."""
         cfg = self.config
         log.info("engine starting", version=__version__, node=cfg.node_name, data_dir=str(cfg.data_dir))
+        identity = None
+        if cfg.request_identity_private_key_pem_file is not None:
+            path = cfg.request_identity_private_key_pem_file
+            identity = RequestIdentity.from_pem_file(path)
+            log.info(
+                "request identity key loaded: every request to a deployment is signed; configure SDK "
+                "endpoints with identity_keys=[public_key]",
+                public_key=identity.public_key,
+                path=str(path),
+            )
         try:
             self._storage = StorageEnvironment(cfg.data_dir, cfg.lmdb_map_size_mb)
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
@@ -87,7 +99,7 @@ class EngineNode:
             pending = PendingResponses()
             self._responses = ResponseChannel(cfg.kafka, self.instance, pending)
             await self._responses.start()
-            self._start_partitions(self._storage, self._metadata, pending, self._responses)
+            self._start_partitions(self._storage, self._metadata, pending, self._responses, identity)
             assert self._appender is not None
             resolver = MetadataResolver(self._metadata)
             ingress = IngressDeps(
@@ -112,7 +124,7 @@ class EngineNode:
             admin_app = create_admin_app(
                 ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
-                subscription_manager=self._subscriptions,
+                subscription_manager=self._subscriptions, discovery=DiscoveryClient(identity=identity),
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
@@ -146,7 +158,7 @@ class EngineNode:
 
     def _start_partitions(
         self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses,
-        responses: ResponseChannel,
+        responses: ResponseChannel, identity: RequestIdentity | None = None,
     ) -> None:
         """WAL appender, partition processors (consumer thread) and their leaders' invoker."""
         cfg = self.config
@@ -168,7 +180,7 @@ class EngineNode:
         def resolve_call(service: str, handler: str) -> CallTarget:
             return resolve_call_target(metadata.view, service, handler)
 
-        invoker = Invoker(http, emit, resolve_call=resolve_call)
+        invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity)
 
         def respond(action: RespondToIngress) -> None:
             if action.node_id == self.instance:

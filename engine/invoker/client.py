@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from engine.invoker.identity import RequestIdentity
 from engine.invoker.session import Emit, ResolveCall, run_attempt
 from engine.invoker.task import AttemptOutcome, InvocationTask
 from engine.logs import get_logger
@@ -89,6 +90,7 @@ class Invoker:
         emit: Makes each record durable; shared by every attempt (see :mod:`.session`).
         resolve_call: Resolves the targets of call commands (see :mod:`.session`).
         concurrency_per_deployment: Most attempts in flight per deployment base URL.
+        identity: Signs every attempt's request (see :mod:`.identity`); ``None``: unsigned.
     """
 
     def __init__(
@@ -98,12 +100,14 @@ class Invoker:
         *,
         concurrency_per_deployment: int = 100,
         resolve_call: ResolveCall | None = None,
+        identity: RequestIdentity | None = None,
     ) -> None:
         if concurrency_per_deployment < 1:
             raise ValueError("concurrency_per_deployment must be at least 1")
         self._http = http
         self._emit = emit
         self._resolve_call = resolve_call
+        self._identity = identity
         self._limit = concurrency_per_deployment
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[str, int] = {}
@@ -145,7 +149,7 @@ class Invoker:
         async with slots:
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
             try:
-                return await run_attempt(task, self._http, self._emit, self._resolve_call)
+                return await run_attempt(task, self._http, self._emit, self._resolve_call, self._identity)
             finally:
                 self._in_flight[key] -= 1
 

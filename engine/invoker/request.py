@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from engine.invoker.identity import JWT_HEADER, SCHEME_HEADER, RequestIdentity
 from engine.invoker.protocol import (
     ProtocolVersion,
     content_type,
@@ -23,6 +24,7 @@ __all__ = [
     "build_body",
     "build_headers",
     "build_start_message",
+    "invoke_path",
     "invoke_url",
 ]
 
@@ -33,8 +35,22 @@ SERVICE_KEY_HEADER = "x-restate-service-key"
 
 # Headers the protocol owns; a deployment's additional headers may not replace them.
 _PROTOCOL_HEADERS = frozenset(
-    {"content-type", "accept", INVOCATION_ID_HEADER, SERVICE_KEY_HEADER, "content-length"}
+    {
+        "content-type",
+        "accept",
+        INVOCATION_ID_HEADER,
+        SERVICE_KEY_HEADER,
+        "content-length",
+        SCHEME_HEADER,
+        JWT_HEADER,
+    }
 )
+
+
+def invoke_path(task: InvocationTask) -> str:
+    """``/invoke/{service}/{handler}``, names percent-encoded: the path relative to the
+    deployment, which is also the audience of the request identity token."""
+    return f"/invoke/{quote(task.service, safe='')}/{quote(task.handler, safe='')}"
 
 
 def invoke_url(task: InvocationTask) -> str:
@@ -42,12 +58,12 @@ def invoke_url(task: InvocationTask) -> str:
 
     A path in the base URL is kept (endpoints may be mounted under a prefix).
     """
-    base = task.endpoint.base_url.rstrip("/")
-    return f"{base}/invoke/{quote(task.service, safe='')}/{quote(task.handler, safe='')}"
+    return task.endpoint.base_url.rstrip("/") + invoke_path(task)
 
 
-def build_headers(task: InvocationTask) -> dict[str, str]:
-    """The request headers: the deployment's additional headers, then the protocol's."""
+def build_headers(task: InvocationTask, identity: RequestIdentity | None = None) -> dict[str, str]:
+    """The request headers: the deployment's additional headers, then the protocol's,
+    then, with ``identity``, the request identity headers (signed per request)."""
     headers = {
         name: value
         for name, value in task.endpoint.additional_headers
@@ -59,6 +75,8 @@ def build_headers(task: InvocationTask) -> dict[str, str]:
     headers[INVOCATION_ID_HEADER] = str(task.invocation_id)
     if task.key is not None:
         headers[SERVICE_KEY_HEADER] = quote(task.key, safe="")
+    if identity is not None:
+        headers.update(identity.headers(invoke_path(task)))
     return headers
 
 

@@ -76,6 +76,7 @@ from engine.invoker.protocol import (
     parse_content_type,
     pb,
 )
+from engine.invoker.identity import RequestIdentity, request_identity_hint
 from engine.invoker.request import build_body, build_headers, invoke_url
 from engine.invoker.task import (
     AttemptFailure,
@@ -137,6 +138,7 @@ async def run_attempt(
     http: aiohttp.ClientSession,
     emit: Emit,
     resolve_call: ResolveCall | None = None,
+    identity: RequestIdentity | None = None,
 ) -> AttemptOutcome:
     """Run one attempt of ``task`` against its endpoint; see the module docstring.
 
@@ -146,6 +148,7 @@ async def run_attempt(
         emit: Called with each record, in order; all its awaitables are awaited before
             the outcome is returned.
         resolve_call: Fills ``call_target`` of call commands; ``None`` leaves it unset.
+        identity: Signs the request (see :mod:`.identity`); ``None`` sends it unsigned.
 
     Returns:
         ENDED or SUSPENDED after the matching record was emitted, or FAILED with the
@@ -155,7 +158,7 @@ async def run_attempt(
         Whatever ``emit`` raises, and ``asyncio.CancelledError`` when cancelled; the HTTP
         request is closed in both cases.
     """
-    return await _Attempt(task, emit, resolve_call).run(http)
+    return await _Attempt(task, emit, resolve_call, identity).run(http)
 
 
 class _AttemptFailed(Exception):
@@ -169,8 +172,15 @@ class _AttemptFailed(Exception):
 class _Attempt:
     """The mutable state of one running attempt."""
 
-    def __init__(self, task: InvocationTask, emit: Emit, resolve_call: ResolveCall | None) -> None:
+    def __init__(
+        self,
+        task: InvocationTask,
+        emit: Emit,
+        resolve_call: ResolveCall | None,
+        identity: RequestIdentity | None = None,
+    ) -> None:
         self._task = task
+        self._identity = identity
         self._emit = emit
         self._handed_over: list[Awaitable[object]] = []
         self._held: list[InvokerEffect | Notify] = []
@@ -273,7 +283,7 @@ class _Attempt:
                     response = await http.post(
                         URL(self._url, encoded=True),
                         data=body,
-                        headers=build_headers(self._task),
+                        headers=build_headers(self._task, self._identity),
                         allow_redirects=False,
                     )
                 except aiohttp.ClientError as exc:
@@ -299,6 +309,8 @@ class _Attempt:
             hint = ""
             if response.status == 415:
                 hint = f" (the endpoint does not speak service protocol v{int(self._version)})"
+            elif response.status == 401:
+                hint = " (" + request_identity_hint(self._identity) + ")"
             raise self._transport(
                 response.status,
                 f"endpoint answered {response.status} {response.reason or ''} for "

@@ -25,6 +25,7 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
+from engine.invoker.identity import RequestIdentity, request_identity_hint
 from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
 from engine.invoker.protocol.versions import negotiate_version
 from engine.logs import get_logger
@@ -116,10 +117,17 @@ def _discover_url(uri: str) -> str:
 
 
 class DiscoveryClient:
-    """Runs discovery requests; one HTTP connection pool, closed by :meth:`close`."""
+    """Runs discovery requests; one HTTP connection pool, closed by :meth:`close`.
 
-    def __init__(self, *, timeout_s: float = DEFAULT_DISCOVERY_TIMEOUT_S) -> None:
+    With ``identity`` every discovery request is signed (audience ``/discover``), as
+    restate-server does, so endpoints with ``identity_keys`` answer it.
+    """
+
+    def __init__(
+        self, *, timeout_s: float = DEFAULT_DISCOVERY_TIMEOUT_S, identity: RequestIdentity | None = None
+    ) -> None:
         self.timeout_s = timeout_s
+        self.identity = identity
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -155,6 +163,8 @@ class DiscoveryClient:
         uri = normalize_endpoint_uri(uri)
         url = _discover_url(uri)
         headers = {**(additional_headers or {}), "accept": DISCOVERY_ACCEPT}
+        if self.identity is not None:
+            headers.update(self.identity.headers("/discover"))
         bound = log.bind(endpoint=uri)
         try:
             # No redirects: the registered URI must be the endpoint itself, since invocations
@@ -185,13 +195,23 @@ class DiscoveryClient:
                 "HTTP/1.1, so serve the endpoint over HTTP/1.1 (request/response mode)"
             ) from None
         bound.debug("discovery answered", status=status, content_type=content_type, sdk=sdk_version)
-        return _check(uri, url, status, content_type, body, sdk_version)
+        return _check(uri, url, status, content_type, body, sdk_version, self.identity)
 
 
 def _check(
-    uri: str, url: str, status: int, content_type: str | None, body: bytes, sdk_version: str | None
+    uri: str,
+    url: str,
+    status: int,
+    content_type: str | None,
+    body: bytes,
+    sdk_version: str | None,
+    identity: RequestIdentity | None = None,
 ) -> DiscoveredEndpoint:
     excerpt = body[:_BODY_EXCERPT].decode("utf-8", errors="replace").strip()
+    if status == 401:
+        raise BadDiscoveryResponse(
+            f"{url} answered HTTP 401 Unauthorized: {request_identity_hint(identity)}"
+        )
     if status == 415:
         raise IncompatibleEndpoint(
             f"{url} supports none of the endpoint manifest versions logstrate reads "
