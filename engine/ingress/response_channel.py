@@ -28,9 +28,10 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from typing import Any, Final
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from engine.config import KafkaConfig
 from engine.ids import IdParseError, InvocationId
@@ -140,9 +141,7 @@ class ResponseChannel:
         )
         # Requests are only accepted after this returns, so nothing addressed to this
         # instance can precede the end offset read here.
-        _, high = await asyncio.to_thread(
-            consumer.get_watermark_offsets, TopicPartition(self._topic, self._partition), 10.0, False
-        )
+        high = await _end_offset(consumer, TopicPartition(self._topic, self._partition))
         consumer.assign([TopicPartition(self._topic, self._partition, high if high >= 0 else OFFSET_END)])
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
@@ -203,3 +202,21 @@ class ResponseChannel:
             await asyncio.to_thread(self._thread.join, 5.0)
             self._thread = None
         await asyncio.to_thread(self._producer.flush, 5.0)
+
+
+async def _end_offset(consumer: Consumer, partition: TopicPartition, timeout_s: float = 30.0) -> int:
+    """The partition's end offset, retrying while the broker is still electing its leader
+    (a topic created a moment ago answers NOT_LEADER_FOR_PARTITION for a while)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _, high = await asyncio.to_thread(consumer.get_watermark_offsets, partition, 10.0, False)
+            return int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            passing = error is not None and (
+                error.retriable() or error.code() == KafkaError.NOT_LEADER_FOR_PARTITION
+            )
+            if not passing or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
