@@ -40,6 +40,9 @@ def serve(
         help="Kafka subscriptions pause while this many WAL records await Kafka's acknowledgement.")] = None,
     subscription_resume_at_queued: Annotated[Optional[int], typer.Option(
         help="...and resume once that queue is down to this many.")] = None,
+    invoker_http2: Annotated[Optional[bool], typer.Option(
+        "--invoker-http2/--no-invoker-http2",
+        help="Discover over HTTP/2 and drive BIDI_STREAM deployments as HTTP/2 streams (default off).")] = None,
 ) -> None:
     """Run an engine process until SIGTERM or Ctrl-C.
 
@@ -61,6 +64,7 @@ def serve(
                 "log_level": log_level,
                 "subscription_pause_at_queued": subscription_pause_at_queued,
                 "subscription_resume_at_queued": subscription_resume_at_queued,
+                "invoker_http2": invoker_http2,
             },
         )
     except EngineError as exc:

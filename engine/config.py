@@ -134,6 +134,19 @@ class EngineConfig:
     subscription_resume_at_queued: int = 5_000
     """...and fetch again once that queue is down to this many; below
     ``subscription_pause_at_queued``, so consumers do not flap around one threshold."""
+    invoker_http2: bool = False
+    """Discover deployments over HTTP/2 (h2c with prior knowledge, TLS with ALPN) unless
+    they are registered with ``use_http_11: true``, and drive those whose manifest says
+    ``BIDI_STREAM`` as bidirectional HTTP/2 streams (commands acknowledged in the open
+    stream once applied, notifications pushed), as restate-server does by default.
+    Off by default for now: with it off nothing changes (discovery and invocation over
+    HTTP/1.1 in request/response mode, BIDI_STREAM manifests refused). Missing before it
+    can be the default: request identity and TLS client settings on the HTTP/2 client,
+    connection health (PING, idle close, GOAWAY drain), the TypeScript SDK and kill -9
+    tests in this mode, and a fallback for deployments registered in bidi mode when the
+    setting is later turned off (they would be called over HTTP/1.1 request/response).
+    Env ``LOGSTRATE_INVOKER_HTTP2``, TOML ``invoker_http2 = true``, flag
+    ``--invoker-http2``."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     kafka_clusters: Mapping[str, Mapping[str, str | Secret]] = field(default_factory=dict)
     """Kafka clusters subscriptions may read from, by name, as librdkafka properties::

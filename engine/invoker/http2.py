@@ -155,7 +155,9 @@ class _Connection:
         if data and not self._writer.is_closing():
             self._writer.write(data)
 
-    async def open_stream(self, path: str, authority: str, scheme: str, headers: Mapping[str, str]) -> Http2Stream:
+    async def open_stream(
+        self, method: str, path: str, authority: str, scheme: str, headers: Mapping[str, str]
+    ) -> Http2Stream:
         async with self._capacity:
             await self._capacity.wait_for(
                 lambda: self._failure is not None
@@ -164,7 +166,7 @@ class _Connection:
         if self._failure is not None:
             raise self._failure
         stream_id = self._h2.get_next_available_stream_id()
-        request = [(":method", "POST"), (":scheme", scheme), (":authority", authority), (":path", path)]
+        request = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
         request.extend((name.lower(), value) for name, value in headers.items())
         state = _StreamState(stream_id, asyncio.get_running_loop().create_future())
         state.window_open.set()
@@ -342,8 +344,8 @@ class Http2Client:
         self._ssl.set_alpn_protocols(["h2"])
         return self._ssl
 
-    async def open_stream(self, url: str, headers: Mapping[str, str]) -> Http2Stream:
-        """Open a POST stream to ``url`` with ``headers``; the body stays open.
+    async def open_stream(self, url: str, headers: Mapping[str, str], *, method: str = "POST") -> Http2Stream:
+        """Open a ``method`` (POST) stream to ``url`` with ``headers``; the body stays open.
 
         Raises:
             Http2Error: connecting failed, or the endpoint does not speak HTTP/2.
@@ -358,7 +360,7 @@ class Http2Client:
             path += "?" + parts.query
         authority = parts.netloc.rsplit("@", 1)[-1]
         connection = await self._connection(origin, parts.scheme, parts.hostname, port)
-        return await connection.open_stream(path, authority, parts.scheme, headers)
+        return await connection.open_stream(method, path, authority, parts.scheme, headers)
 
     async def _connection(self, origin: str, scheme: str, host: str, port: int) -> _Connection:
         existing = self._connections.get(origin)
