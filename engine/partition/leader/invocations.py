@@ -231,7 +231,10 @@ class InvocationExecutor:
             abort_timeout_ms=_ms(settings.inactivity_timeout + settings.abort_timeout),
             prelude=() if pin is None else (pin,),
         )
-        outcome = await self._invoker.invoke(task, channel if task.endpoint.bidi else None)
+        if channel is not None and task.endpoint.bidi:
+            outcome = await self._invoker.invoke(task, channel)
+        else:
+            outcome = await self._invoker.invoke(task)
         if outcome.failed and outcome.failure is not None:
             await self._after_failure(data, outcome.failure, settings)
         else:
