@@ -50,13 +50,13 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def h2c_server() -> AsyncIterator[str]:
+async def h2c_server(app: Any = echo_app) -> AsyncIterator[str]:
     port = _free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(echo_app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     for _ in range(100):
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
