@@ -140,6 +140,19 @@ class EngineConfig:
     restate-server's setting of the same name does, for SDK endpoints configured with
     ``identity_keys``. The public key to give them (``publickeyv1_...``) is logged at
     start-up. Read once at start-up; the key itself is never logged."""
+    invoker_http2: bool = False
+    """Discover deployments over HTTP/2 (h2c with prior knowledge, TLS with ALPN) unless
+    they are registered with ``use_http_11: true``, and drive those whose manifest says
+    ``BIDI_STREAM`` as bidirectional HTTP/2 streams (commands acknowledged in the open
+    stream once applied, notifications pushed), as restate-server does by default.
+    Off by default for now: with it off nothing changes (discovery and invocation over
+    HTTP/1.1 in request/response mode, BIDI_STREAM manifests refused). Missing before it
+    can be the default: request identity and TLS client settings on the HTTP/2 client,
+    connection health (PING, idle close, GOAWAY drain), the TypeScript SDK and kill -9
+    tests in this mode, and a fallback for deployments registered in bidi mode when the
+    setting is later turned off (they would be called over HTTP/1.1 request/response).
+    Env ``LOGSTRATE_INVOKER_HTTP2``, TOML ``invoker_http2 = true``, flag
+    ``--invoker-http2``."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     kafka_clusters: Mapping[str, Mapping[str, str | Secret]] = field(default_factory=dict)
     """Kafka clusters subscriptions may read from, by name, as librdkafka properties::

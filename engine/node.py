@@ -25,6 +25,7 @@ from engine.ingress.pending import PendingResponses
 from engine.ingress.response_channel import ResponseChannel
 from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
+from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
 from engine.logs import get_logger
 from engine.metadata.discovery import DiscoveryClient
@@ -62,6 +63,7 @@ class EngineNode:
         self._consumer: WalConsumer | None = None
         self._processors: PartitionProcessors | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._http2: Http2Client | None = None
         self._fatal: BaseException | None = None
         self._subscriptions: SubscriptionManager | None = None
         self._responses: ResponseChannel | None = None
@@ -124,7 +126,8 @@ class EngineNode:
             admin_app = create_admin_app(
                 ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
-                subscription_manager=self._subscriptions, discovery=DiscoveryClient(identity=identity),
+                subscription_manager=self._subscriptions,
+                discovery=DiscoveryClient(identity=identity, http2=cfg.invoker_http2),
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
@@ -180,7 +183,8 @@ class EngineNode:
         def resolve_call(service: str, handler: str) -> CallTarget:
             return resolve_call_target(metadata.view, service, handler)
 
-        invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity)
+        http2 = self._http2 = Http2Client() if cfg.invoker_http2 else None
+        invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity, http2=http2)
 
         def respond(action: RespondToIngress) -> None:
             if action.node_id == self.instance:
@@ -192,6 +196,7 @@ class EngineNode:
             return PartitionLeader(
                 partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
                 metadata=metadata, reader=processors.reader, egress=egress,
+                wait_applied=processors.wait_applied,
             )
 
         processors = self._processors = PartitionProcessors(
@@ -242,6 +247,9 @@ class EngineNode:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        if self._http2 is not None:
+            await self._http2.close()
+            self._http2 = None
         if self._appender is not None:
             await asyncio.to_thread(self._appender.close)
             self._appender = None

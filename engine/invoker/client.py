@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
 from engine.invoker.session import Emit, ResolveCall, run_attempt
+from engine.invoker.stream_session import AttemptChannel, run_stream_attempt
 from engine.invoker.task import AttemptOutcome, InvocationTask
 from engine.logs import get_logger
 from engine.version import __version__
@@ -91,6 +93,8 @@ class Invoker:
         resolve_call: Resolves the targets of call commands (see :mod:`.session`).
         concurrency_per_deployment: Most attempts in flight per deployment base URL.
         identity: Signs every attempt's request (see :mod:`.identity`); ``None``: unsigned.
+        http2: The HTTP/2 client for bidirectional attempts (``invoker_http2``); without
+            it every attempt runs in request/response mode over HTTP/1.1.
     """
 
     def __init__(
@@ -101,10 +105,12 @@ class Invoker:
         concurrency_per_deployment: int = 100,
         resolve_call: ResolveCall | None = None,
         identity: RequestIdentity | None = None,
+        http2: Http2Client | None = None,
     ) -> None:
         if concurrency_per_deployment < 1:
             raise ValueError("concurrency_per_deployment must be at least 1")
         self._http = http
+        self._http2 = http2
         self._emit = emit
         self._resolve_call = resolve_call
         self._identity = identity
@@ -129,9 +135,17 @@ class Invoker:
         """Attempts currently running (not queued) against a deployment."""
         return self._in_flight.get(_deployment_key(base_url), 0)
 
-    async def invoke(self, task: InvocationTask) -> AttemptOutcome:
+    @property
+    def streams(self) -> bool:
+        """Whether bidirectional attempts are possible (an HTTP/2 client is set)."""
+        return self._http2 is not None
+
+    async def invoke(self, task: InvocationTask, channel: AttemptChannel | None = None) -> AttemptOutcome:
         """Run one attempt of ``task``, waiting for a free slot of its deployment first.
 
+        A task for a bidirectional endpoint runs as an HTTP/2 stream when this invoker
+        has an HTTP/2 client and the caller gave a ``channel``; otherwise (and always
+        with ``invoker_http2`` off) in request/response mode over HTTP/1.1.
         Returns and raises like :func:`engine.invoker.session.run_attempt`.
         """
         key = _deployment_key(task.endpoint.base_url)
@@ -149,6 +163,8 @@ class Invoker:
         async with slots:
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
             try:
+                if task.endpoint.bidi and self._http2 is not None and channel is not None:
+                    return await run_stream_attempt(task, self._http2, self._emit, channel, self._resolve_call)
                 return await run_attempt(task, self._http, self._emit, self._resolve_call, self._identity)
             finally:
                 self._in_flight[key] -= 1

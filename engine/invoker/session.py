@@ -101,7 +101,7 @@ from engine.wal.records import (
     Value,
 )
 
-__all__ = ["Emit", "ResolveCall", "run_attempt"]
+__all__ = ["Attempt", "AttemptFailed", "Emit", "ResolveCall", "run_attempt"]
 
 Emit = Callable[[InvokerEffect | Notify], Awaitable[object]]
 """Hands one record to the WAL now (calls keep their order) and returns an awaitable
@@ -158,19 +158,21 @@ async def run_attempt(
         Whatever ``emit`` raises, and ``asyncio.CancelledError`` when cancelled; the HTTP
         request is closed in both cases.
     """
-    return await _Attempt(task, emit, resolve_call, identity).run(http)
+    attempt = Attempt(task, emit, resolve_call, identity)
+    return await attempt.run(lambda: attempt._exchange(http))
 
 
-class _AttemptFailed(Exception):
-    """Ends the attempt early with ``failure``; never escapes this module."""
+class AttemptFailed(Exception):
+    """Ends the attempt early with ``failure``; never escapes the session modules."""
 
     def __init__(self, failure: AttemptFailure) -> None:
         super().__init__(failure.message)
         self.failure = failure
 
 
-class _Attempt:
-    """The mutable state of one running attempt."""
+class Attempt:
+    """The mutable state of one running attempt (request/response; the bidirectional
+    session in :mod:`.stream_session` overrides the transport and the hooks)."""
 
     def __init__(
         self,
@@ -208,12 +210,12 @@ class _Attempt:
         self._started = loop.time()
         self._abort_at = self._started + task.abort_timeout_ms / 1000
 
-    async def run(self, http: aiohttp.ClientSession) -> AttemptOutcome:
+    async def run(self, exchange: Callable[[], Awaitable[AttemptOutcome]]) -> AttemptOutcome:
         self._log.debug("attempt starting", url=self._url, known_entries=len(self._task.journal))
         try:
             try:
-                outcome = await self._exchange(http)
-            except _AttemptFailed as failed:
+                outcome = await exchange()
+            except AttemptFailed as failed:
                 # What the endpoint sent before failing is kept: durable before the
                 # caller records the failure after it.
                 await self._durable()
@@ -222,7 +224,7 @@ class _Attempt:
         except asyncio.CancelledError:
             self._log.info("attempt cancelled", new_entries=self._new_entries)
             raise
-        except _AttemptFailed as failed:
+        except AttemptFailed as failed:
             outcome = self._outcome(OutcomeKind.FAILED, failure=failed.failure)
             self._log.warning(
                 "attempt failed",
@@ -247,7 +249,7 @@ class _Attempt:
         )
         return outcome
 
-    def _hand_over(self, record: InvokerEffect | Notify) -> None:
+    def _hand_over(self, record: InvokerEffect | Notify) -> Awaitable[object] | None:
         """Keep ``record`` for :meth:`_durable`, which hands everything over at once.
 
         In request/response mode the endpoint has sent its whole answer before anything
@@ -256,6 +258,7 @@ class _Attempt:
         chunks, and kept back they travel as one WAL record instead of several.
         """
         self._held.append(record)
+        return None
 
     async def _durable(self) -> None:
         """Hand the prelude and every record kept so far to the WAL, in order, and wait
@@ -303,21 +306,29 @@ class _Attempt:
                     response.close()
 
     async def _check_head(self, response: aiohttp.ClientResponse) -> None:
-        self._sdk_server = response.headers.get("x-restate-server")
-        if response.status != 200:
-            quote = await self._quote_body(response)
+        quote = await self._quote_body(response) if response.status != 200 else ""
+        self._check_answer(
+            response.status, response.reason or "", response.headers.get("x-restate-server"),
+            response.headers.get("content-type"), quote,
+        )
+
+    def _check_answer(
+        self, status: int, reason: str, server: str | None, ctype: str | None, quote: str
+    ) -> None:
+        """Fail the attempt unless the response head is a 200 in the requested version."""
+        self._sdk_server = server
+        if status != 200:
             hint = ""
-            if response.status == 415:
+            if status == 415:
                 hint = f" (the endpoint does not speak service protocol v{int(self._version)})"
-            elif response.status == 401:
+            elif status == 401:
                 hint = " (" + request_identity_hint(self._identity) + ")"
             raise self._transport(
-                response.status,
-                f"endpoint answered {response.status} {response.reason or ''} for "
+                status,
+                f"endpoint answered {status} {reason} for "
                 f"{self._url}{hint}" + (f": {quote}" if quote else ""),
-                http_status=response.status,
+                http_status=status,
             )
-        ctype = response.headers.get("content-type")
         try:
             if ctype is None:
                 raise ProtocolError("the response has no content type")
@@ -415,7 +426,7 @@ class _Attempt:
             return None
         message = frame.message
         if isinstance(message, pb.ProposeRunCompletionMessage):
-            await self._propose_run_completion(message)
+            await self._propose_run_completion(message, frame.requested_ack)
             return None
         if isinstance(message, pb.AwaitingOnMessage):
             # A hint for observability; kept only as a fallback for the suspension.
@@ -426,7 +437,7 @@ class _Attempt:
         if isinstance(message, pb.EndMessage):
             return await self._end()
         if isinstance(message, pb.ErrorMessage):
-            raise _AttemptFailed(self._sdk_error(message))
+            raise AttemptFailed(self._sdk_error(message))
         raise self._protocol(
             f"the endpoint sent a {frame.name} message, which only the runtime sends"
         )
@@ -441,11 +452,8 @@ class _Attempt:
                 raise self._protocol(
                     "the endpoint sent an OutputCommand without a value or failure"
                 )
-        if frame.requested_ack:
-            self._log.debug(
-                "ack requested; not possible in request/response mode", message=frame.name
-            )
-        self._hand_over(
+        command_index = self._next_command
+        durable = self._hand_over(
             JournalAppend(
                 invocation_id=self._task.invocation_id,
                 entry_index=self._next_index,
@@ -460,6 +468,15 @@ class _Attempt:
         self._new_entries += 1
         if output is not None:
             self._output = output
+        if frame.requested_ack:
+            self._ack_requested(durable, command_index, frame.name)
+
+    def _ack_requested(self, durable: Awaitable[object] | None, command_index: int, name: str) -> None:
+        """The SDK asked for a ``CommandAck`` of ``command_index``: impossible here."""
+        self._log.debug("ack requested; not possible in request/response mode", message=name)
+
+    def _run_proposed(self, completion_id: int, requested_ack: bool) -> None:
+        """A run proposal was handed over; request/response mode cannot answer it."""
 
     def _call_target(self, frame: Frame) -> CallTarget | None:
         message = frame.message
@@ -470,7 +487,7 @@ class _Attempt:
         try:
             return self._resolve_call(message.service_name, message.handler_name)
         except LookupError as exc:
-            raise _AttemptFailed(
+            raise AttemptFailed(
                 AttemptFailure(
                     FailureKind.UNKNOWN_CALL_TARGET,
                     NOT_FOUND,
@@ -482,7 +499,9 @@ class _Attempt:
                 )
             ) from exc
 
-    async def _propose_run_completion(self, message: pb.ProposeRunCompletionMessage) -> None:
+    async def _propose_run_completion(
+        self, message: pb.ProposeRunCompletionMessage, requested_ack: bool = False
+    ) -> None:
         which = message.WhichOneof("result")
         result: Value | Failure
         if which == "value":
@@ -503,6 +522,7 @@ class _Attempt:
             )
         )
         self._new_entries += 1
+        self._run_proposed(message.result_completion_id, requested_ack)
 
     async def _suspend(self, message: pb.SuspensionMessage) -> AttemptOutcome:
         if message.HasField("awaiting_on"):
@@ -581,22 +601,22 @@ class _Attempt:
 
     def _transport(
         self, code: int, message: str, *, http_status: int | None = None
-    ) -> _AttemptFailed:
-        return _AttemptFailed(
+    ) -> AttemptFailed:
+        return AttemptFailed(
             AttemptFailure(
                 kind=FailureKind.TRANSPORT, code=code, message=message, http_status=http_status
             )
         )
 
-    def _protocol(self, message: str) -> _AttemptFailed:
-        return _AttemptFailed(
+    def _protocol(self, message: str) -> AttemptFailed:
+        return AttemptFailed(
             AttemptFailure(
                 kind=FailureKind.PROTOCOL, code=BAD_STREAM, message=message, http_status=200
             )
         )
 
-    def _timed_out(self, kind: FailureKind, message: str) -> _AttemptFailed:
-        return _AttemptFailed(AttemptFailure(kind=kind, code=TIMED_OUT, message=message))
+    def _timed_out(self, kind: FailureKind, message: str) -> AttemptFailed:
+        return AttemptFailed(AttemptFailure(kind=kind, code=TIMED_OUT, message=message))
 
 
 def _output_result(message: pb.OutputCommandMessage) -> OutputResult | None:

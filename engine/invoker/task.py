@@ -70,13 +70,15 @@ class EndpointTarget:
         additional_headers: Headers registered with the deployment (auth tokens, routing),
             sent on every attempt. They cannot override the protocol's own headers.
 
-    The connection is plain HTTP/1.1 in request/response mode: the whole journal is
-    sent, then the response is read. Bidirectional HTTP/2 streaming is a later addition.
+        bidi: Drive the attempt as a bidirectional stream over HTTP/2
+            (:mod:`engine.invoker.stream_session`); otherwise HTTP/1.1 in
+            request/response mode: the whole journal is sent, then the response is read.
     """
 
     base_url: str
     protocol_version: ProtocolVersion
     additional_headers: tuple[tuple[str, str], ...] = ()
+    bidi: bool = False
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):

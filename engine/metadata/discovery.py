@@ -5,10 +5,15 @@ answers in one of them and says which in its ``content-type``. The manifest is t
 checked against what this engine can serve:
 
 * service protocol versions: the endpoint's range must overlap 5..7 (else ``META0012``);
-* protocol mode: logstrate calls endpoints over HTTP/1.1, which cannot carry a
-  bidirectional stream, so an endpoint announcing ``BIDI_STREAM`` is refused
-  (``META0014``, as restate-server does for HTTP/1.1 discovery) with advice to serve
-  request/response.
+* protocol mode: over HTTP/1.1, which cannot carry a bidirectional stream, an endpoint
+  announcing ``BIDI_STREAM`` is refused (``META0014``, as restate-server does for
+  HTTP/1.1 discovery) with advice to serve request/response.
+
+With ``http2`` (the engine setting ``invoker_http2``) discovery goes over HTTP/2 first
+(h2c with prior knowledge, or TLS with ALPN ``h2``) unless the registration says
+``use_http_11``, as restate-server does; an SDK under an HTTP/2 server then announces
+``BIDI_STREAM`` and is invoked in bidirectional streams. An endpoint that does not speak
+HTTP/2 (the connection is refused at the HTTP/2 level) is discovered over HTTP/1.1.
 
 Failures are typed (:mod:`engine.metadata.errors`): unreachable, timed out, a
 non-manifest answer, an invalid manifest, an incompatible endpoint.
@@ -25,6 +30,7 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
+from engine.invoker.http2 import Http2Client, Http2Error
 from engine.invoker.identity import RequestIdentity, request_identity_hint
 from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
 from engine.invoker.protocol.versions import negotiate_version
@@ -124,10 +130,15 @@ class DiscoveryClient:
     """
 
     def __init__(
-        self, *, timeout_s: float = DEFAULT_DISCOVERY_TIMEOUT_S, identity: RequestIdentity | None = None
+        self,
+        *,
+        timeout_s: float = DEFAULT_DISCOVERY_TIMEOUT_S,
+        identity: RequestIdentity | None = None,
+        http2: bool = False,
     ) -> None:
         self.timeout_s = timeout_s
         self.identity = identity
+        self.http2 = http2
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -166,6 +177,12 @@ class DiscoveryClient:
         if self.identity is not None:
             headers.update(self.identity.headers("/discover"))
         bound = log.bind(endpoint=uri)
+        if self.http2 and not use_http_11:
+            answer = await self._discover_h2(url, headers)
+            if answer is not None:
+                status, content_type, body, sdk_version = answer
+                bound.debug("discovery answered over HTTP/2", status=status, content_type=content_type)
+                return _check(uri, url, status, content_type, body, sdk_version, self.identity, http2=True)
         try:
             # No redirects: the registered URI must be the endpoint itself, since invocations
             # go to it directly.
@@ -197,6 +214,39 @@ class DiscoveryClient:
         bound.debug("discovery answered", status=status, content_type=content_type, sdk=sdk_version)
         return _check(uri, url, status, content_type, body, sdk_version, self.identity)
 
+    async def _discover_h2(
+        self, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, str | None, bytes, str | None] | None:
+        """``GET /discover`` over HTTP/2; ``None`` when the endpoint does not speak it."""
+        client = Http2Client(connect_timeout_s=self.timeout_s)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                stream = await client.open_stream(url, headers, method="GET")
+                await stream.end()
+                status, response_headers = await stream.response()
+                body = bytearray()
+                while chunk := await stream.read():
+                    body += chunk
+                    if len(body) > _MAX_MANIFEST_BYTES:
+                        break
+        except TimeoutError:
+            raise DiscoveryTimeout(
+                f"{url} did not answer the discovery request over HTTP/2 within {self.timeout_s:g}s; "
+                "check that the endpoint is up, or register it with use_http_11: true"
+            ) from None
+        except Http2Error as exc:
+            if str(exc).startswith("cannot connect"):
+                raise EndpointUnreachable(
+                    f"cannot reach {url}: {exc}; check the URI, that the endpoint is running and "
+                    "that this engine can reach it"
+                ) from None
+            log.info("endpoint does not speak HTTP/2; discovering over HTTP/1.1", url=url, error=str(exc))
+            return None
+        finally:
+            await client.close()
+        head = dict(response_headers)
+        return status, head.get("content-type"), bytes(body), head.get("x-restate-server")
+
 
 def _check(
     uri: str,
@@ -206,6 +256,8 @@ def _check(
     body: bytes,
     sdk_version: str | None,
     identity: RequestIdentity | None = None,
+    *,
+    http2: bool = False,
 ) -> DiscoveredEndpoint:
     excerpt = body[:_BODY_EXCERPT].decode("utf-8", errors="replace").strip()
     if status == 401:
@@ -245,6 +297,8 @@ def _check(
         negotiate_version(manifest.min_protocol_version, manifest.max_protocol_version)
     except (UnsupportedProtocolVersion, ProtocolError) as exc:
         raise IncompatibleEndpoint(f"{uri}: {exc}", restate_code="META0012") from None
+    if manifest.protocol_type is ProtocolType.BIDI_STREAM and http2:
+        return DiscoveredEndpoint(uri=uri, manifest=manifest, sdk_version=sdk_version, http_version="HTTP/2.0")
     if manifest.protocol_type is ProtocolType.BIDI_STREAM:
         raise IncompatibleEndpoint(
             f"{uri} announces protocolMode BIDI_STREAM, but discovery went over HTTP/1.1, which "

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from engine.ids import InvocationId
 from engine.invoker.client import Invoker
+from engine.invoker.stream_session import AttemptChannel, Confirm
 from engine.invoker.protocol.errors import ProtocolError
 from engine.invoker.protocol.versions import ProtocolVersion, negotiate_version
 from engine.invoker.retry import RetryAction, RetryPolicy, decide, failed_attempt_record
@@ -45,6 +46,7 @@ from engine.metadata.model import (
     EffectiveRetryPolicy,
     InvocationSettings,
     OnMaxAttempts,
+    ProtocolType,
     ResolvedHandler,
 )
 from engine.metadata.store import MetadataStore
@@ -57,6 +59,8 @@ SubmitOwn = Callable[[Record], Awaitable[int]]
 """Hands a record for the own partition to the WAL when called (epoch-stamped by the
 leader); the awaitable resolves with its offset once durable."""
 LoadTask = Callable[[InvocationId], InvocationTaskData | None]
+LoadEntry = Callable[[InvocationId, int], JournalEntry | None]
+"""The applied journal entry at an index (what a streaming attempt is pushed)."""
 
 _ATTEMPT_EXECUTOR: ContextVar[InvocationExecutor | None] = ContextVar("attempt_executor", default=None)
 
@@ -109,8 +113,14 @@ class InvocationExecutor:
         submit_own: SubmitOwn,
         clock: Callable[[], float] = time.time,
         builtin: BuiltinServices | None = None,
+        confirm: Confirm | None = None,
+        load_entry: LoadEntry | None = None,
     ) -> None:
         self._partition = partition
+        self._confirm = confirm
+        self._load_entry = load_entry
+        # Streaming attempts in flight, by invocation: where forwarded notifications go.
+        self._channels: dict[InvocationId, AttemptChannel] = {}
         self._builtin = builtin
         self._invoker = invoker
         self._metadata = metadata
@@ -143,6 +153,16 @@ class InvocationExecutor:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._running.clear()
 
+    def forward(self, invocation_id: InvocationId, entry_index: int) -> None:
+        """A notification was applied for a running invocation: push it into its open
+        stream, if it has one (request/response attempts learn it on the next attempt)."""
+        channel = self._channels.get(invocation_id)
+        if channel is None or self._load_entry is None:
+            return
+        entry = self._load_entry(invocation_id, entry_index)
+        if entry is not None:
+            channel.forward(entry_index, entry)
+
     def __len__(self) -> int:
         return len(self._running)
 
@@ -152,7 +172,16 @@ class InvocationExecutor:
         try:
             while True:
                 self._rerun.discard(invocation_id)
-                await self._attempt(invocation_id)
+                channel: AttemptChannel | None = None
+                if self._confirm is not None and self._invoker.streams:
+                    # Registered before the task is read, so no notification applied
+                    # after that read is missed; the session skips those already in it.
+                    channel = self._channels[invocation_id] = AttemptChannel(self._confirm)
+                try:
+                    await self._attempt(invocation_id, channel)
+                finally:
+                    if channel is not None and self._channels.get(invocation_id) is channel:
+                        del self._channels[invocation_id]
                 if invocation_id not in self._rerun:
                     return
         except asyncio.CancelledError:
@@ -162,7 +191,7 @@ class InvocationExecutor:
         finally:
             self._running.pop(invocation_id, None)
 
-    async def _attempt(self, invocation_id: InvocationId) -> None:
+    async def _attempt(self, invocation_id: InvocationId, channel: AttemptChannel | None = None) -> None:
         data = self._load_task(invocation_id)
         if data is None:
             return  # no longer Invoked: ended, killed or suspended meanwhile
@@ -185,7 +214,8 @@ class InvocationExecutor:
             service=data.target.service,
             handler=data.target.handler,
             key=data.target.key,
-            endpoint=EndpointTarget(deployment.uri, ProtocolVersion(version), tuple(deployment.additional_headers.items())),
+            endpoint=EndpointTarget(deployment.uri, ProtocolVersion(version), tuple(deployment.additional_headers.items()),
+                                    bidi=deployment.protocol_type is ProtocolType.BIDI_STREAM),
             journal=tuple(JournalEntry(e.message_type, e.message) for e in data.journal),
             eager_state=tuple((s.key, s.value) for s in data.state),
             partial_state=data.partial_state or settings.enable_lazy_state,
@@ -201,7 +231,10 @@ class InvocationExecutor:
             abort_timeout_ms=_ms(settings.inactivity_timeout + settings.abort_timeout),
             prelude=() if pin is None else (pin,),
         )
-        outcome = await self._invoker.invoke(task)
+        if channel is not None and task.endpoint.bidi:
+            outcome = await self._invoker.invoke(task, channel)
+        else:
+            outcome = await self._invoker.invoke(task)
         if outcome.failed and outcome.failure is not None:
             await self._after_failure(data, outcome.failure, settings)
         else:

@@ -9,7 +9,10 @@ the previous leader), because actions emitted before it led were dropped.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+
 from engine.ids import InvocationId
+from engine.invoker.task import JournalEntry
 from engine.invoker.client import Invoker
 from engine.logs import get_logger
 from engine.metadata.store import MetadataStore
@@ -37,6 +40,12 @@ from engine.wal.records import DedupId, Record, TimerKey
 
 log = get_logger(__name__)
 
+WaitApplied = Callable[[int, int, float], Awaitable[bool]]
+"""``(partition, offset, timeout_s)`` -> True once this process applied that offset."""
+
+# How long an ack may wait for its record to be applied before the attempt gives up.
+_CONFIRM_TIMEOUT_S = 30.0
+
 
 class PartitionLeader:
     """Timer service, outbox shuffle and invocation executor of one partition and epoch."""
@@ -52,6 +61,7 @@ class PartitionLeader:
         metadata: MetadataStore,
         reader: TableReader,
         egress: EgressProducers | None = None,
+        wait_applied: WaitApplied | None = None,
     ) -> None:
         self.partition = partition
         self.epoch = epoch
@@ -67,9 +77,13 @@ class PartitionLeader:
             producer=egress.producer(partition) if egress is not None else None,
             snapshot=self._egress_snapshot, append_own=self.append_own,
         )
-        self._executor = InvocationExecutor(partition, invoker, metadata, self._load_task, self.submit_own,
-                                            builtin=self._egress)
+        self._wait_applied = wait_applied
+        self._executor = InvocationExecutor(
+            partition, invoker, metadata, self._load_task, self.submit_own, builtin=self._egress,
+            confirm=self.confirm_applied if wait_applied is not None else None, load_entry=self._load_entry,
+        )
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
         self._log = log.bind(partition=partition, epoch=epoch)
 
     def submit_own(self, record: Record) -> asyncio.Future[int]:
@@ -89,6 +103,28 @@ class PartitionLeader:
     async def append_own(self, record: Record) -> int:
         """:meth:`submit_own`, awaited."""
         return await self.submit_own(record)
+
+    async def confirm_applied(self, offset: int) -> bool:
+        """Whether this leader's record at ``offset`` was applied, not just stored.
+
+        A record is acknowledged to an endpoint (``CommandAck``) only after this: Kafka's
+        ack says it is durable, but a record of a superseded epoch is ignored when
+        applied. True once the processor applied ``offset`` while this leader still
+        leads and the partition's epoch is still ours (no newer ``AnnounceLeader`` was
+        applied before or after the record, so the record was not fenced off).
+        """
+        if self._wait_applied is None or self._stopped:
+            return False
+        if not await self._wait_applied(self.partition, offset, _CONFIRM_TIMEOUT_S):
+            return False
+        if self._stopped:
+            return False
+        epoch = self._reader.read(self.partition, lambda t: t.fsm.current_epoch())
+        return bool(epoch == self.epoch)
+
+    def _load_entry(self, invocation_id: InvocationId, index: int) -> JournalEntry | None:
+        entry = self._reader.read(self.partition, lambda t: t.journal.get(invocation_id, index))
+        return None if entry is None else JournalEntry(entry.message_type, entry.message)
 
     async def _deliver(self, target_partition: int, record: Record, dedup_id: DedupId) -> int:
         return await self._appender.append(target_partition, record, dedup_id=dedup_id)
@@ -124,6 +160,7 @@ class PartitionLeader:
 
     async def stop(self) -> None:
         """Stop every executor; in-flight attempts are cancelled (the next leader redoes them)."""
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         # Attempts first, before any wait: they must not outlive the leadership.
@@ -145,7 +182,9 @@ class PartitionLeader:
         elif isinstance(action, AbortInvocation):
             self._executor.abort(action.invocation_id)
         elif isinstance(action, ForwardNotification):
-            pass  # request/response attempts learn notifications by being re-invoked
+            # Pushed into the attempt's open stream; request/response attempts learn
+            # notifications by being re-invoked.
+            self._executor.forward(action.invocation_id, action.entry_index)
 
     def _outbox_entry(self, sequence: int, target_partition_key: int, record: Record) -> OutboxEntry:
         target = partition_for(target_partition_key, self._appender.partition_count)

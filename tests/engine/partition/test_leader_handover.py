@@ -92,7 +92,7 @@ def _leader(epoch: int, appender: _Appender, invoker: _Invoker) -> PartitionLead
         protocol_version=None, journal=(INPUT,), commands=1, state=(), partial_state=False, attempt=0,
         retries_since_last_entry=0, last_failure=None, modified_at_ms=0,
     )
-    deployment = SimpleNamespace(uri="http://endpoint.invalid", additional_headers={})
+    deployment = SimpleNamespace(uri="http://endpoint.invalid", additional_headers={}, protocol_type=None)
     settings = SimpleNamespace(inactivity_timeout=timedelta(minutes=1), abort_timeout=timedelta(minutes=1),
                                enable_lazy_state=False)
 
