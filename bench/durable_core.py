@@ -8,7 +8,7 @@ One command runs every phase (``--phases``, see ``bench/phases.py`` and
 ``bench/README.md``) on every system (``--systems``: logstrate; restate-server with the
 endpoint over HTTP/1.1, request/response; restate-server over HTTP/2, bidirectional
 streaming, for the 10-step phase only), ``--rounds`` times. Within a round the systems
-run one after the other (logstrate, restate, restate-h2, then the next round), each
+run one after the other (logstrate, restate, restate-h2, logstrate-h2, then the next round), each
 started fresh in its own work folder, so only the system under test is running while it
 is measured and slow drift of the machine is shared out. The report is a ratio table of
 medians over rounds with their spread, the ratio logstrate / restate and issue 12's goal.
@@ -127,7 +127,7 @@ async def run_phases(running: Running, keys: list[str], args: argparse.Namespace
 
 def phases_for(system: str, selected: list[str]) -> list[str]:
     keys = [k for k in PHASE_KEYS if k in selected]
-    return [k for k in keys if k in H2_PHASES] if system == "restate-h2" else keys
+    return [k for k in keys if k in H2_PHASES] if system.endswith("-h2") else keys
 
 
 def bench_system(system: str, round_no: int, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:

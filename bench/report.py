@@ -62,6 +62,7 @@ class Row:
     goal: Goal
     versus: str = "restate"
     digits: int = 2
+    system: str = "logstrate"
 
 
 LE, GE, INFO = Goal("le", 1.0), Goal("ge", 1.0), Goal("info")
@@ -73,6 +74,8 @@ ROWS: tuple[Row, ...] = (
     Row("10x ctx.run: p50 ms vs h2 bidi", "ten_steps_seq.p50_ms", "ten_steps_seq.p50_ms", LE, versus="restate-h2"),
     Row("10x ctx.run: per step ms vs h1", "ten_steps_seq.per_step_ms", "ten_steps_seq.per_step_ms", INFO),
     Row("10x ctx.run: per step ms vs h2", "ten_steps_seq.per_step_ms", "ten_steps_seq.per_step_ms", INFO, versus="restate-h2"),
+    Row("10x ctx.run, both h2 bidi: p50 ms", "ten_steps_seq.p50_ms", "ten_steps_seq.p50_ms", LE,
+        versus="restate-h2", system="logstrate-h2"),
     Row("counter add, K keys: req/s", "counter_add.rps", "counter_add.rps", GE, digits=1),
     Row("3-step /send: completed/s", "sends.completed_per_s", "sends.completed_per_s", GE, digits=1),
     Row("1,000 timers: all answered s", "timers.all_answered_s", "timers.all_answered_s", Goal("le_abs", 2.0, " s"), digits=3),
@@ -102,7 +105,7 @@ def table(samples: Samples, connections: int, keys: int) -> list[str]:
     header = ("metric", "logstrate median [spread]", "restate median [spread]", "ratio", "goal", "met?")
     rows: list[tuple[str, ...]] = []
     for row in ROWS:
-        ours = samples.get("logstrate", {}).get(row.ours, [])
+        ours = samples.get(row.system, {}).get(row.ours, [])
         theirs = samples.get(row.versus, {}).get(row.theirs, []) if row.theirs else []
         if not ours and not theirs:
             continue

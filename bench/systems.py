@@ -2,7 +2,12 @@
 
 - **logstrate**: a local single-node Kafka broker (``compose/kafka_local.py``, or
   ``--kafka`` for an existing one), one engine process (``python -m engine serve``) and its
-  own service endpoint, registered with ``use_http_11`` (logstrate speaks HTTP/1.1 only);
+  own service endpoint, registered with ``use_http_11``: request/response over HTTP/1.1,
+  logstrate's default;
+- **logstrate-h2** (``logstrate (h2 bidi)``): the same engine started with
+  ``--invoker-http2`` and the endpoint registered without ``use_http_11``, so it is
+  discovered over HTTP/2 and driven as bidirectional streams (off by default in
+  logstrate for now);
 - **restate** (``restate (h1 req/resp)``): the pinned restate-server, single node, default
   settings, with its own endpoint registered with ``"use_http_11": true``: request/response;
 - **restate-h2** (``restate (h2 bidi)``): the same, with the endpoint registered without it,
@@ -40,8 +45,11 @@ from tests.fixtures.restate_server import RestateServer
 from tests.fixtures.service_endpoint import PROJECT_ROOT, ServiceEndpoint, spawn_service_endpoint, wait_ready
 
 SERVICES_APP = "bench.services:app"
-SYSTEMS = ("logstrate", "restate", "restate-h2")
-SYSTEM_LABELS = {"logstrate": "logstrate", "restate": "restate (h1 req/resp)", "restate-h2": "restate (h2 bidi)"}
+SYSTEMS = ("logstrate", "restate", "restate-h2", "logstrate-h2")
+SYSTEM_LABELS = {
+    "logstrate": "logstrate", "restate": "restate (h1 req/resp)", "restate-h2": "restate (h2 bidi)",
+    "logstrate-h2": "logstrate (h2 bidi)",
+}
 RESTATE_PACKAGE_JSON = PROJECT_ROOT / "compose" / "restate-server" / "node_modules" / "@restatedev" / "restate-server" / "package.json"
 
 
@@ -269,8 +277,10 @@ class RestateRunning(Running):
 
 
 @contextlib.contextmanager
-def logstrate_system(workdir: Path, args: argparse.Namespace) -> Iterator[Running]:
-    """Kafka (local unless ``--kafka``), one engine process and its endpoint."""
+def logstrate_system(workdir: Path, args: argparse.Namespace, h2: bool = False) -> Iterator[Running]:
+    """Kafka (local unless ``--kafka``), one engine process and its endpoint; with ``h2``
+    the engine drives the endpoint as HTTP/2 bidirectional streams."""
+    system = "logstrate-h2" if h2 else "logstrate"
     with contextlib.ExitStack() as stack:
         logs: list[Path] = []
         bootstrap = args.kafka
@@ -290,14 +300,16 @@ def logstrate_system(workdir: Path, args: argparse.Namespace) -> Iterator[Runnin
             topic_prefix=f"bench-{uuid.uuid4().hex[:8]}",
             data_dir=data_dir,
             partitions=args.partitions,
+            extra_args=["--invoker-http2"] if h2 else [],
         )
         logs.insert(0, engine.log_path)
         stack.callback(stop_engine, engine)
         progress(f"logstrate: starting the engine ({args.partitions} partitions, log {engine.log_path})")
         engine.start_and_wait(timeout=args.startup_timeout)
-        register_and_wait("logstrate", engine.admin_url, engine.ingress_url, endpoint, args.startup_timeout)
-        yield LogstrateRunning("logstrate", engine.admin_url, engine.ingress_url, endpoint, logs,
-                               {"protocol": "RequestResponse over HTTP/1.1"}, engine=engine, kafka=kafka)
+        register_and_wait(system, engine.admin_url, engine.ingress_url, endpoint, args.startup_timeout, http11=not h2)
+        protocol = "BidiStream over HTTP/2" if h2 else "RequestResponse over HTTP/1.1"
+        yield LogstrateRunning(system, engine.admin_url, engine.ingress_url, endpoint, logs,
+                               {"protocol": protocol}, engine=engine, kafka=kafka)
 
 
 @contextlib.contextmanager
@@ -323,6 +335,6 @@ def restate_system(workdir: Path, args: argparse.Namespace, h2: bool = False) ->
 
 
 def start_system(system: str, workdir: Path, args: argparse.Namespace) -> contextlib.AbstractContextManager[Running]:
-    if system == "logstrate":
-        return logstrate_system(workdir, args)
+    if system in ("logstrate", "logstrate-h2"):
+        return logstrate_system(workdir, args, h2=system == "logstrate-h2")
     return restate_system(workdir, args, h2=system == "restate-h2")
