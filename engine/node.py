@@ -253,12 +253,12 @@ class EngineNode:
         if self._appender is not None:
             await asyncio.to_thread(self._appender.close)
             self._appender = None
-        if self._responses is not None:
-            await self._responses.stop()
-            self._responses = None
-        if self._metadata is not None:
-            await self._metadata.stop()
-            self._metadata = None
+        # The two tail threads notice a stop within a poll timeout (engine.tailing):
+        # stop them together, so shutdown waits for one timeout, not the sum.
+        tails = [tail.stop() for tail in (self._responses, self._metadata) if tail is not None]
+        await asyncio.gather(*tails)
+        self._responses = None
+        self._metadata = None
         if self._storage is not None:
             self._storage.close()
             self._storage = None

@@ -6,7 +6,7 @@ over the processes and hands a dead process's partitions to the others.
 
 The loop, on a dedicated thread (librdkafka calls block):
 
-1. ``consume()`` a batch;
+1. take a batch: the records fetched so far, as soon as there is one (``_next_batch``);
 2. decode each record (payload format, key mapping) and build its ``Invoke``
    (:mod:`subscriptions.ingest`); a record that cannot be decoded goes to the
    dead-letter topic when the subscription has one, and is otherwise skipped with an
@@ -39,6 +39,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from engine.ids import InvocationId
 from engine.logs import get_logger
 from engine.metadata.kafka import ORDERING_PARTITION, KafkaCluster, Subscription, consumer_properties
+from engine.tailing import TAIL_POLL_S
 from engine.wal.records import DedupId, Invoke, Record
 from subscriptions import metrics
 from subscriptions.errors import RecordDecodeError, SchemaRegistryError
@@ -50,7 +51,6 @@ __all__ = ["Backpressure", "ConsumerStatus", "SubscriptionConsumer", "WalPort"]
 
 log = get_logger(__name__)
 
-_POLL_S: Final = 0.2
 _DEFAULT_BATCH: Final = 500
 _MAX_BACKOFF_S: Final = 5.0
 _HALTED_POLL_S: Final = 0.2
@@ -124,8 +124,11 @@ class SubscriptionConsumer:
         wal: WalPort,
         node_name: str,
         backpressure: Backpressure = Backpressure(),
+        on_exit: Callable[[], None] | None = None,
     ) -> None:
+        """``on_exit`` is called on the consumer thread as its last action, however it ends."""
         self.subscription = subscription
+        self._on_exit = on_exit
         self.cluster = cluster
         self._resolve_sink = resolve_sink
         self._wal = wal
@@ -145,6 +148,7 @@ class SubscriptionConsumer:
         self._log = log.bind(subscription=self._sub, topic=self._topic, group=self._group)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._exited = False
         self._dead_letters: Producer | None = None
         self.status = ConsumerStatus()
 
@@ -164,11 +168,19 @@ class SubscriptionConsumer:
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive() and not self._exited
 
     # --- the thread --------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._consume()
+        finally:
+            self._exited = True
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def _consume(self) -> None:
         try:
             consumer = Consumer(self._conf)
         except KafkaException as exc:
@@ -183,7 +195,7 @@ class SubscriptionConsumer:
                     self._wait_halted(consumer)
                     break
                 self._throttle(consumer)
-                messages = consumer.consume(self._batch_size, timeout=_POLL_S)
+                messages = _next_batch(consumer, self._batch_size)
                 if messages:
                     self._process(consumer, messages)
                 self._update_lag(consumer)
@@ -430,6 +442,22 @@ class SubscriptionConsumer:
                 continue
             if high >= 0 and position >= 0:
                 metrics.LAG.labels(self._sub, self._topic, str(partition)).set(max(high - position, 0))
+
+
+def _next_batch(consumer: Consumer, size: int) -> list[Message]:
+    """The records fetched so far, up to ``size``, as soon as there is one.
+
+    ``consume(size, timeout)`` would wait out its timeout unless ``size`` records came,
+    delaying a trickle of events by that much; ``poll`` returns with the first record
+    (and an idle consumer wakes only every :data:`TAIL_POLL_S`), then a zero-timeout
+    ``consume`` takes what librdkafka has prefetched already.
+    """
+    first = consumer.poll(TAIL_POLL_S)
+    if first is None:
+        return []
+    if size <= 1:
+        return [first]
+    return [first, *consumer.consume(size - 1, timeout=0)]
 
 
 def _source_record(message: Message) -> SourceRecord:

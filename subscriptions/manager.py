@@ -18,6 +18,7 @@ from engine.ids import SubscriptionId
 from engine.logs import get_logger
 from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.store import MetadataStore
+from engine.metadata.view import MetadataView
 from engine.metadata.targets import handler_kind, service_kind
 from engine.metadata.errors import NotFoundError
 from subscriptions.consumer import Backpressure, ConsumerStatus, SubscriptionConsumer, WalPort
@@ -28,8 +29,10 @@ __all__ = ["SubscriptionManager", "resolve_sink"]
 
 log = get_logger(__name__)
 
-_CHECK_S: Final = 0.2
 _RESTART_BACKOFF_S: Final = 2.0
+_RECHECK_S: Final = 30.0
+"""Longest sleep between two looks at the view and the consumers; changes and consumer
+exits wake the manager at once, so this is only a safety net."""
 
 
 def resolve_sink(store: MetadataStore, subscription: Subscription) -> SinkTarget:
@@ -61,8 +64,13 @@ class SubscriptionManager:
         self._running: dict[SubscriptionId, _Running] = {}
         self._broken: dict[SubscriptionId, tuple[Subscription, KafkaCluster, str]] = {}
         self._task: asyncio.Task[None] | None = None
+        # Set (from a consumer thread) when a consumer ends, so a dead one is restarted
+        # without polling; see _watch.
+        self._exited = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._watch(), name="subscription-manager")
 
     async def stop(self) -> None:
@@ -86,8 +94,11 @@ class SubscriptionManager:
         return None if broken is None else ConsumerStatus(last_error=broken[2])
 
     async def _watch(self) -> None:
-        seen = None
+        # Event-driven, so an idle engine does not wake up for it: the metadata store
+        # wakes it when a new view is published, a consumer thread when it ends.
+        seen: MetadataView | None = None
         while True:
+            self._exited.clear()
             view = self._store.view
             dead = [sid for sid, r in self._running.items() if not r.consumer.alive]
             if view is not seen or dead:
@@ -96,7 +107,33 @@ class SubscriptionManager:
                     await self._reconcile(dead)
                 except Exception:  # noqa: BLE001 - keep watching; the next change retries
                     log.exception("subscription reconciliation failed")
-            await asyncio.sleep(_CHECK_S)
+            await self._wait(seen, self._next_check_s())
+
+    def _next_check_s(self) -> float:
+        """Until a dead consumer's restart backoff ends, else the safety-net interval."""
+        now = time.monotonic()
+        due = [
+            r.started_at + _RESTART_BACKOFF_S - now for r in self._running.values() if not r.consumer.alive
+        ]
+        return max(0.2, min(due)) if due else _RECHECK_S
+
+    async def _wait(self, seen: MetadataView | None, timeout_s: float) -> None:
+        """Until the metadata view is not ``seen``, a consumer exits, or ``timeout_s`` passed."""
+        if self._exited.is_set():
+            return
+        changed = asyncio.ensure_future(self._store.wait_changed(seen, timeout_s))
+        exited = asyncio.ensure_future(self._exited.wait())
+        try:
+            await asyncio.wait((changed, exited), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (changed, exited):
+                task.cancel()
+
+    def _consumer_exited(self) -> None:
+        # On the consumer's thread, as its last action.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._exited.set)
 
     async def _reconcile(self, dead: list[SubscriptionId]) -> None:
         view = self._store.view
@@ -133,7 +170,7 @@ class SubscriptionManager:
         try:
             consumer = SubscriptionConsumer(
                 sub, cluster, resolve_sink=resolver, wal=self._wal, node_name=self._node_name,
-                backpressure=self._backpressure,
+                backpressure=self._backpressure, on_exit=self._consumer_exited,
             )
         except (SubscriptionError, ValueError) as exc:
             # Options were validated on creation; this is a record written by a newer

@@ -1,4 +1,10 @@
-"""Shared fixtures: one real Kafka broker per session, engine processes per test."""
+"""Shared fixtures: one real Kafka broker per session, engine processes per test.
+
+Hypothesis's internals are imported here, at collection, on purpose: its pytest plugin
+otherwise imports them lazily when the session finishes, and CPython 3.11.7's parser
+(which pytest's assertion rewriting runs on them) can fail then with "AST constructor
+recursion depth mismatch" after a test has hit a RecursionError, failing a green run.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis.internal.conjecture.choice  # noqa: F401 - see below
 import pytest
 
 from tests.fixtures.engine import EngineProcess

@@ -37,16 +37,15 @@ from engine.config import KafkaConfig
 from engine.ids import IdParseError, InvocationId
 from engine.ingress.pending import PendingResponses
 from engine.logs import get_logger
+from engine.tailing import TAIL_FETCH_WAIT_MS, TAIL_POLL_S
 from engine.wal.records import Failure, FailureMetadata, Value, Void
 
-__all__ = ["RESPONSE_PARTITIONS", "ResponseChannel", "decode_answer", "encode_answer", "partition_of"]
+__all__ = ["RESPONSE_PARTITIONS", "ResponseChannel", "consumer_config", "decode_answer", "encode_answer", "partition_of"]
 
 log = get_logger(__name__)
 
 RESPONSE_PARTITIONS: Final = 8
 """Partitions of the responses topic; each engine process reads one of them."""
-
-_POLL_S: Final = 0.2
 
 Answer = Value | Failure | Void
 
@@ -102,6 +101,50 @@ def decode_answer(data: bytes) -> tuple[str, str, InvocationId, Answer]:
         raise ValueError(f"malformed answer: {exc}") from None
 
 
+def consumer_config(kafka: KafkaConfig, instance: str) -> dict[str, Any]:
+    """The librdkafka configuration of engine process ``instance``'s responses-topic reader."""
+    return kafka.client_config(
+        **{
+            # Assigned by hand and never committed: the group is never joined.
+            "group.id": f"{kafka.topic_prefix}.responses",
+            "client.id": f"logstrate-{instance}-responses",
+            "enable.auto.commit": False,
+            # An answer is delivered the moment it lands whatever this is (the broker
+            # answers a fetch at the first byte); it only sets how many empty fetches an
+            # idle engine costs the broker: 2 a second, not 100 (engine.tailing). The
+            # watermark query in start() runs before any fetch, so it never waits behind one.
+            "fetch.wait.max.ms": TAIL_FETCH_WAIT_MS,
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
+
+
+_NOT_READY: Final = frozenset(
+    (
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    )
+)
+
+
+def _end_offset(consumer: Consumer, partition: TopicPartition, timeout_s: float) -> int:
+    """The partition's high watermark; waits out a topic created a moment ago (no leader yet)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(
+                partition, timeout=max(deadline - time.monotonic(), 0.1), cached=False
+            )
+            return int(high)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.code() in _NOT_READY) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.05)
+
+
 class ResponseChannel:
     """Sends answers to other engine processes and receives this process's own."""
 
@@ -127,21 +170,12 @@ class ResponseChannel:
 
     async def start(self) -> None:
         """Start reading this process's partition from its current end."""
-        consumer = Consumer(
-            self._kafka.client_config(
-                **{
-                    # Assigned by hand and never committed: the group is never joined.
-                    "group.id": f"{self._kafka.topic_prefix}.responses",
-                    "client.id": f"logstrate-{self._instance}-responses",
-                    "enable.auto.commit": False,
-                    "fetch.wait.max.ms": 10,
-                    "logger": logging.getLogger("librdkafka"),
-                }
-            )
-        )
+        consumer = Consumer(consumer_config(self._kafka, self._instance))
         # Requests are only accepted after this returns, so nothing addressed to this
         # instance can precede the end offset read here.
-        high = await _end_offset(consumer, TopicPartition(self._topic, self._partition))
+        high = await asyncio.to_thread(
+            _end_offset, consumer, TopicPartition(self._topic, self._partition), self._kafka.connect_timeout_s
+        )
         consumer.assign([TopicPartition(self._topic, self._partition, high if high >= 0 else OFFSET_END)])
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
@@ -175,7 +209,7 @@ class ResponseChannel:
         try:
             while not self._stopping.is_set():
                 self._producer.poll(0)
-                message = consumer.poll(_POLL_S)
+                message = consumer.poll(TAIL_POLL_S)
                 if message is None:
                     continue
                 if message.error() is not None:
@@ -203,20 +237,3 @@ class ResponseChannel:
             self._thread = None
         await asyncio.to_thread(self._producer.flush, 5.0)
 
-
-async def _end_offset(consumer: Consumer, partition: TopicPartition, timeout_s: float = 30.0) -> int:
-    """The partition's end offset, retrying while the broker is still electing its leader
-    (a topic created a moment ago answers NOT_LEADER_FOR_PARTITION for a while)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            _, high = await asyncio.to_thread(consumer.get_watermark_offsets, partition, 10.0, False)
-            return int(high)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            passing = error is not None and (
-                error.retriable() or error.code() == KafkaError.NOT_LEADER_FOR_PARTITION
-            )
-            if not passing or time.monotonic() >= deadline:
-                raise
-            await asyncio.sleep(0.2)

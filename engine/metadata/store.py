@@ -42,6 +42,7 @@ from engine.metadata.errors import MetadataError, MetadataUnavailable
 from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.model import Deployment, HandlerMetadata, ResolvedHandler, ServiceMetadata
 from engine.metadata.view import MetadataView
+from engine.tailing import TAIL_FETCH_WAIT_MS, TAIL_POLL_S
 
 __all__ = [
     "DeleteDeployment",
@@ -52,6 +53,7 @@ __all__ = [
     "PutDeployment",
     "PutKafkaCluster",
     "PutSubscription",
+    "consumer_config",
 ]
 
 log = get_logger(__name__)
@@ -59,7 +61,6 @@ log = get_logger(__name__)
 _T = TypeVar("_T")
 _PARTITION = 0
 _BATCH = 500
-_POLL_S = 0.1
 _NOT_READY = frozenset(
     (
         KafkaError.NOT_LEADER_FOR_PARTITION,
@@ -135,6 +136,8 @@ class MetadataStore:
         self._view = MetadataView(kafka_clusters=self._declared_clusters)
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
+        # wait_changed() callers, woken when the tail thread publishes a new view.
+        self._watchers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._write_lock = asyncio.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -155,20 +158,7 @@ class MetadataStore:
         timeout_s = self._kafka.connect_timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
-        consumer = Consumer(
-            self._kafka.client_config(
-                **{
-                    # librdkafka insists on a group id, but partitions are assigned by hand and
-                    # no offset is ever committed, so the group is never joined.
-                    "group.id": f"{self._kafka.topic_prefix}.metadata-view",
-                    "client.id": f"logstrate-{self._node_name}-metadata",
-                    "enable.auto.commit": False,
-                    "enable.partition.eof": True,
-                    "auto.offset.reset": "earliest",
-                    "logger": logging.getLogger("librdkafka"),
-                }
-            )
-        )
+        consumer = Consumer(consumer_config(self._kafka, self._node_name))
         self._producer = Producer(
             self._kafka.client_config(
                 **{
@@ -245,6 +235,29 @@ class MetadataStore:
     def resolve(self, service: str, handler: str) -> ResolvedHandler:
         """Service, handler and deployment a new invocation goes to; raises the not-found errors."""
         return self._view.resolve(service, handler)
+
+    async def wait_changed(self, seen: MetadataView | None, timeout_s: float) -> MetadataView:
+        """The current view as soon as it is not ``seen``, or after ``timeout_s`` at the latest.
+
+        For watchers that react to metadata changes (the subscription manager) without
+        polling the view: returns at once if the view already changed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        entry = (loop, future)
+        with self._waiters_lock:
+            if self._view is not seen:
+                return self._view
+            self._watchers.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            with self._waiters_lock:
+                if entry in self._watchers:
+                    self._watchers.remove(entry)
+        return self._view
 
     # --- writes ------------------------------------------------------------------------
 
@@ -333,6 +346,15 @@ class MetadataStore:
         for _, loop, future in due:
             loop.call_soon_threadsafe(_resolve, future, None)
 
+    def _notify_watchers(self) -> None:
+        # Called after self._view was replaced; wait_changed() checks the view under the
+        # same lock, so a watcher either sees the new view or is woken here.
+        with self._waiters_lock:
+            due, self._watchers = self._watchers, []
+        for loop, future in due:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, future, None)
+
     def _fail_waiters(self, reason: str) -> None:
         with self._waiters_lock:
             due, self._waiters = self._waiters, []
@@ -366,6 +388,9 @@ class MetadataStore:
         # topic is caught up at once.
         caught_up = start >= end_at_start
         while not self._stopping.is_set():
+            if caught_up and not ready.done():
+                # Before polling: an empty topic is caught up without reading anything.
+                loop.call_soon_threadsafe(_resolve, ready, None)
             changed = False
             for message in _next_batch(consumer):
                 err = message.error()
@@ -387,8 +412,7 @@ class MetadataStore:
                     dict(state.deployments), applied, dict(state.clusters), dict(state.subscriptions)
                 )
                 self._settle_waiters(applied)
-            if caught_up and not ready.done():
-                loop.call_soon_threadsafe(_resolve, ready, None)
+                self._notify_watchers()
 
     def _watermarks(self, consumer: Consumer, timeout_s: float) -> tuple[int, int]:
         partition = TopicPartition(self.topic, _PARTITION)
@@ -438,6 +462,26 @@ class _Folded:
     subscriptions: dict[SubscriptionId, Subscription]
 
 
+def consumer_config(kafka: KafkaConfig, node_name: str) -> dict[str, Any]:
+    """The librdkafka configuration of the metadata tail consumer."""
+    return kafka.client_config(
+        **{
+            # librdkafka insists on a group id, but partitions are assigned by hand and
+            # no offset is ever committed, so the group is never joined.
+            "group.id": f"{kafka.topic_prefix}.metadata-view",
+            "client.id": f"logstrate-{node_name}-metadata",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            # Metadata changes are rare: an idle tail costs the broker 2 empty fetches a
+            # second, and a write is still read back the moment it lands (engine.tailing).
+            # Only a start-up whose last records were compacted away waits for EOF.
+            "fetch.wait.max.ms": TAIL_FETCH_WAIT_MS,
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
+
+
 def _record_of(write: MetadataWrite) -> tuple[bytes, bytes | None]:
     """The (key, value) of a write; ``None`` value is a tombstone."""
     if isinstance(write, PutDeployment):
@@ -466,7 +510,7 @@ def _next_batch(consumer: Consumer) -> list[Message]:
     # poll() returns as soon as one record arrives (consume() would wait out its timeout
     # to fill the batch, delaying every write's read-back); what else is already
     # fetched is then taken without waiting.
-    first = consumer.poll(_POLL_S)
+    first = consumer.poll(TAIL_POLL_S)
     if first is None:
         return []
     return [first, *consumer.consume(num_messages=_BATCH, timeout=0)]

@@ -106,6 +106,26 @@ def test_writes_are_read_back_here_and_reach_every_other_process(kafka_config: K
     run_with_stores(kafka_config, body)
 
 
+def test_watchers_wake_when_another_process_writes_and_not_before(kafka_config: KafkaConfig) -> None:
+    deployment = _deployment()
+
+    async def body(started: Callable[[str], Awaitable[MetadataStore]]) -> None:
+        writer = await started("a")
+        watcher = await started("b")
+        seen = watcher.view
+        # Nothing changes: the wait ends at its timeout, on the same view.
+        assert await watcher.wait_changed(seen, 0.2) is seen
+        # A write elsewhere wakes the watcher with the view that has it (well before 30 s).
+        waiting = asyncio.ensure_future(watcher.wait_changed(seen, 30.0))
+        await writer.put_deployment(deployment)
+        changed = await asyncio.wait_for(waiting, 10.0)
+        assert changed.find_deployment(deployment.id) is not None
+        # A view that changed already is returned at once.
+        assert await watcher.wait_changed(seen, 30.0) is watcher.view
+
+    run_with_stores(kafka_config, body)
+
+
 def test_a_failing_plan_writes_nothing(kafka_config: KafkaConfig) -> None:
     async def body(started: Callable[[str], Awaitable[MetadataStore]]) -> None:
         store = await started("a")
