@@ -143,6 +143,15 @@ class EngineConfig:
 
     (``LOGSTRATE_KAFKA_CLUSTERS`` takes the same as a JSON object.) Clusters can also be
     created at runtime with ``POST /kafka-clusters``; those declared here are read-only."""
+    subscription_key_mappers: Mapping[str, str] = field(default_factory=dict)
+    """Custom key mappers subscriptions may pick with the option ``key.mapper = "<name>"``::
+
+        [subscription_key_mappers]
+        tenant = "mypackage.keys:tenant_key"   # a callable from key bytes to str
+
+    (``LOGSTRATE_SUBSCRIPTION_KEY_MAPPERS`` takes the same as a JSON object.) Imported at
+    start-up; entry points of the group ``logstrate.key_mappers`` are added too. Only the
+    operator names code here: the admin API picks among these names and never imports."""
 
     @property
     def ingress_address(self) -> tuple[str, int]:
@@ -211,7 +220,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         path = f"{prefix}{key}"
         # kafka.properties keys contain dots themselves, so they stay one level deep;
         # kafka_clusters is a table of such tables and is kept whole.
-        if path == "kafka_clusters":
+        if path in ("kafka_clusters", "subscription_key_mappers"):
             flat[path] = value
         elif isinstance(value, Mapping) and path != "kafka.properties":
             flat.update(_flatten(value, f"{path}."))
@@ -251,6 +260,9 @@ def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
         elif f.name == "kafka_clusters":
             if path in values:
                 kwargs[f.name] = _kafka_clusters(values[path])
+        elif f.name == "subscription_key_mappers":
+            if path in values:
+                kwargs[f.name] = _string_table(values[path], path, 'tenant = "mypackage.keys:tenant_key"')
         elif path in values:
             kwargs[f.name] = _coerce(values[path], hint, path)
     config = cls(**kwargs)
@@ -274,6 +286,17 @@ def _kafka_clusters(value: Any) -> dict[str, dict[str, str | Secret]]:
             str(k): Secret(str(v)) if _is_secret_property(str(k)) else str(v) for k, v in props.items()
         }
     return clusters
+
+
+def _string_table(value: Any, path: str, example: str) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} must be a JSON object of strings: {exc}") from None
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{path} must be a table of strings, e.g. [{path}] {example}")
+    return {str(k): v for k, v in value.items()}
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:

@@ -42,6 +42,7 @@ from engine.wal.appender import WalAppender
 from engine.wal.records import CallTarget, DedupId, InvokerEffect, Notify, Record
 from engine.wal.topics import ensure_topics
 from subscriptions.consumer import Backpressure
+from subscriptions.keys import KeyMapperConfigError, register_key_mappers
 from subscriptions.manager import SubscriptionManager
 
 log = get_logger(__name__)
@@ -75,6 +76,12 @@ class EngineNode:
         cfg = self.config
         log.info("engine starting", version=__version__, node=cfg.node_name, data_dir=str(cfg.data_dir))
         try:
+            try:
+                mappers = register_key_mappers(cfg.subscription_key_mappers)
+            except KeyMapperConfigError as exc:
+                raise StartupError(str(exc)) from None
+            if mappers:
+                log.info("custom key mappers registered", key_mappers=mappers)
             self._storage = StorageEnvironment(cfg.data_dir, cfg.lmdb_map_size_mb)
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
                 _check_port_free(name, *address)
