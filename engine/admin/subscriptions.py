@@ -40,7 +40,9 @@ from engine.metadata.kafka import (
     consumer_properties,
     parse_sink,
     parse_source,
+    validate_subscription_properties,
 )
+from engine.metadata.kafka_properties import RefusedProperty
 from engine.metadata.model import HandlerType, ServiceType
 from engine.metadata.store import DeleteSubscription, MetadataWrite, PutSubscription
 from engine.metadata.view import MetadataView
@@ -85,6 +87,8 @@ async def get_subscription(request: web.Request) -> web.Response:
             status["partitions"] = await asyncio.to_thread(_group_lag, cluster, sub)
         except KafkaException as exc:
             status["lag_error"] = f"cannot read the consumer group's offsets: {exc}"
+        except RefusedProperty as exc:
+            status["lag_error"] = str(exc)
     body["status"] = status
     return web.json_response(body)
 
@@ -187,6 +191,7 @@ def _check_options(sub: Subscription) -> None:
     batch = options.get("batch.size", "500")
     if not batch.isdigit() or not 1 <= int(batch) <= 10_000:
         raise InvalidRequest(f"option batch.size must be a whole number from 1 to 10000, got {batch!r}")
+    validate_subscription_properties(options)
     try:
         payload_decoder(options)
         key_mapper(options)
