@@ -17,6 +17,7 @@ from aiohttp import web
 
 from engine.admin.app import create_admin_app
 from engine.config import EngineConfig, Secret
+from engine.egress import reserve_engine_topics
 from engine.errors import StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
@@ -82,6 +83,7 @@ class EngineNode:
                 raise StartupError(str(exc)) from None
             if mappers:
                 log.info("custom key mappers registered", key_mappers=mappers)
+            reserve_engine_topics(cfg.kafka.topic_prefix)
             self._storage = StorageEnvironment(cfg.data_dir, cfg.lmdb_map_size_mb)
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
                 _check_port_free(name, *address)
