@@ -109,6 +109,7 @@ class EngineNode:
                 read_status=self._read_status,
                 wait_applied=self._wait_applied,
                 max_body_bytes=cfg.ingress_max_body_bytes,
+                workflow_handler=resolver.workflow_handler,
             )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
