@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import ConfigError
+from engine.metadata.address_policy import DEFAULT_DENY_NETWORKS, parse_networks
 
 ENV_PREFIX = "LOGSTRATE_"
 
@@ -143,6 +144,13 @@ class EngineConfig:
 
     (``LOGSTRATE_KAFKA_CLUSTERS`` takes the same as a JSON object.) Clusters can also be
     created at runtime with ``POST /kafka-clusters``; those declared here are read-only."""
+    deployment_deny_networks: tuple[str, ...] = DEFAULT_DENY_NETWORKS
+    """IP networks the engine never calls as service endpoints (discovery and invocations),
+    by default link-local IPv4/IPv6 and cloud metadata addresses: ``POST /deployments``
+    would otherwise make the engine fetch from them for whoever reaches the admin API.
+    TOML list, or comma-separated in ``LOGSTRATE_DEPLOYMENT_DENY_NETWORKS``."""
+    deployment_allow_networks: tuple[str, ...] = ()
+    """IP networks endpoints may be in even when ``deployment_deny_networks`` covers them."""
     subscription_key_mappers: Mapping[str, str] = field(default_factory=dict)
     """Custom key mappers subscriptions may pick with the option ``key.mapper = "<name>"``::
 
@@ -307,6 +315,11 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         if text not in allowed:
             raise ConfigError(f"{path} must be one of {', '.join(allowed)}, got {value!r}")
         return text
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{path} must be a list of strings (comma-separated in the environment), got {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     try:
@@ -360,6 +373,11 @@ def _validate(config: Any) -> None:
             raise ConfigError("lmdb_map_size_mb must be at least 16")
         if not config.node_name:
             raise ConfigError("node_name must not be empty")
+        for networks in ("deployment_deny_networks", "deployment_allow_networks"):
+            try:
+                parse_networks(getattr(config, networks), networks)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if config.subscription_pause_at_queued < 1 or config.subscription_resume_at_queued < 1:
             raise ConfigError(
                 "subscription_pause_at_queued and subscription_resume_at_queued must be at least 1, got "

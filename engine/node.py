@@ -27,6 +27,8 @@ from engine.ingress.response_channel import ResponseChannel
 from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
 from engine.logs import get_logger
+from engine.metadata.address_policy import AddressPolicy, GuardedResolver
+from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.kafka import KafkaCluster
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
@@ -121,6 +123,7 @@ class EngineNode:
             self._subscriptions.start()
             admin_app = create_admin_app(
                 ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
+                discovery=DiscoveryClient(policy=self._address_policy()),
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
                 subscription_manager=self._subscriptions,
             )
@@ -140,6 +143,10 @@ class EngineNode:
         if self._fatal is not None:
             raise StartupError(f"the WAL consumer failed: {self._fatal}")
         log.info("engine stopped")
+
+    def _address_policy(self) -> AddressPolicy:
+        cfg = self.config
+        return AddressPolicy.from_settings(cfg.deployment_deny_networks, cfg.deployment_allow_networks)
 
     def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
         """The invocation's status in this process's copy of its partition."""
@@ -163,7 +170,7 @@ class EngineNode:
         loop = asyncio.get_running_loop()
         appender = self._appender = WalAppender(cfg.kafka)
         handles = TableHandles.open(storage.env)
-        http = self._http = create_http_session()
+        http = self._http = create_http_session(resolver=GuardedResolver(self._address_policy()))
         # Kafka egress: a transactional producer per partition, fenced in before leading it.
         egress = EgressProducers(cfg.kafka)
 
