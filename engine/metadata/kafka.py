@@ -25,9 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import unquote
 
+from engine.egress import engine_topic_reason
 from engine.ids import IdParseError, SubscriptionId
 from engine.metadata.errors import InvalidRequest
-from engine.metadata.kafka_properties import check_api_properties
+from engine.metadata.kafka_properties import RefusedProperty, check_api_properties
 
 __all__ = [
     "CLUSTER_KEY_PREFIX",
@@ -204,6 +205,10 @@ def check_runnable(cluster: KafkaCluster, subscription: Subscription) -> None:
     if not cluster.declared_in_config:
         check_api_properties(cluster.properties, consumer=True, what=f"property of Kafka cluster {cluster.name!r}")
     validate_subscription_properties(subscription.options)
+    dead_letter_topic = subscription.options.get("dead-letter-topic")
+    reserved = None if not dead_letter_topic else engine_topic_reason(dead_letter_topic)
+    if reserved is not None:
+        raise RefusedProperty(f"option dead-letter-topic: {reserved}")
 
 
 def consumer_properties(cluster: KafkaCluster, subscription: Subscription) -> dict[str, str]:

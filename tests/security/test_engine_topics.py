@@ -19,6 +19,8 @@ import pytest
 from engine.egress import DEAD_LETTER_HEADER, EgressRequestError, encode_request, engine_topic_reason, parse_request
 from engine.egress import reserve_engine_topics
 from engine.ids import SubscriptionId
+from engine.metadata.kafka import KafkaCluster, Subscription, consumer_properties
+from engine.metadata.kafka_properties import RefusedProperty
 from subscriptions.ingest import SourceRecord, invocation_headers, source_header_name
 from tests.engine.test_invocations import call, register
 from tests.fixtures.engine import EngineProcess
@@ -68,6 +70,13 @@ def test_reserved_source_headers_are_renamed() -> None:
     assert [h.value for h in invocation_headers(SubscriptionId.generate(), record) if h.name == DEAD_LETTER_HEADER] == []
 
 
+def test_a_stored_subscription_with_a_reserved_dead_letter_topic_builds_no_consumer(prefix: str) -> None:
+    cluster = KafkaCluster("c", {"bootstrap.servers": "b:9092"})
+    sub = Subscription(SubscriptionId.generate(), "kafka://c/t", "service://S/h", {"dead-letter-topic": "lgs.wal"})
+    with pytest.raises(RefusedProperty, match="option dead-letter-topic: topic 'lgs.wal' is reserved"):
+        consumer_properties(cluster, sub)
+
+
 def _egress_rows(engine: EngineProcess) -> list[dict[str, Any]]:
     status, body = http("GET", f"{engine.admin_url}/invocations?service=logstrate.KafkaEgress&limit=1000")
     assert status == 200, body
@@ -104,8 +113,8 @@ def test_source_headers_cannot_redirect_dead_letters_and_engine_topics_are_refus
               ("logstrate.error.code", b"200")]
     subscribe(engine, source, "service://Picky/take", {"dead-letter-topic": dlq, "payload.format": "json"})
     subscribe(engine, plain, "service://Picky/take", {"payload.format": "json"})  # no dead-letter topic at all
-    publish(kafka.bootstrap_servers, source, [(b"k1", {"n": 1, "bad": True}), (b"k2", {"n": 2, "bad": False})],
-            headers=forged)
+    publish(kafka.bootstrap_servers, source,
+            [(b"k1", {"n": 1, "bad": True}), (b"k2", {"n": 2, "bad": False}), (b"k0", b"{not json")], headers=forged)
     publish(kafka.bootstrap_servers, plain, [(b"k3", {"n": 3, "bad": True})], headers=forged)
 
     def dead_lettered() -> list[dict[str, Any]] | None:
@@ -118,10 +127,15 @@ def test_source_headers_cannot_redirect_dead_letters_and_engine_topics_are_refus
     assert len(rows) == 2, rows  # nothing for the record of the subscription without a dead-letter topic
     outcomes = sorted(json.dumps(_completion(engine, r["id"])) for r in rows)
     assert any(dlq in o for o in outcomes) and not any(metadata in o for o in outcomes), outcomes
-    letters = _read_all(kafka.bootstrap_servers, dlq)
-    assert [json.loads(m.value()) for m in letters] == [{"n": 1, "bad": True}]
-    headers = [(k, v.decode()) for k, v in letters[0].headers()]
-    assert ("logstrate.error.code", "422") in headers and ("logstrate.error.code", "200") not in headers, headers
+    letters = {m.value(): [(k, v.decode()) for k, v in m.headers()] for m in _read_all(kafka.bootstrap_servers, dlq)}
+    assert set(letters) == {json.dumps({"n": 1, "bad": True}).encode(), b"{not json"}, letters
+    failed = letters[json.dumps({"n": 1, "bad": True}).encode()]
+    assert ("logstrate.error.code", "422") in failed and ("logstrate.error.code", "200") not in failed, failed
+    # The undecodable record, dead-lettered by the consumer: the source's forged headers renamed.
+    undecodable = letters[b"{not json"]
+    assert ("logstrate.error.code", "200") not in undecodable, undecodable
+    assert ("kafka.header.logstrate.error.code", "200") in undecodable, undecodable
+    assert any(k == "logstrate.error.message" for k, _ in undecodable), undecodable
 
     # The handler still sees the renamed headers; no header of the record names a dead-letter topic.
     subscribe(engine, plain, "service://SeqLog/headers", {"payload.format": "json", "group.id": "headers"})
