@@ -127,7 +127,9 @@ def test_source_headers_cannot_redirect_dead_letters_and_engine_topics_are_refus
     assert len(rows) == 2, rows  # nothing for the record of the subscription without a dead-letter topic
     outcomes = sorted(json.dumps(_completion(engine, r["id"])) for r in rows)
     assert any(dlq in o for o in outcomes) and not any(metadata in o for o in outcomes), outcomes
-    letters = {m.value(): [(k, v.decode()) for k, v in m.headers()] for m in _read_all(kafka.bootstrap_servers, dlq)}
+    records = wait_until(lambda: r if len(r := _read_all(kafka.bootstrap_servers, dlq)) >= 2 else None, 60,
+                         "both dead letters (the failed event's and the undecodable record's)")
+    letters = {m.value(): [(k, v.decode()) for k, v in m.headers()] for m in records}
     assert set(letters) == {json.dumps({"n": 1, "bad": True}).encode(), b"{not json"}, letters
     failed = letters[json.dumps({"n": 1, "bad": True}).encode()]
     assert ("logstrate.error.code", "422") in failed and ("logstrate.error.code", "200") not in failed, failed
