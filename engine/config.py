@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import ConfigError
+from engine.metadata.address_policy import DEFAULT_DENY_NETWORKS, parse_networks
 
 ENV_PREFIX = "LOGSTRATE_"
 
@@ -162,6 +163,22 @@ class EngineConfig:
 
     (``LOGSTRATE_KAFKA_CLUSTERS`` takes the same as a JSON object.) Clusters can also be
     created at runtime with ``POST /kafka-clusters``; those declared here are read-only."""
+    deployment_deny_networks: tuple[str, ...] = DEFAULT_DENY_NETWORKS
+    """IP networks the engine never calls as service endpoints (discovery and invocations),
+    by default link-local IPv4/IPv6 and cloud metadata addresses: ``POST /deployments``
+    would otherwise make the engine fetch from them for whoever reaches the admin API.
+    TOML list, or comma-separated in ``LOGSTRATE_DEPLOYMENT_DENY_NETWORKS``."""
+    deployment_allow_networks: tuple[str, ...] = ()
+    """IP networks endpoints may be in even when ``deployment_deny_networks`` covers them."""
+    subscription_key_mappers: Mapping[str, str] = field(default_factory=dict)
+    """Custom key mappers subscriptions may pick with the option ``key.mapper = "<name>"``::
+
+        [subscription_key_mappers]
+        tenant = "mypackage.keys:tenant_key"   # a callable from key bytes to str
+
+    (``LOGSTRATE_SUBSCRIPTION_KEY_MAPPERS`` takes the same as a JSON object.) Imported at
+    start-up; entry points of the group ``logstrate.key_mappers`` are added too. Only the
+    operator names code here: the admin API picks among these names and never imports."""
 
     @property
     def ingress_address(self) -> tuple[str, int]:
@@ -230,7 +247,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         path = f"{prefix}{key}"
         # kafka.properties keys contain dots themselves, so they stay one level deep;
         # kafka_clusters is a table of such tables and is kept whole.
-        if path == "kafka_clusters":
+        if path in ("kafka_clusters", "subscription_key_mappers"):
             flat[path] = value
         elif isinstance(value, Mapping) and path != "kafka.properties":
             flat.update(_flatten(value, f"{path}."))
@@ -270,6 +287,9 @@ def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
         elif f.name == "kafka_clusters":
             if path in values:
                 kwargs[f.name] = _kafka_clusters(values[path])
+        elif f.name == "subscription_key_mappers":
+            if path in values:
+                kwargs[f.name] = _string_table(values[path], path, 'tenant = "mypackage.keys:tenant_key"')
         elif path in values:
             kwargs[f.name] = _coerce(values[path], hint, path)
     config = cls(**kwargs)
@@ -295,6 +315,17 @@ def _kafka_clusters(value: Any) -> dict[str, dict[str, str | Secret]]:
     return clusters
 
 
+def _string_table(value: Any, path: str, example: str) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} must be a JSON object of strings: {exc}") from None
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{path} must be a table of strings, e.g. [{path}] {example}")
+    return {str(k): v for k, v in value.items()}
+
+
 def _coerce(value: Any, hint: Any, path: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
@@ -303,6 +334,11 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         if text not in allowed:
             raise ConfigError(f"{path} must be one of {', '.join(allowed)}, got {value!r}")
         return text
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{path} must be a list of strings (comma-separated in the environment), got {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     try:
@@ -356,6 +392,11 @@ def _validate(config: Any) -> None:
             raise ConfigError("lmdb_map_size_mb must be at least 16")
         if not config.node_name:
             raise ConfigError("node_name must not be empty")
+        for networks in ("deployment_deny_networks", "deployment_allow_networks"):
+            try:
+                parse_networks(getattr(config, networks), networks)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if config.subscription_pause_at_queued < 1 or config.subscription_resume_at_queued < 1:
             raise ConfigError(
                 "subscription_pause_at_queued and subscription_resume_at_queued must be at least 1, got "

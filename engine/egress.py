@@ -19,7 +19,11 @@ Request (the call's argument), a JSON object::
     }
 
 Unknown fields, both ``value`` and ``value_json``, bad base64 and wrong types are refused
-(terminal failure 400), so a typo never publishes something unintended.
+(terminal failure 400), so a typo never publishes something unintended. So is a topic of
+the engine's own (:func:`engine_topic_reason`: ``<prefix>.wal``, ``.metadata``,
+``.responses`` and the other reserved names, and Kafka's internal ``__*`` topics): a
+record a handler (or a dead letter) wrote there would be read by the engine as its own
+WAL or metadata, so whoever can run a handler could rewrite deployments or invocations.
 
 Result (the call's output)::
 
@@ -42,6 +46,9 @@ from engine.wal.records import InvocationTarget, ServiceKind
 
 __all__ = [
     "DEAD_LETTER_HEADER",
+    "ENGINE_TOPIC_NAMES",
+    "engine_topic_reason",
+    "reserve_engine_topics",
     "EGRESS_HANDLER",
     "EGRESS_SERVICE",
     "EGRESS_TARGET",
@@ -66,6 +73,39 @@ terminal failure the state machine publishes the input there. NEVER CHANGE (in t
 ``subscriptions.ingest`` writes the same name."""
 
 _FIELDS: Final = frozenset({"topic", "value", "value_json", "key", "headers", "partition"})
+
+ENGINE_TOPIC_NAMES: Final = ("wal", "metadata", "responses", "egress", "snapshots", "internal")
+"""``<prefix>.<name>`` and ``<prefix>.<name>.*`` are the engine's topics (those it has and
+names kept for it); nothing the API or a handler names may be published there."""
+
+_engine_prefix: str | None = None
+
+
+def reserve_engine_topics(prefix: str | None) -> None:
+    """Set the engine's topic prefix (``kafka.topic_prefix``); called once at start-up.
+    ``None`` (the default, for in-process tests) reserves only Kafka's ``__*`` topics."""
+    global _engine_prefix
+    _engine_prefix = prefix
+
+
+def engine_topic_reason(topic: str) -> str | None:
+    """Why ``topic`` may not be written to from outside the engine, or ``None``.
+
+    Kafka treats ``.`` and ``_`` in topic names as colliding, so they compare equal here.
+    """
+    if topic.startswith("__"):
+        return f"topic '{topic}' is internal to Kafka"
+    if _engine_prefix is None:
+        return None
+    normalized, prefix = topic.replace("_", "."), _engine_prefix.replace("_", ".")
+    for name in ENGINE_TOPIC_NAMES:
+        own = f"{prefix}.{name}"
+        if normalized == own or normalized.startswith(f"{own}."):
+            return (
+                f"topic '{topic}' is reserved for the engine (its {name} topics, {_engine_prefix}.{name}*); "
+                "publish to a topic of your own"
+            )
+    return None
 
 
 class EgressRequestError(ValueError):
@@ -115,6 +155,9 @@ def parse_request(raw: bytes) -> EgressRequest:
     topic = doc.get("topic")
     if not isinstance(topic, str) or not topic:
         raise EgressRequestError("'topic' is required and must be a non-empty string")
+    reserved = engine_topic_reason(topic)
+    if reserved is not None:
+        raise EgressRequestError(reserved)
     if "value" in doc and "value_json" in doc:
         raise EgressRequestError("give either 'value' (base64) or 'value_json', not both")
     value: bytes | None = None

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from engine.admin.app import create_admin_app
 from engine.config import EngineConfig, Secret
+from engine.egress import reserve_engine_topics
 from engine.errors import StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
@@ -28,6 +29,7 @@ from engine.invoker.client import Invoker, create_http_session
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
 from engine.logs import get_logger
+from engine.metadata.address_policy import AddressPolicy, GuardedResolver
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.kafka import KafkaCluster
 from engine.metadata.store import MetadataStore
@@ -45,6 +47,7 @@ from engine.wal.appender import WalAppender
 from engine.wal.records import CallTarget, DedupId, InvokerEffect, Notify, Record
 from engine.wal.topics import ensure_topics
 from subscriptions.consumer import Backpressure
+from subscriptions.keys import KeyMapperConfigError, register_key_mappers
 from subscriptions.manager import SubscriptionManager
 
 log = get_logger(__name__)
@@ -89,6 +92,13 @@ class EngineNode:
                 path=str(path),
             )
         try:
+            try:
+                mappers = register_key_mappers(cfg.subscription_key_mappers)
+            except KeyMapperConfigError as exc:
+                raise StartupError(str(exc)) from None
+            if mappers:
+                log.info("custom key mappers registered", key_mappers=mappers)
+            reserve_engine_topics(cfg.kafka.topic_prefix)
             self._storage = StorageEnvironment(cfg.data_dir, cfg.lmdb_map_size_mb)
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
                 _check_port_free(name, *address)
@@ -114,6 +124,7 @@ class EngineNode:
                 read_status=self._read_status,
                 wait_applied=self._wait_applied,
                 max_body_bytes=cfg.ingress_max_body_bytes,
+                workflow_handler=resolver.workflow_handler,
             )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
@@ -127,7 +138,7 @@ class EngineNode:
                 ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
                 subscription_manager=self._subscriptions,
-                discovery=DiscoveryClient(identity=identity, http2=cfg.invoker_http2),
+                discovery=DiscoveryClient(identity=identity, http2=cfg.invoker_http2, policy=self._address_policy()),
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
@@ -145,6 +156,10 @@ class EngineNode:
         if self._fatal is not None:
             raise StartupError(f"the WAL consumer failed: {self._fatal}")
         log.info("engine stopped")
+
+    def _address_policy(self) -> AddressPolicy:
+        cfg = self.config
+        return AddressPolicy.from_settings(cfg.deployment_deny_networks, cfg.deployment_allow_networks)
 
     def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
         """The invocation's status in this process's copy of its partition."""
@@ -168,7 +183,7 @@ class EngineNode:
         loop = asyncio.get_running_loop()
         appender = self._appender = WalAppender(cfg.kafka)
         handles = TableHandles.open(storage.env)
-        http = self._http = create_http_session()
+        http = self._http = create_http_session(resolver=GuardedResolver(self._address_policy()))
         # Kafka egress: a transactional producer per partition, fenced in before leading it.
         egress = EgressProducers(cfg.kafka)
 

@@ -43,7 +43,7 @@ from engine.tailing import TAIL_POLL_S
 from engine.wal.records import DedupId, Invoke, Record
 from subscriptions import metrics
 from subscriptions.errors import RecordDecodeError, SchemaRegistryError
-from subscriptions.ingest import SinkTarget, SourceRecord, build_invoke, dedup_id, ordering_key
+from subscriptions.ingest import SinkTarget, SourceRecord, build_invoke, dedup_id, ordering_key, source_header_name
 from subscriptions.keys import KeyMapper, key_mapper
 from subscriptions.payload import PayloadDecoder, payload_decoder
 
@@ -416,7 +416,9 @@ class SubscriptionConsumer:
                 )
                 continue
             producer = self._dead_letter_producer()
-            headers = [*(message.headers() or []), *_error_headers(self._sub, message, reason)]
+            # Renamed like ingestion does, so no source header poses as the engine's logstrate.*.
+            headers: list[tuple[str, str | bytes | None]] = [(source_header_name(k), v) for k, v in _headers(message)]
+            headers += _error_headers(self._sub, message, reason)
             producer.produce(self._dead_letter_topic, key=message.key(), value=message.value(), headers=headers)
             metrics.EVENTS_FAILED.labels(self._sub, self._topic, "dead-lettered").inc()
             self._log.warning("record sent to the dead-letter topic", reason=reason, dlq=self._dead_letter_topic, **coordinates)

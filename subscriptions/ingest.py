@@ -51,10 +51,38 @@ __all__ = [
     "invocation_headers",
     "invocation_id",
     "ordering_key",
+    "source_header_name",
 ]
 
 DEAD_LETTER_HEADER: Final = "x-logstrate-dead-letter-topic"
 """Invocation header naming the dead-letter topic; the state machine reads it on terminal failure."""
+
+RESERVED_HEADER_PREFIXES: Final = ("x-logstrate-", "logstrate.")
+"""Header names the engine uses for itself (compared in lower case)."""
+ENGINE_HEADERS: Final = frozenset(
+    {"kafka.topic", "kafka.partition", "kafka.offset", "kafka.timestamp", "kafka.key", "kafka.key-base64",
+     "restate.subscription.id"}
+)
+"""The record coordinates the engine adds to every invocation."""
+RENAMED_PREFIX: Final = "kafka.header."
+"""A source header with a reserved name reaches the handler under this prefix instead."""
+
+
+def source_header_name(name: str) -> str:
+    """The invocation header name of a source record's header ``name``.
+
+    Names the engine uses itself (:data:`RESERVED_HEADER_PREFIXES`, :data:`ENGINE_HEADERS`)
+    are renamed to ``kafka.header.<name>``, so a record's producer can neither set nor
+    shadow them — in particular not :data:`DEAD_LETTER_HEADER`, which would otherwise
+    choose where the engine republishes the payload — while a handler (say, one
+    reprocessing a dead-letter topic, whose records carry ``logstrate.error.*``) still
+    sees them. Names already under the prefix are renamed too, so every renamed header
+    maps back to one original.
+    """
+    lower = name.lower()
+    if lower.startswith(RESERVED_HEADER_PREFIXES) or lower in ENGINE_HEADERS or lower.startswith(RENAMED_PREFIX):
+        return RENAMED_PREFIX + name
+    return name
 
 
 @dataclass(frozen=True)
@@ -132,7 +160,8 @@ def invocation_headers(
 ) -> tuple[Header, ...]:
     """What the handler sees as request headers: the record's headers, then its coordinates.
 
-    Kafka headers whose value is not UTF-8 are left out (invocation headers are text).
+    Kafka headers whose value is not UTF-8 are left out (invocation headers are text);
+    headers with the engine's reserved names are renamed (:func:`source_header_name`).
     Restate exposes the same coordinates under the same ``kafka.*`` names.
     """
     headers: list[Header] = []
@@ -140,7 +169,7 @@ def invocation_headers(
         if value is None:
             continue
         try:
-            headers.append(Header(name, value.decode("utf-8")))
+            headers.append(Header(source_header_name(name), value.decode("utf-8")))
         except UnicodeDecodeError:
             continue
     headers += [

@@ -28,13 +28,20 @@ bytes/fixed/decimal/dates/timestamps/uuid to the JSON string of the payload mapp
 (base64, ``"12.30"``, ISO-8601; see :mod:`subscriptions.payload`), anything else (records,
 arrays, maps, booleans, null, floats) to canonical compact JSON with sorted keys.
 
-For anything else, ``key.mapper = "package.module:function"`` names a callable taking the
-key bytes and returning the object key (``str``). It is imported when the subscription is
-created or started, so an import error is reported then (:class:`InvalidSubscriptionOptions`);
-an exception it raises on a record, or a result that is not a ``str``, fails that record
-(:class:`RecordDecodeError`). ``key.mapper`` and ``key.format`` are exclusive. The mapper
-must be deterministic: the same key must always give the same object key, or events of
-one Kafka key would be spread over several objects.
+For anything else, ``key.mapper = "<name>"`` picks a mapper **by name**: one of the
+built-in ones (``string``, ``hex``, ``base64``, ``json``: the formats above that need no
+other option) or one the engine's operator registered in the engine's own configuration
+(``[subscription_key_mappers] tenant = "mypackage.keys:tenant_key"`` in the TOML file, or
+an entry point of the group ``logstrate.key_mappers`` of an installed package; see
+:func:`register_key_mappers`). An API request can never name a module to import: the
+admin API is reachable by whoever can reach the engine, and an import (``builtins:eval``
+plus a record key of the caller's choice) would run their code on the engine host. A
+name that is not registered is an :class:`InvalidSubscriptionOptions` listing the valid
+names, and nothing is imported. An exception a registered mapper raises on a record, or
+a result that is not a ``str``, fails that record (:class:`RecordDecodeError`).
+``key.mapper`` and ``key.format`` are exclusive. A mapper must be deterministic: the same
+key must always give the same object key, or events of one Kafka key would be spread
+over several objects.
 
 A record without a key cannot be routed to an object: :meth:`KeyMapper.object_key` raises
 :class:`RecordDecodeError` for it, whatever the format, and the consumer sends it to the
@@ -45,7 +52,10 @@ from __future__ import annotations
 
 import base64
 import importlib
+import importlib.metadata
 import json
+import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -65,6 +75,8 @@ from subscriptions.registry import shared_registry_client
 KEY_FORMAT: Final = "key.format"
 KEY_AVRO_SCHEMA: Final = "key.avro.schema"
 KEY_MAPPER: Final = "key.mapper"
+ENTRY_POINT_GROUP: Final = "logstrate.key_mappers"
+"""Entry point group through which installed packages offer key mappers by name."""
 
 FORMATS: Final = ("string", "hex", "base64", "json", "avro", "avro-confluent")
 
@@ -82,7 +94,7 @@ class KeyMapper:
 
     @property
     def format(self) -> str:
-        """The ``key.format``, or ``key.mapper=<module:function>`` for a user mapper."""
+        """The ``key.format``, or ``key.mapper=<name>`` for a mapper chosen by name."""
         return self._format
 
     def object_key(self, raw: bytes | None) -> str:
@@ -101,7 +113,8 @@ class KeyMapper:
 
 def key_mapper(options: Mapping[str, str], registry_factory: RegistryFactory = shared_registry_client) -> KeyMapper:
     """The key mapping configured by ``options``; invalid options raise
-    :class:`InvalidSubscriptionOptions` at once (a ``key.mapper`` is imported here)."""
+    :class:`InvalidSubscriptionOptions` at once. Nothing is ever imported here: a
+    ``key.mapper`` is looked up among the built-in and operator-registered names."""
     spec = options.get(KEY_MAPPER)
     if spec is not None:
         if KEY_FORMAT in options or KEY_AVRO_SCHEMA in options:
@@ -109,7 +122,7 @@ def key_mapper(options: Mapping[str, str], registry_factory: RegistryFactory = s
                 f"{KEY_MAPPER} and {KEY_FORMAT}/{KEY_AVRO_SCHEMA} exclude each other: the mapper gets "
                 f"the raw key bytes; remove one of them"
             )
-        return _user_mapper(spec.strip())
+        return _named_mapper(spec.strip())
     fmt = option_choice(options, KEY_FORMAT, FORMATS, default="string")
     if fmt != "avro" and KEY_AVRO_SCHEMA in options:
         raise InvalidSubscriptionOptions(
@@ -182,46 +195,135 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON value")
 
 
-# -- user-supplied mappers -----------------------------------------------------------------
+# -- mappers by name -----------------------------------------------------------------------
+
+BUILTIN_MAPPERS: Final[Mapping[str, Callable[[bytes], str]]] = {
+    "string": _utf8_key,
+    "hex": _hex_key,
+    "base64": _base64_key,
+    "json": _json_key,
+}
+"""``key.mapper`` names that are always available (the option-free ``key.format`` values)."""
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_lock = threading.Lock()
+_registered: dict[str, tuple[str, Callable[[bytes], object]]] = {}
 
 
-def _user_mapper(spec: str) -> KeyMapper:
+class KeyMapperConfigError(ValueError):
+    """An operator-registered key mapper cannot be loaded; the engine refuses to start."""
+
+
+def register_key_mappers(specs: Mapping[str, str], *, entry_points: bool = True) -> dict[str, str]:
+    """Replace the operator's custom key mappers: ``name -> "package.module:callable"``
+    from the engine config, plus (``entry_points``) those installed packages offer in the
+    entry point group ``logstrate.key_mappers`` (the config wins on a name clash).
+
+    Called once at engine start, from the engine's own configuration, never from an API
+    request. Every mapper is imported here, so a typo fails the start
+    (:class:`KeyMapperConfigError`) rather than a subscription later. Returns ``name ->
+    source`` of what was registered (for the start-up log).
+    """
+    loaded: dict[str, tuple[str, Callable[[bytes], object]]] = {}
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in specs:
+                continue
+            _check_name(ep.name, f"entry point {ep.value!r} of group {ENTRY_POINT_GROUP}")
+            try:
+                target: object = ep.load()
+            except Exception as exc:  # an installed package's broken mapper is an operator error
+                raise KeyMapperConfigError(
+                    f"key mapper {ep.name!r} (entry point {ep.value!r} of group {ENTRY_POINT_GROUP}) cannot be "
+                    f"loaded: {type(exc).__name__}: {exc}; fix or uninstall the package that declares it"
+                ) from exc
+            loaded[ep.name] = (f"entry point {ep.value}", _callable(target, ep.name, ep.value))
+    for name, spec in specs.items():
+        _check_name(name, "subscription_key_mappers")
+        loaded[name] = (spec, _import_mapper(name, str(spec).strip()))
+    with _lock:
+        _registered.clear()
+        _registered.update(loaded)
+    return {name: source for name, (source, _) in loaded.items()}
+
+
+def registered_key_mappers() -> list[str]:
+    """Every name ``key.mapper`` accepts now: built-in ones first, then registered ones."""
+    with _lock:
+        custom = sorted(_registered)
+    return [*BUILTIN_MAPPERS, *custom]
+
+
+def _check_name(name: str, where: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise KeyMapperConfigError(
+            f"key mapper name {name!r} ({where}) must be letters, digits, '.', '_' or '-' (at most 100)"
+        )
+    if name in BUILTIN_MAPPERS:
+        raise KeyMapperConfigError(
+            f"key mapper name {name!r} ({where}) is a built-in mapper; give the custom mapper another name"
+        )
+
+
+def _import_mapper(name: str, spec: str) -> Callable[[bytes], object]:
     module_name, _, attr_path = spec.partition(":")
     if not module_name or not attr_path:
-        raise InvalidSubscriptionOptions(
-            f"{KEY_MAPPER} {spec!r} must be 'package.module:function' (a callable from key bytes to str)"
+        raise KeyMapperConfigError(
+            f"subscription_key_mappers.{name} = {spec!r} must be 'package.module:function' "
+            "(a callable from key bytes to str)"
         )
     try:
         target: object = importlib.import_module(module_name)
-    except Exception as exc:  # any error while importing user code is a configuration error
-        raise InvalidSubscriptionOptions(
-            f"{KEY_MAPPER} {spec!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # any error while importing operator code is a configuration error
+        raise KeyMapperConfigError(
+            f"subscription_key_mappers.{name} = {spec!r}: cannot import module {module_name!r}: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
     for attr in attr_path.split("."):
         try:
             target = getattr(target, attr)
         except AttributeError as exc:
-            raise InvalidSubscriptionOptions(
-                f"{KEY_MAPPER} {spec!r}: {module_name!r} has no attribute {attr_path!r}"
+            raise KeyMapperConfigError(
+                f"subscription_key_mappers.{name} = {spec!r}: {module_name!r} has no attribute {attr_path!r}"
             ) from exc
+    return _callable(target, name, spec)
+
+
+def _callable(target: object, name: str, spec: str) -> Callable[[bytes], object]:
     if not callable(target):
-        raise InvalidSubscriptionOptions(
-            f"{KEY_MAPPER} {spec!r} is a {type(target).__name__}, not a callable from key bytes to str"
+        raise KeyMapperConfigError(
+            f"key mapper {name!r} ({spec!r}) is a {type(target).__name__}, not a callable from key bytes to str"
         )
     function: Callable[[bytes], object] = target
+    return function
+
+
+def _named_mapper(name: str) -> KeyMapper:
+    builtin = BUILTIN_MAPPERS.get(name)
+    if builtin is not None:
+        return KeyMapper(f"{KEY_MAPPER}={name}", builtin)
+    with _lock:
+        found = _registered.get(name)
+    if found is None:
+        raise InvalidSubscriptionOptions(
+            f"{KEY_MAPPER} {name[:200]!r} is not a known key mapper; valid names: "
+            f"{', '.join(registered_key_mappers())}. Custom mappers are registered by the engine's operator "
+            f"in the engine config ([subscription_key_mappers] <name> = \"package.module:function\") or as an "
+            f"entry point of the group {ENTRY_POINT_GROUP}; a subscription cannot name code to import"
+        )
+    _, function = found
 
     def map_key(raw: bytes) -> str:
         try:
             result = function(raw)
-        except Exception as exc:  # a failing user mapper fails this record, not the consumer
+        except Exception as exc:  # a failing mapper fails this record, not the consumer
             raise RecordDecodeError(
-                f"{KEY_MAPPER} {spec!r} raised {type(exc).__name__} on the record key: {exc}"
+                f"{KEY_MAPPER} {name!r} raised {type(exc).__name__} on the record key: {exc}"
             ) from exc
         if not isinstance(result, str):
             raise RecordDecodeError(
-                f"{KEY_MAPPER} {spec!r} returned {type(result).__name__}, not str, for the record key"
+                f"{KEY_MAPPER} {name!r} returned {type(result).__name__}, not str, for the record key"
             )
         return result
 
-    return KeyMapper(f"{KEY_MAPPER}={spec}", map_key)
-
+    return KeyMapper(f"{KEY_MAPPER}={name}", map_key)

@@ -2,6 +2,8 @@
 
 ``POST /kafka-clusters`` takes ``{"name": "my-cluster", "properties": {"bootstrap.servers":
 "host:9092", ...}}`` (librdkafka properties, security settings included) and answers 201.
+Only properties on the allowlist of :mod:`engine.metadata.kafka_properties` are accepted
+(400 naming the first other one): nothing that loads code, runs commands or names files.
 Credentials (``*password*``, ``*secret*``, SASL/JAAS configs) are redacted in every
 answer. ``DELETE`` refuses (409) while subscriptions use the cluster, unless
 ``?force=true``. Clusters declared in the engine's TOML config are listed too but can

@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from engine.admin.errors import AdminError, optional_string_map, read_json_object
 from engine.admin.kafka_clusters import subscription_json
 from engine.admin.state import METADATA, SUBSCRIPTIONS
+from engine.egress import engine_topic_reason
 from engine.ids import IdParseError, SubscriptionId
 from engine.metadata.errors import InvalidRequest, NotFoundError
 from engine.metadata.kafka import (
@@ -40,7 +41,9 @@ from engine.metadata.kafka import (
     consumer_properties,
     parse_sink,
     parse_source,
+    validate_subscription_properties,
 )
+from engine.metadata.kafka_properties import RefusedProperty
 from engine.metadata.model import HandlerType, ServiceType
 from engine.metadata.store import DeleteSubscription, MetadataWrite, PutSubscription
 from engine.metadata.view import MetadataView
@@ -85,6 +88,8 @@ async def get_subscription(request: web.Request) -> web.Response:
             status["partitions"] = await asyncio.to_thread(_group_lag, cluster, sub)
         except KafkaException as exc:
             status["lag_error"] = f"cannot read the consumer group's offsets: {exc}"
+        except RefusedProperty as exc:
+            status["lag_error"] = str(exc)
     body["status"] = status
     return web.json_response(body)
 
@@ -187,6 +192,12 @@ def _check_options(sub: Subscription) -> None:
     batch = options.get("batch.size", "500")
     if not batch.isdigit() or not 1 <= int(batch) <= 10_000:
         raise InvalidRequest(f"option batch.size must be a whole number from 1 to 10000, got {batch!r}")
+    validate_subscription_properties(options)
+    dead_letter_topic = options.get("dead-letter-topic")
+    if dead_letter_topic is not None:
+        reserved = engine_topic_reason(dead_letter_topic)
+        if reserved is not None:
+            raise InvalidRequest(f"option dead-letter-topic: {reserved}")
     try:
         payload_decoder(options)
         key_mapper(options)

@@ -37,6 +37,8 @@ class IngressDeps:
     read_status: StatusLookup
     wait_applied: AppliedWaiter
     max_body_bytes: int = 10 * 1024 * 1024
+    workflow_handler: Callable[[str], str | None] = lambda _name: None
+    """The name of a registered workflow's ``run`` handler (``None``: not a known workflow)."""
 
 
 DEPS = web.AppKey("deps", IngressDeps)

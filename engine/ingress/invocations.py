@@ -11,6 +11,12 @@ codes and messages). ``attach`` waits for the result: it appends ``AttachInvocat
 naming this request as one more response sink, so the answer survives a crash of the
 engine between append and completion like any other call's.
 
+Invocations of **private** handlers (``ingress_private``, or ``public: false``) are as
+closed to these routes as to calls: 400, whether the path names the handler (idempotency
+key, workflow) or only the id (derived ids can be computed by anyone who knows the key).
+The check uses the handler's current setting, from the status row when this process has
+it, else from the path.
+
 A completed or running invocation in this process's LMDB copy of its partition is
 answered from there. Anything else (a partition another engine process leads, or a
 ``/send`` whose ``Invoke`` is durable but not applied yet) is asked through the log:
@@ -63,6 +69,9 @@ async def _by_invocation(request: web.Request) -> web.StreamResponse:
     elif len(parts) in (3, 4):
         service, *key_part, handler, idempotency_key = parts
         key = key_part[0] if key_part else None
+        refused = _refuse_private(request.app[DEPS], service, handler)
+        if refused is not None:
+            return refused
         uuid = InvocationUuid.for_idempotent_request(service, key, handler, idempotency_key)
         invocation_id = invocation_id_for(service, key, uuid)
         return await _answer(request, invocation_id, (service, handler))
@@ -78,7 +87,8 @@ async def _by_invocation(request: web.Request) -> web.StreamResponse:
 async def _by_workflow(request: web.Request) -> web.StreamResponse:
     name, key = request.match_info["name"], request.match_info["key"]
     invocation_id = invocation_id_for(name, key, InvocationUuid.for_workflow_run(name, key))
-    return await _answer(request, invocation_id)
+    run = request.app[DEPS].workflow_handler(name)
+    return await _answer(request, invocation_id, None if run is None else (name, run))
 
 
 async def _answer(
@@ -90,6 +100,11 @@ async def _answer(
         return error_response(405, "method not allowed")
     wait = request.match_info["op"] == "attach"
     status = deps.read_status(invocation_id)
+    checked = (status.target.service, status.target.handler) if status is not None else target
+    if checked is not None:
+        refused = _refuse_private(deps, *checked)
+        if refused is not None:
+            return refused
     if status is not None:
         content_type = _output_content_type(deps, (status.target.service, status.target.handler))
         if status.kind is StatusKind.COMPLETED and status.result is not None:
@@ -122,6 +137,21 @@ async def _answer(
     if result == NOT_FOUND:
         return error_response(404, NOT_FOUND.message)  # the ingress's answer, as restate-server's
     return result_response(result, invocation_id, content_type)
+
+
+def _refuse_private(deps: IngressDeps, service: str, handler: str) -> web.Response | None:
+    """The 400 for attach/output of a private handler's invocation, else ``None``."""
+    try:
+        info = deps.resolve(service, handler)
+    except (ServiceNotFound, HandlerNotFound):
+        return None  # unknown now: the lookup answers (404) as for any unknown invocation
+    if info.public:
+        return None
+    return error_response(
+        400,
+        f"the handler '{service}/{handler}' is private; its invocations can only be attached to or read "
+        "from other handlers (make it public with PATCH /services/{name} to reach it from the ingress)",
+    )
 
 
 def _output_content_type(deps: IngressDeps, target: tuple[str, str] | None) -> str:

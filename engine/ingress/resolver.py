@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.ingress.routing import HandlerInfo, HandlerNotFound, ServiceNotFound
 from engine.metadata import errors as metadata_errors
+from engine.metadata.model import HandlerType
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import call_target, handler_kind, service_kind
 from engine.wal.records import ServiceKind
@@ -20,6 +21,12 @@ class MetadataResolver:
 
     def service_names(self) -> list[str]:
         return [s.name for s in self._store.view.list_services()]
+
+    def workflow_handler(self, name: str) -> str | None:
+        found = self._store.view.find_service(name)
+        if found is None:
+            return None
+        return next((h.name for h in found.definition.handlers if h.ty is HandlerType.WORKFLOW), None)
 
     def resolve(self, service: str, handler: str) -> HandlerInfo:
         try:

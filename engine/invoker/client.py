@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
@@ -57,8 +58,13 @@ class HttpClientConfig:
             raise ValueError("timeouts must be positive")
 
 
-def create_http_session(config: HttpClientConfig = HttpClientConfig()) -> aiohttp.ClientSession:
+def create_http_session(
+    config: HttpClientConfig = HttpClientConfig(), resolver: AbstractResolver | None = None
+) -> aiohttp.ClientSession:
     """A pooled HTTP/1.1 client session for the invoker; call with a running event loop.
+
+    ``resolver`` resolves endpoint host names (the engine passes one that refuses the
+    addresses its deployment policy denies, see :mod:`engine.metadata.address_policy`).
 
     Read timeouts are left to the session (per attempt, see :mod:`.session`); only the
     connect step has a client-wide bound. Bodies are passed through undecoded: they are
@@ -68,6 +74,7 @@ def create_http_session(config: HttpClientConfig = HttpClientConfig()) -> aiohtt
         limit=config.max_connections,
         limit_per_host=config.concurrency_per_deployment,
         keepalive_timeout=config.keepalive_timeout_s,
+        resolver=resolver,
     )
     timeout = aiohttp.ClientTimeout(
         total=None, connect=None, sock_connect=config.connect_timeout_ms / 1000, sock_read=None

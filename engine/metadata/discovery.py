@@ -16,13 +16,20 @@ With ``http2`` (the engine setting ``invoker_http2``) discovery goes over HTTP/2
 HTTP/2 (the connection is refused at the HTTP/2 level) is discovered over HTTP/1.1.
 
 Failures are typed (:mod:`engine.metadata.errors`): unreachable, timed out, a
-non-manifest answer, an invalid manifest, an incompatible endpoint.
+non-manifest answer, an invalid manifest, an incompatible endpoint. An answer that is not
+a manifest is reported by its status line only: its body goes to the engine's log, never
+into the API answer, so registering an internal URL cannot be used to read it.
+
+The endpoint's address must pass the :class:`~engine.metadata.address_policy.AddressPolicy`
+(link-local and cloud metadata addresses are denied by default): checked before the
+request (400) and on every connection the client makes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -35,6 +42,7 @@ from engine.invoker.identity import RequestIdentity, request_identity_hint
 from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
 from engine.invoker.protocol.versions import negotiate_version
 from engine.logs import get_logger
+from engine.metadata.address_policy import AddressPolicy, DeniedAddress, GuardedResolver
 from engine.metadata.errors import (
     BadDiscoveryResponse,
     DiscoveryTimeout,
@@ -75,6 +83,7 @@ HTTP_VERSION: Final = "HTTP/1.1"
 
 _MAX_MANIFEST_BYTES: Final = 16 * 1024 * 1024
 _BODY_EXCERPT: Final = 300
+"""How much of a non-manifest answer the engine's log shows (never the API answer)."""
 
 
 @dataclass(frozen=True)
@@ -135,10 +144,12 @@ class DiscoveryClient:
         timeout_s: float = DEFAULT_DISCOVERY_TIMEOUT_S,
         identity: RequestIdentity | None = None,
         http2: bool = False,
+        policy: AddressPolicy | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.identity = identity
         self.http2 = http2
+        self.policy = policy or AddressPolicy()
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -150,7 +161,10 @@ class DiscoveryClient:
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily: a ClientSession belongs to the event loop it was made in.
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.policy)),
+            )
         return self._session
 
     async def discover(
@@ -166,12 +180,13 @@ class DiscoveryClient:
         ``use_http_11`` is accepted for compatibility; logstrate always uses HTTP/1.1.
 
         Raises:
-            InvalidRequest: ``uri`` is not an absolute http(s) URI.
+            InvalidRequest: ``uri`` is not an absolute http(s) URI, or its address is denied.
             EndpointUnreachable, DiscoveryTimeout, BadDiscoveryResponse: no usable answer.
             InvalidManifest: the manifest is malformed.
             IncompatibleEndpoint: the endpoint cannot be served by this engine.
         """
         uri = normalize_endpoint_uri(uri)
+        await self._check_address(URL(uri))
         url = _discover_url(uri)
         headers = {**(additional_headers or {}), "accept": DISCOVERY_ACCEPT}
         if self.identity is not None:
@@ -201,7 +216,14 @@ class DiscoveryClient:
                 f"{url} closed the connection without answering; if the endpoint serves HTTP/2 only, serve it "
                 "over HTTP/1.1 (logstrate invokes endpoints over HTTP/1.1 in request/response mode)"
             ) from None
-        except (aiohttp.ClientConnectorError, aiohttp.ClientOSError) as exc:
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, DeniedAddress):
+                raise InvalidRequest(f"The request field 'uri' is invalid. Reason: {exc.os_error}") from None
+            raise EndpointUnreachable(
+                f"cannot reach {url}: {exc}; check the URI, that the endpoint is running and "
+                "that this engine can reach it (additional_headers carry any credentials it needs)"
+            ) from None
+        except aiohttp.ClientOSError as exc:
             raise EndpointUnreachable(
                 f"cannot reach {url}: {exc}; check the URI, that the endpoint is running and "
                 "that this engine can reach it (additional_headers carry any credentials it needs)"
@@ -212,6 +234,9 @@ class DiscoveryClient:
                 "HTTP/1.1, so serve the endpoint over HTTP/1.1 (request/response mode)"
             ) from None
         bound.debug("discovery answered", status=status, content_type=content_type, sdk=sdk_version)
+        if not 200 <= status < 300:
+            excerpt = body[:_BODY_EXCERPT].decode("utf-8", errors="replace").strip()
+            bound.warning("discovery answered with an error", status=status, body_excerpt=excerpt)
         return _check(uri, url, status, content_type, body, sdk_version, self.identity)
 
     async def _discover_h2(
@@ -247,6 +272,24 @@ class DiscoveryClient:
         head = dict(response_headers)
         return status, head.get("content-type"), bytes(body), head.get("x-restate-server")
 
+    async def _check_address(self, url: URL) -> None:
+        """400 for a denied address: the host itself when it is an IP, else every address it
+        resolves to now (the connector checks again on connect: DNS can change)."""
+        host = url.raw_host or ""
+        reason = self.policy.reason(host)
+        if reason is None:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, url.port or 80, type=socket.SOCK_STREAM
+                )
+            except OSError:
+                return  # unresolvable: the request itself fails with a clear "cannot reach"
+            reason = next((r for r in (self.policy.reason(str(info[4][0])) for info in infos) if r), None)
+            if reason is not None:
+                reason = f"{host} resolves to an address the engine does not call: {reason}"
+        if reason is not None:
+            raise InvalidRequest(f"The request field 'uri' is invalid. Reason: {reason}")
+
 
 def _check(
     uri: str,
@@ -259,7 +302,6 @@ def _check(
     *,
     http2: bool = False,
 ) -> DiscoveredEndpoint:
-    excerpt = body[:_BODY_EXCERPT].decode("utf-8", errors="replace").strip()
     if status == 401:
         raise BadDiscoveryResponse(
             f"{url} answered HTTP 401 Unauthorized: {request_identity_hint(identity)}"
@@ -267,18 +309,18 @@ def _check(
     if status == 415:
         raise IncompatibleEndpoint(
             f"{url} supports none of the endpoint manifest versions logstrate reads "
-            f"(v{MIN_MANIFEST_VERSION} to v{MAX_MANIFEST_VERSION}): {excerpt or 'HTTP 415'}; "
-            "use an SDK version that supports one of them"
+            f"(v{MIN_MANIFEST_VERSION} to v{MAX_MANIFEST_VERSION}): HTTP 415; "
+            "use an SDK version that supports one of them (the answer's body is in the engine log)"
         )
     if not 200 <= status < 300:
         raise BadDiscoveryResponse(
-            f"{url} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
-            + "; is this the URI of a Restate service endpoint?"
+            f"{url} answered HTTP {status}; is this the URI of a Restate service endpoint? "
+            "(the answer's body is in the engine log)"
         )
     version = manifest_version_of(content_type)
     if version is None:
         raise BadDiscoveryResponse(
-            f"{url} answered with content type {content_type!r}, not an endpoint manifest "
+            f"{url} answered with content type {(content_type or '')[:100]!r}, not an endpoint manifest "
             f"({manifest_content_type(MAX_MANIFEST_VERSION)}); is this the URI of a Restate service endpoint?"
         )
     if not MIN_MANIFEST_VERSION <= version <= MAX_MANIFEST_VERSION:

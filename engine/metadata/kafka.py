@@ -25,8 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import unquote
 
+from engine.egress import engine_topic_reason
 from engine.ids import IdParseError, SubscriptionId
 from engine.metadata.errors import InvalidRequest
+from engine.metadata.kafka_properties import RefusedProperty, check_api_properties
 from engine.tailing import TAIL_FETCH_WAIT_MS
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "subscription_to_json",
     "validate_cluster_name",
     "validate_cluster_properties",
+    "validate_subscription_properties",
 ]
 
 CLUSTER_KEY_PREFIX: Final = "kafka-cluster/"
@@ -174,7 +177,9 @@ def validate_cluster_name(name: object) -> str:
 
 
 def validate_cluster_properties(properties: object) -> dict[str, str]:
-    """A JSON object of string properties with a broker list; raises :class:`InvalidRequest`."""
+    """A JSON object of string properties with a broker list, every one of them on the
+    API's allowlist (:mod:`engine.metadata.kafka_properties`: nothing that loads code,
+    runs commands or names files on the engine host); raises :class:`InvalidRequest`."""
     if not isinstance(properties, Mapping) or not all(isinstance(k, str) for k in properties):
         raise InvalidRequest("properties must be a JSON object of librdkafka properties")
     clean: dict[str, str] = {}
@@ -186,15 +191,38 @@ def validate_cluster_properties(properties: object) -> dict[str, str]:
         clean[key] = str(value)
     if not (clean.get("bootstrap.servers") or clean.get("metadata.broker.list")):
         raise InvalidRequest("properties must contain 'bootstrap.servers' (or 'metadata.broker.list'), e.g. \"localhost:9092\"")
+    check_api_properties(clean, consumer=True, what="property")
     return clean
+
+
+def validate_subscription_properties(options: Mapping[str, str]) -> None:
+    """The librdkafka consumer properties among a subscription's options (every option
+    that is not one of :data:`ENGINE_OPTIONS`) must be on the API's allowlist."""
+    check_api_properties((k for k in options if k not in ENGINE_OPTIONS), consumer=True, what="option")
+
+
+def check_runnable(cluster: KafkaCluster, subscription: Subscription) -> None:
+    """Refuse (:class:`~engine.metadata.kafka_properties.RefusedProperty`) to build clients from properties the API would refuse today, unless the cluster is
+    declared in the engine config: a record written before the allowlist existed, or
+    by hand, must not load code either."""
+    if not cluster.declared_in_config:
+        check_api_properties(cluster.properties, consumer=True, what=f"property of Kafka cluster {cluster.name!r}")
+    validate_subscription_properties(subscription.options)
+    dead_letter_topic = subscription.options.get("dead-letter-topic")
+    reserved = None if not dead_letter_topic else engine_topic_reason(dead_letter_topic)
+    if reserved is not None:
+        raise RefusedProperty(f"option dead-letter-topic: {reserved}")
 
 
 def consumer_properties(cluster: KafkaCluster, subscription: Subscription) -> dict[str, str]:
     """The librdkafka consumer config of a subscription: cluster, then its own, then ours.
 
     Offsets are committed by the engine after the WAL append is acknowledged, never
-    automatically, so auto-commit settings cannot be overridden.
+    automatically, so auto-commit settings cannot be overridden. Properties outside the
+    API's allowlist (of clusters not declared in the engine config) raise
+    :class:`~engine.metadata.kafka_properties.RefusedProperty` instead of reaching librdkafka.
     """
+    check_runnable(cluster, subscription)
     conf = {**_CONSUMER_DEFAULTS, **cluster.properties}
     conf.update({k: v for k, v in subscription.options.items() if k not in ENGINE_OPTIONS})
     conf["group.id"] = subscription.group_id

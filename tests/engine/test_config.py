@@ -84,3 +84,13 @@ def test_env_booleans_and_paths() -> None:
     cfg = load_config(env={"LOGSTRATE_DATA_DIR": "~/x", "LOGSTRATE_KAFKA_CONNECT_TIMEOUT_S": "2.5"})
     assert cfg.data_dir == Path("~/x").expanduser()
     assert cfg.kafka.connect_timeout_s == 2.5
+
+
+def test_subscription_key_mappers_from_toml_and_env(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('[subscription_key_mappers]\ntenant = "mypackage.keys:tenant_key"\n')
+    assert load_config(config_file=toml, env={}).subscription_key_mappers == {"tenant": "mypackage.keys:tenant_key"}
+    env = {"LOGSTRATE_SUBSCRIPTION_KEY_MAPPERS": '{"t2": "m:f"}'}
+    assert load_config(config_file=toml, env=env).subscription_key_mappers == {"t2": "m:f"}
+    with pytest.raises(ConfigError, match=r"subscription_key_mappers must be a table of strings"):
+        load_config(env={"LOGSTRATE_SUBSCRIPTION_KEY_MAPPERS": '{"t": 1}'})

@@ -1,9 +1,11 @@
-"""Key mapping: every key.format, user mappers, records without a key (unit tests)."""
+"""Key mapping: every key.format, mappers by name, records without a key (unit tests)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -13,12 +15,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from subscriptions.errors import InvalidSubscriptionOptions, RecordDecodeError
-from subscriptions.keys import FORMATS, NO_KEY_MESSAGE, key_mapper
+from subscriptions.keys import (
+    FORMATS,
+    NO_KEY_MESSAGE,
+    KeyMapperConfigError,
+    key_mapper,
+    register_key_mappers,
+    registered_key_mappers,
+)
 from subscriptions.registry import SchemaRegistryClient
 from tests.subscriptions.avro_util import avro_bytes, schema_option
 
 
-# User mappers referenced by key.mapper in these tests.
+# Operator mappers registered (by name) in these tests.
 def reversed_hex(raw: bytes) -> str:
     return raw[::-1].hex()
 
@@ -38,6 +47,18 @@ def not_a_string(raw: bytes) -> object:
 
 
 NOT_CALLABLE = 42
+
+SENTINEL_MODULE = "tests.fixtures.import_sentinel"
+
+
+@pytest.fixture
+def operator_mappers() -> Iterator[None]:
+    register_key_mappers({
+        "rev": f"{__name__}:reversed_hex", "upper": f"{__name__}:Mappers.upper",
+        "failing": f"{__name__}:failing", "not-a-string": f"{__name__}:not_a_string",
+    }, entry_points=False)
+    yield
+    register_key_mappers({}, entry_points=False)
 
 
 def _options(fmt: str) -> dict[str, str]:
@@ -75,9 +96,9 @@ def test_record_without_key_is_an_error_in_every_format(fmt: str) -> None:
     )
 
 
-def test_user_mapper_gets_no_call_for_a_missing_key_either() -> None:
+def test_user_mapper_gets_no_call_for_a_missing_key_either(operator_mappers: None) -> None:
     with pytest.raises(RecordDecodeError, match="record has no key"):
-        key_mapper({"key.mapper": f"{__name__}:reversed_hex"}).object_key(None)
+        key_mapper({"key.mapper": "rev"}).object_key(None)
 
 
 def test_hex_and_base64() -> None:
@@ -163,33 +184,54 @@ def test_avro_key_not_matching_schema_is_a_record_error() -> None:
         mapper.object_key(b"\x08ab")
 
 
-def test_user_mapper() -> None:
-    mapper = key_mapper({"key.mapper": f"{__name__}:reversed_hex"})
-    assert mapper.format == f"key.mapper={__name__}:reversed_hex"
+def test_registered_mapper_by_name(operator_mappers: None) -> None:
+    mapper = key_mapper({"key.mapper": "rev"})
+    assert mapper.format == "key.mapper=rev"
     assert mapper.object_key(b"\x01\x02") == "0201"
-    assert key_mapper({"key.mapper": f"{__name__}:Mappers.upper"}).object_key(b"abc") == "ABC"
+    assert key_mapper({"key.mapper": "upper"}).object_key(b"abc") == "ABC"
+    assert registered_key_mappers() == ["string", "hex", "base64", "json", "failing", "not-a-string", "rev", "upper"]
+
+
+def test_builtin_mappers_by_name() -> None:
+    assert key_mapper({"key.mapper": "hex"}).object_key(b"\x01\xff") == "01ff"
+    assert key_mapper({"key.mapper": "json"}).object_key(b'"a"') == "a"
+
+
+@pytest.mark.parametrize("spec", ["builtins:eval", "os:system", f"{SENTINEL_MODULE}:boom", SENTINEL_MODULE, "nope"])
+def test_a_module_path_is_refused_and_nothing_is_imported(operator_mappers: None, spec: str) -> None:
+    sys.modules.pop(SENTINEL_MODULE, None)
+    with pytest.raises(InvalidSubscriptionOptions) as err:
+        key_mapper({"key.mapper": spec})
+    message = str(err.value)
+    assert f"key.mapper {spec!r} is not a known key mapper" in message
+    assert "valid names: string, hex, base64, json, failing, not-a-string, rev, upper" in message
+    assert "[subscription_key_mappers]" in message and "logstrate.key_mappers" in message
+    assert SENTINEL_MODULE not in sys.modules
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"),
+    ("specs", "message"),
     [
-        ("no_colon", "must be 'package.module:function'"),
-        ("tests.subscriptions.does_not_exist:f", "cannot import module 'tests.subscriptions.does_not_exist': ModuleNotFoundError"),
-        (f"{__name__}:missing", f"{__name__!r} has no attribute 'missing'"),
-        (f"{__name__}:NOT_CALLABLE", "is a int, not a callable"),
+        ({"m": "no_colon"}, "must be 'package.module:function'"),
+        ({"m": "tests.subscriptions.does_not_exist:f"}, "cannot import module 'tests.subscriptions.does_not_exist': ModuleNotFoundError"),
+        ({"m": f"{__name__}:missing"}, f"{__name__!r} has no attribute 'missing'"),
+        ({"m": f"{__name__}:NOT_CALLABLE"}, "is a int, not a callable"),
+        ({"hex": f"{__name__}:reversed_hex"}, "'hex' (subscription_key_mappers) is a built-in mapper"),
+        ({"a b": f"{__name__}:reversed_hex"}, "must be letters, digits"),
     ],
 )
-def test_bad_user_mapper_is_an_option_error(spec: str, message: str) -> None:
-    with pytest.raises(InvalidSubscriptionOptions) as err:
-        key_mapper({"key.mapper": spec})
+def test_bad_operator_mapper_is_a_config_error(specs: dict[str, str], message: str) -> None:
+    with pytest.raises(KeyMapperConfigError) as err:
+        register_key_mappers(specs, entry_points=False)
     assert message in str(err.value)
+    assert registered_key_mappers() == ["string", "hex", "base64", "json"]
 
 
-def test_user_mapper_failures_fail_the_record() -> None:
+def test_user_mapper_failures_fail_the_record(operator_mappers: None) -> None:
     with pytest.raises(RecordDecodeError, match="raised ValueError on the record key: no tenant byte"):
-        key_mapper({"key.mapper": f"{__name__}:failing"}).object_key(b"x")
+        key_mapper({"key.mapper": "failing"}).object_key(b"x")
     with pytest.raises(RecordDecodeError, match="returned int, not str"):
-        key_mapper({"key.mapper": f"{__name__}:not_a_string"}).object_key(b"x")
+        key_mapper({"key.mapper": "not-a-string"}).object_key(b"x")
 
 
 @pytest.mark.parametrize(
@@ -200,7 +242,7 @@ def test_user_mapper_failures_fail_the_record() -> None:
         ({"key.format": "avro", "key.avro.schema": "[}"}, "key.avro.schema is not valid JSON"),
         ({"key.format": "hex", "key.avro.schema": '"string"'}, "key.avro.schema is set but key.format is 'hex'"),
         ({"key.format": "avro-confluent"}, "key.format 'avro-confluent' needs the option schema.registry.url"),
-        ({"key.mapper": f"{__name__}:reversed_hex", "key.format": "hex"}, "key.mapper and key.format/key.avro.schema exclude each other"),
+        ({"key.mapper": "hex", "key.format": "hex"}, "key.mapper and key.format/key.avro.schema exclude each other"),
     ],
 )
 def test_invalid_key_options(options: dict[str, str], message: str) -> None:

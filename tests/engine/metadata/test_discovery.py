@@ -107,7 +107,7 @@ def _answer(status: int = 200, body: Any = MANIFEST, content_type: str = V4) -> 
 @pytest.mark.parametrize(
     ("handler", "error", "complaint"),
     [
-        (_answer(404, "no such thing", "text/plain"), BadDiscoveryResponse, "answered HTTP 404: no such thing"),
+        (_answer(404, "no such thing", "text/plain"), BadDiscoveryResponse, r"answered HTTP 404; is this the URI"),
         (_answer(content_type="application/json"), BadDiscoveryResponse, "not an endpoint manifest"),
         (_answer(body="{not json"), BadDiscoveryResponse, "not valid JSON"),
         (_answer(415, "Unsupported discovery version", "text/plain"), IncompatibleEndpoint, "none of the endpoint manifest versions"),
