@@ -66,6 +66,8 @@ class WalAppender:
         )
         # Delivery reports waiting to be handed to their loops (deque: thread-safe ends).
         self._settled: collections.deque[_Delivery] = collections.deque()
+        # Records beyond the first of each batch in flight (changed on the event loop).
+        self._batched_extra = 0
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="wal-producer-poll", daemon=True)
         self._poller.start()
@@ -91,9 +93,17 @@ class WalAppender:
         """
         return self._submit(partition, codec.encode(record, epoch=epoch, dedup_id=dedup_id))
 
-    def submit_payload(self, partition: int, payload: bytes) -> asyncio.Future[int]:
-        """:meth:`submit` for a record the caller encoded itself (``codec.encode``)."""
-        return self._submit(partition, payload)
+    def submit_payload(self, partition: int, payload: bytes, *, records: int = 1) -> asyncio.Future[int]:
+        """:meth:`submit` for a record the caller encoded itself (``codec.encode``);
+        ``records``: how many WAL records it carries (a ``RecordBatch``), for :meth:`queued`."""
+        future = self._submit(partition, payload)
+        if records > 1:
+            self._batched_extra += records - 1
+            future.add_done_callback(lambda _: self._release_batched(records - 1))
+        return future
+
+    def _release_batched(self, extra: int) -> None:
+        self._batched_extra -= extra
 
     async def append(
         self,
@@ -117,8 +127,9 @@ class WalAppender:
         return list(await asyncio.gather(*futures))
 
     def queued(self) -> int:
-        """Records handed to the producer and not yet acknowledged (a saturation signal)."""
-        return len(self._producer)
+        """WAL records handed to the producer and not yet acknowledged (a saturation
+        signal; the records inside a batch count one by one). Safe from any thread."""
+        return len(self._producer) + self._batched_extra
 
     def _submit(self, partition: int, payload: bytes) -> asyncio.Future[int]:
         loop = asyncio.get_running_loop()

@@ -5,10 +5,11 @@ WAL producer queue (``len(Producer)`` in ``engine/wal/appender.py``), i.e. WAL r
 *every* writer in the process handed to librdkafka and not yet acknowledged (or whose
 delivery report is not served yet). A consumer's own batch is acknowledged before its
 next check (append, await, commit, loop), so a check sees the other writers' records in
-flight — above all the running invocations: each ``SeqLog/append`` invocation appends
+flight — above all the running invocations: each ``SeqLog/append`` attempt hands over
 its journal (``JournalAppend`` for the state change and the output, then
-``InvocationEnded``, ``engine/invoker/session.py``) one record at a time, awaiting each
-acknowledgement, and one invocation per object key runs at a time. The integration test
+``InvocationEnded``, ``engine/invoker/session.py``), batched with the other attempts'
+records of the same loop turn (``RecordBatch``; ``queued`` counts the records inside a
+batch one by one), and one invocation per object key runs at a time. The integration test
 backlogs three topics with 100 keys each, so about 300 invocations are running and
 appending at once, and sets the pause level to 10 queued records (resume at 2): the
 consumers' checks between batches and while idle find the queue above it again and again

@@ -71,7 +71,7 @@ class OwnWrites:
                 self._send(items[:half])
                 self._send(items[half:])
                 return
-        durable = self._appender.submit_payload(self._partition, payload)
+        durable = self._appender.submit_payload(self._partition, payload, records=len(items))
         futures = [future for _, future in items]
         durable.add_done_callback(lambda done: _settle(futures, done))
 

@@ -45,7 +45,7 @@ class _Appender:
         future.set_result(len(self.records) - 1)
         return future
 
-    def submit_payload(self, partition: int, payload: bytes) -> asyncio.Future[int]:
+    def submit_payload(self, partition: int, payload: bytes, *, records: int = 1) -> asyncio.Future[int]:
         envelope = codec.decode(payload)
         inner = envelope.record.records if isinstance(envelope.record, r.RecordBatch) else (envelope.record,)
         futures = [self.submit(partition, record, epoch=envelope.epoch) for record in inner]
