@@ -131,6 +131,7 @@ class EngineNode:
             await self._serve("ingress", create_ingress_app(ingress), cfg.ingress_address)
             self._subscriptions = SubscriptionManager(
                 self._metadata, _BlockingWal(self._appender, asyncio.get_running_loop()), node_name=cfg.node_name,
+                member_id=f"{cfg.node_name}-{self._storage.member_id()}",
                 backpressure=Backpressure(cfg.subscription_pause_at_queued, cfg.subscription_resume_at_queued),
             )
             self._subscriptions.start()

@@ -123,10 +123,17 @@ class SubscriptionConsumer:
         resolve_sink: Callable[[], SinkTarget],
         wal: WalPort,
         node_name: str,
+        member_id: str | None = None,
         backpressure: Backpressure = Backpressure(),
         on_exit: Callable[[], None] | None = None,
     ) -> None:
-        """``on_exit`` is called on the consumer thread as its last action, however it ends."""
+        """``on_exit`` is called on the consumer thread as its last action, however it ends.
+
+        With ``member_id`` (the engine's data-dir identity) the consumer joins the
+        subscription's group as a static member, ``group.instance.id`` =
+        ``<member_id>.<subscription id>``: an engine restarted on its data dir gets its
+        source partitions back at once instead of waiting out the dead process's session.
+        """
         self.subscription = subscription
         self._on_exit = on_exit
         self.cluster = cluster
@@ -134,6 +141,9 @@ class SubscriptionConsumer:
         self._wal = wal
         self._backpressure = backpressure
         self._conf: dict[str, Any] = {**consumer_properties(cluster, subscription), "client.id": f"logstrate-{node_name}"}
+        if member_id is not None:
+            # The engine's own: one id per process and subscription, whatever the options say.
+            self._conf["group.instance.id"] = f"{member_id}.{subscription.id}"
         options = subscription.options
         # Validated when the subscription was created; repeated here so that a bad
         # record in the metadata topic fails this consumer, not the engine.

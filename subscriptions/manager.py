@@ -54,11 +54,19 @@ class SubscriptionManager:
     """Starts and stops :class:`SubscriptionConsumer` threads as the metadata changes."""
 
     def __init__(
-        self, store: MetadataStore, wal: WalPort, *, node_name: str, backpressure: Backpressure = Backpressure()
+        self,
+        store: MetadataStore,
+        wal: WalPort,
+        *,
+        node_name: str,
+        member_id: str | None = None,
+        backpressure: Backpressure = Backpressure(),
     ) -> None:
         self._store = store
         self._wal = wal
         self._node_name = node_name
+        # Static group membership of every consumer (see SubscriptionConsumer).
+        self._member_id = member_id
         # One WAL producer per process, so every consumer pauses at the same queue levels.
         self._backpressure = backpressure
         self._running: dict[SubscriptionId, _Running] = {}
@@ -170,7 +178,7 @@ class SubscriptionManager:
         try:
             consumer = SubscriptionConsumer(
                 sub, cluster, resolve_sink=resolver, wal=self._wal, node_name=self._node_name,
-                backpressure=self._backpressure, on_exit=self._consumer_exited,
+                member_id=self._member_id, backpressure=self._backpressure, on_exit=self._consumer_exited,
             )
         except (SubscriptionError, ValueError) as exc:
             # Options were validated on creation; this is a record written by a newer
