@@ -1,13 +1,12 @@
 """The invoker's HTTP client and its per-deployment concurrency limit.
 
-One :class:`aiohttp.ClientSession` serves every attempt of a partition leader: HTTP/1.1
-with keep-alive, so consecutive attempts against a deployment reuse connections.
+One :class:`~engine.invoker.http1.Http1Client` serves every attempt of a partition
+leader: HTTP/1.1 with keep-alive, so consecutive attempts against a deployment reuse
+connections.
 :class:`Invoker` puts a semaphore in front of each deployment (keyed by base URL) so a
 burst of invocations cannot open more concurrent requests to one deployment than it was
-configured for; the connection pool's per-host limit is set to the same number so the
-pool is never the tighter bound. (aiohttp counts connections per host and port, so two
-deployments behind one host:port share that pool limit; the semaphores still keep
-them apart.)
+configured for; as a connection carries one exchange at a time, that also bounds the
+connections to it.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp.abc import AbstractResolver
 
+from engine.invoker.http1 import Http1Client
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
 from engine.invoker.session import Emit, ResolveCall, run_attempt
@@ -36,8 +35,7 @@ class HttpClientConfig:
     """Limits of the invoker's HTTP client.
 
     Attributes:
-        concurrency_per_deployment: Most attempts in flight against one deployment, and
-            most pooled connections to one host:port.
+        concurrency_per_deployment: Most attempts in flight against one deployment.
         max_connections: Most connections in total (all deployments).
         connect_timeout_ms: Longest a TCP (and TLS) connect may take; also bounded by
             each attempt's own timeouts.
@@ -60,33 +58,20 @@ class HttpClientConfig:
 
 def create_http_session(
     config: HttpClientConfig = HttpClientConfig(), resolver: AbstractResolver | None = None
-) -> aiohttp.ClientSession:
-    """A pooled HTTP/1.1 client session for the invoker; call with a running event loop.
+) -> Http1Client:
+    """The invoker's pooled HTTP/1.1 client; call with a running event loop.
 
     ``resolver`` resolves endpoint host names (the engine passes one that refuses the
     addresses its deployment policy denies, see :mod:`engine.metadata.address_policy`).
-
     Read timeouts are left to the session (per attempt, see :mod:`.session`); only the
-    connect step has a client-wide bound. Bodies are passed through undecoded: they are
-    protocol frames, never compressed documents.
+    connect step has a client-wide bound.
     """
-    connector = aiohttp.TCPConnector(
-        limit=config.max_connections,
-        limit_per_host=config.concurrency_per_deployment,
-        keepalive_timeout=config.keepalive_timeout_s,
+    return Http1Client(
         resolver=resolver,
-    )
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=None, sock_connect=config.connect_timeout_ms / 1000, sock_read=None
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        # Endpoints set no cookies that matter; a real jar costs every request a lookup.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        raise_for_status=False,
-        headers={"user-agent": f"logstrate/{__version__}"},
+        max_connections=config.max_connections,
+        connect_timeout_s=config.connect_timeout_ms / 1000,
+        keepalive_timeout_s=config.keepalive_timeout_s,
+        user_agent=f"logstrate/{__version__}",
     )
 
 
@@ -106,7 +91,7 @@ class Invoker:
 
     def __init__(
         self,
-        http: aiohttp.ClientSession,
+        http: Http1Client,
         emit: Emit,
         *,
         concurrency_per_deployment: int = 100,

@@ -59,9 +59,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 from google.protobuf.message import DecodeError
-from yarl import URL
 
 from engine.invoker.awaiting import awaited_notifications
 from engine.invoker.notifications import failure_of
@@ -76,6 +74,7 @@ from engine.invoker.protocol import (
     parse_content_type,
     pb,
 )
+from engine.invoker.http1 import Http1Client, Http1Error, Http1Response
 from engine.invoker.identity import RequestIdentity, request_identity_hint
 from engine.invoker.request import build_body, build_headers, invoke_url
 from engine.invoker.task import (
@@ -135,7 +134,7 @@ _BEHAVIORS = {
 
 async def run_attempt(
     task: InvocationTask,
-    http: aiohttp.ClientSession,
+    http: Http1Client,
     emit: Emit,
     resolve_call: ResolveCall | None = None,
     identity: RequestIdentity | None = None,
@@ -277,19 +276,14 @@ class Attempt:
 
     # --- HTTP ----------------------------------------------------------------------------
 
-    async def _exchange(self, http: aiohttp.ClientSession) -> AttemptOutcome:
+    async def _exchange(self, http: Http1Client) -> AttemptOutcome:
         body = build_body(self._task)
-        response: aiohttp.ClientResponse | None = None
+        response: Http1Response | None = None
         try:
             async with self._waiting_on_endpoint("sending the request"):
                 try:
-                    response = await http.post(
-                        URL(self._url, encoded=True),
-                        data=body,
-                        headers=build_headers(self._task, self._identity),
-                        allow_redirects=False,
-                    )
-                except aiohttp.ClientError as exc:
+                    response = await http.post(self._url, build_headers(self._task, self._identity), body)
+                except (Http1Error, OSError) as exc:
                     raise self._transport(
                         UNREACHABLE, f"cannot reach {self._url}: {exc}"
                     ) from exc
@@ -300,12 +294,12 @@ class Attempt:
             # else (failure, timeout, cancellation) closes it, which the SDK sees as a
             # disconnect and which stops the handler's attempt.
             if response is not None:
-                if response.content.at_eof():
+                if response.at_eof():
                     response.release()
                 else:
                     response.close()
 
-    async def _check_head(self, response: aiohttp.ClientResponse) -> None:
+    async def _check_head(self, response: Http1Response) -> None:
         quote = await self._quote_body(response) if response.status != 200 else ""
         self._check_answer(
             response.status, response.reason or "", response.headers.get("x-restate-server"),
@@ -343,21 +337,21 @@ class Attempt:
                 http_status=200,
             )
 
-    async def _quote_body(self, response: aiohttp.ClientResponse) -> str:
+    async def _quote_body(self, response: Http1Response) -> str:
         # Best effort: the status alone already says the attempt failed.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(_DRAIN_TIMEOUT_S):
-                data = await response.content.read(_ERROR_BODY_QUOTE)
+                data = await response.read(_ERROR_BODY_QUOTE)
                 return data.decode("utf-8", errors="replace").strip()
         return ""
 
-    async def _read_stream(self, response: aiohttp.ClientResponse) -> AttemptOutcome:
+    async def _read_stream(self, response: Http1Response) -> AttemptOutcome:
         decoder = FrameDecoder(max_message_size=self._task.max_message_size)
         while True:
             async with self._waiting_on_endpoint("waiting for the endpoint"):
                 try:
-                    chunk = await response.content.readany()
-                except aiohttp.ClientError as exc:
+                    chunk = await response.readany()
+                except Http1Error as exc:
                     raise self._transport(
                         BAD_STREAM, f"response from {self._url} broke off: {exc}", http_status=200
                     ) from exc
@@ -378,13 +372,13 @@ class Attempt:
                     return outcome
 
     async def _drain(
-        self, response: aiohttp.ClientResponse, decoder: FrameDecoder, trailing: int
+        self, response: Http1Response, decoder: FrameDecoder, trailing: int
     ) -> None:
         """Read to the end of the response after the terminal message, ignoring the rest."""
         extra = decoder.buffered
         with contextlib.suppress(Exception):
             async with asyncio.timeout(_DRAIN_TIMEOUT_S):
-                while chunk := await response.content.readany():
+                while chunk := await response.readany():
                     extra += len(chunk)
         if trailing or extra:
             self._log.warning(

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-import aiohttp
+from engine.invoker.http1 import Http1Client
 
 from engine.ids import InvocationId, InvocationUuid, make_partition_key
 from engine.invoker.notifications import journal_completion_types, notification_entry
@@ -58,7 +58,7 @@ def new_task(
 class Driver:
     """One invocation's journal, advanced attempt by attempt."""
 
-    http: aiohttp.ClientSession
+    http: Http1Client
     task: InvocationTask
     history: list[Record] = field(default_factory=list)
     resolve_call: ResolveCall | None = None

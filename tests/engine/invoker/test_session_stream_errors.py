@@ -1,7 +1,7 @@
 """How an attempt reacts to endpoints that break HTTP or the protocol.
 
 The endpoint here is a real TCP server writing hand-made responses (``raw_endpoint``),
-so every failure path runs through aiohttp and the frame decoder exactly as in
+so every failure path runs through the HTTP client and the frame decoder exactly as in
 production.
 """
 
