@@ -523,9 +523,16 @@ class PauseInvocation:
 @dataclass(frozen=True, slots=True)
 class ResumeInvocation:
     """Run a paused or suspended invocation again now, or a backing-off one without
-    waiting out its retry delay (admin ``/resume``, schema v3)."""
+    waiting out its retry delay (admin ``/resume``, schema v3).
+
+    ``deployment_id`` (schema v7): pin a paused or suspended invocation to this
+    deployment before it resumes (``?deployment=Latest|<id>``, resolved by the admin API
+    when it wrote the record); ``None`` keeps the pinned one. Ignored for an invocation
+    that is running by the time the record is applied or that has no pinned deployment.
+    """
 
     invocation_id: InvocationId
+    deployment_id: DeploymentId | None = None
 
 
 @dataclass(frozen=True, slots=True)

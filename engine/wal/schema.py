@@ -35,6 +35,7 @@ __all__ = [
     "ENVELOPE_V4",
     "ENVELOPE_V5",
     "ENVELOPE_V6",
+    "ENVELOPE_V7",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -419,6 +420,20 @@ ENVELOPE_V6: Schema = _envelope(
 leader handed to the WAL together, see :class:`engine.wal.records.RecordBatch`) at the
 end of the body union."""
 
+
+# --- version 7: resume on another deployment ---------------------------------------------
+
+# v3's ResumeInvocation plus one field (built from it, which leaves the v3 block untouched).
+_RESUME_V7 = _record("ResumeInvocation", *_RESUME["fields"], _optional("deployment_id", _ULID))
+
+ENVELOPE_V7: Schema = _envelope(
+    [_V5_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH]
+)
+"""Schema version 7: v6 plus ``ResumeInvocation.deployment_id`` (optional): the
+deployment a paused or suspended invocation is moved to when it resumes
+(``PATCH /invocations/{id}/resume?deployment=``); null keeps the pinned one."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -426,10 +441,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     4: ENVELOPE_V4,
     5: ENVELOPE_V5,
     6: ENVELOPE_V6,
+    7: ENVELOPE_V7,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 6
+CURRENT_VERSION = 7
 """The version new records are written with."""
 
 

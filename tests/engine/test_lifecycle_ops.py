@@ -16,13 +16,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.engine.test_core2_ops import admin, attach, send, wait_row
+from typing import Any
+
+from engine.ids import DeploymentId
+from tests.engine.test_core2 import post
+from tests.engine.test_core2_ops import VERSIONED_V1, VERSIONED_V2, admin, attach, send, wait_row
 from tests.engine.test_semantics import new_key
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka import KafkaBroker
+from tests.fixtures.ports import wait_until
 from tests.fixtures.restate_server import RestateServer
 from tests.fixtures.service_endpoint import ServiceEndpoints
-from tests.fixtures.systems import SYSTEMS, System
+from tests.fixtures.systems import SYSTEMS, System, http
 
 LIFECYCLE_APP = "tests.fixtures.official_sdk_lifecycle:app"
 
@@ -62,6 +67,20 @@ def system(request: pytest.FixtureRequest, service_endpoints: ServiceEndpoints) 
     return system
 
 
+def row(system: System, invocation_id: str, *columns: str) -> dict[str, Any]:
+    """Columns of the invocation's ``sys_invocation`` row: ``GET /invocations/{id}`` on
+    ours (same names), SQL on restate-server; a column that is not set is left out."""
+    if system.name == "logstrate":
+        status, body = admin(system, "GET", f"/invocations/{invocation_id}?journal=false")
+        assert status == 200, body
+    else:
+        sql = f"SELECT {', '.join(columns)} FROM sys_invocation WHERE id = '{invocation_id}'"
+        status, answer = http("POST", f"{system.admin_url}/query", {"query": sql}, headers={"accept": "application/json"})
+        assert status == 200 and answer["rows"], answer
+        body = answer["rows"][0]
+    return {c: body[c] for c in columns if body.get(c) is not None}
+
+
 # --- the default retry policy ---------------------------------------------------------------------
 
 
@@ -85,4 +104,57 @@ def test_a_service_policy_that_pauses_wins_over_the_default_kill(system: System)
     wait_row(system, invocation, "paused")
     assert system.ok("/Lifecycle/fix", tag) == "fixed"
     assert admin(system, "PATCH", f"/invocations/{invocation}/resume") == (200, None)
+    assert attach(system, invocation) == (200, "steady")
+
+
+# --- resume on another deployment ---------------------------------------------------------------
+
+
+def test_resume_moves_a_suspended_invocation_to_the_latest_deployment(
+    system: System, service_endpoints: ServiceEndpoints
+) -> None:
+    instance = f"lifecycle-{system.name}"
+    v1, v2 = service_endpoints.start_all([(VERSIONED_V1, instance), (VERSIONED_V2, instance)])
+    system.register(v1.url)
+    first = admin(system, "GET", "/services/Versioned")[1]["deployment_id"]
+    key = new_key("move")
+    waiting = send(system, f"/Versioned/{key}/wait")
+    awakeable = wait_until(lambda: system.ok(f"/Versioned/{key}/awakeable") or None, 60, "awakeable id")
+    wait_row(system, waiting, "suspended")
+    assert row(system, waiting, "pinned_deployment_id") == {"pinned_deployment_id": first}
+    system.register(v2.url)
+    second = admin(system, "GET", "/services/Versioned")[1]["deployment_id"]
+    assert second != first
+
+    status, body = admin(system, "PATCH", f"/invocations/{waiting}/resume?deployment=newest")
+    assert status == 400 and body["message"].startswith("The query parameter 'deployment' is invalid. Reason: bad format")
+    status, body = admin(system, "PATCH", f"/invocations/{waiting}/resume?deployment={DeploymentId.generate()}")
+    assert (status, body["message"]) == (
+        400, f"The given deployment was not found when trying to resume the invocation '{waiting}'.",
+    )
+
+    # Resumed on revision 2: it replays its journal there and waits again.
+    assert admin(system, "PATCH", f"/invocations/{waiting}/resume?deployment=Latest") == (200, None)
+    wait_until(lambda: row(system, waiting, "status", "pinned_deployment_id")
+               == {"status": "suspended", "pinned_deployment_id": second}, 60, f"{system.name}: moved to {second}")
+    assert post(system, f"/restate/awakeables/{awakeable}/resolve", "go")[0] == 202
+    assert attach(system, waiting) == (200, "v2: go")
+    status, body = admin(system, "PATCH", f"/invocations/{waiting}/resume?deployment=Latest")
+    assert (status, body["message"]) == (409, f"The invocation '{waiting}' is completed, cannot be resumed.")
+
+
+def test_resume_of_a_running_invocation_cannot_change_its_deployment(system: System) -> None:
+    tag = new_key("sluggish")
+    invocation = send(system, "/Sluggish/step", tag)  # backs off for an hour after its first failure
+    wait_until(lambda: row(system, invocation, "retry_count").get("retry_count", 0) >= 1, 60,
+               f"{system.name}: {invocation} backing off")
+    status, body = admin(system, "PATCH", f"/invocations/{invocation}/resume?deployment=latest")
+    assert (status, body["message"]) == (
+        409,
+        f"The invocation '{invocation}' is still running or the deployment id is not pinned yet, deployment id "
+        "cannot be changed.",
+    )
+    # Keeping the deployment retries now instead of in an hour.
+    assert system.ok("/Lifecycle/fix", tag) == "fixed"
+    assert admin(system, "PATCH", f"/invocations/{invocation}/resume?deployment=Keep") == (200, None)
     assert attach(system, invocation) == (200, "steady")

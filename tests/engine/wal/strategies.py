@@ -122,7 +122,7 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
         st.none() | text,
     ),
     r.PauseInvocation: st.builds(r.PauseInvocation, invocation_ids),
-    r.ResumeInvocation: st.builds(r.ResumeInvocation, invocation_ids),
+    r.ResumeInvocation: st.builds(r.ResumeInvocation, invocation_ids, st.none() | deployment_ids),
 }
 # A leader's batch holds any of the records a leader writes to its own partition.
 RECORD_STRATEGIES[r.RecordBatch] = st.builds(
