@@ -1,10 +1,11 @@
 """Table ``invocation_status``: where each invocation of a partition stands.
 
 Key: ``partition (u32) + invocation id (24 bytes)``.
-Value: version byte 3, then the fields of :class:`InvocationStatus` in declaration
+Value: version byte 4, then the fields of :class:`InvocationStatus` in declaration
 order, in the :mod:`engine.storage.codec` layout (the status kind is a frozen tag).
-Version 1 values (without the two retention fields) and version 2 values (without
-``ordering_key``) are still read.
+Version 1 values (without the two retention fields), version 2 values (without
+``ordering_key``) and version 3 values (a last failure without its related command) are
+still read.
 
 An invocation moves through the kinds like this::
 
@@ -44,9 +45,11 @@ __all__ = [
 ]
 
 DB_NAME: Final = b"invocation_status"
-_VERSION: Final = 3
+_VERSION: Final = 4
 _VERSION_1: Final = 1
 _VERSION_2: Final = 2
+_VERSION_3: Final = 3
+_OLDER_VERSIONS: Final = frozenset(bytes((v,)) for v in (_VERSION_1, _VERSION_2, _VERSION_3))
 
 ResponseSinkEntry = r.IngressSink | r.InvocationSink
 """A response sink that is actually set (the records' ``ResponseSink`` minus ``None``)."""
@@ -84,11 +87,16 @@ _KINDS: Final = {tag: kind for kind, tag in _KIND_TAGS.items()}
 
 @dataclass(frozen=True, slots=True)
 class LastFailure:
-    """The most recent retryable failure of an attempt."""
+    """The most recent retryable failure of an attempt, and the command it was at when
+    the failure names one (value version 4; Restate's ``last_failure_related_command_*``):
+    its index among the commands, its name, its protocol message type id."""
 
     code: int
     message: str
     retry_at_ms: int
+    related_command_index: int | None = None
+    related_command_name: str | None = None
+    related_command_type: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,23 @@ def _write_last_failure(writer: Writer, value: LastFailure) -> None:
     writer.int_(value.code)
     writer.str_(value.message)
     writer.int_(value.retry_at_ms)
+    writer.optional(value.related_command_index, writer.int_)
+    writer.optional(value.related_command_name, writer.str_)
+    writer.optional(value.related_command_type, writer.int_)
+
+
+def _read_last_failure(reader: Reader, version: int) -> LastFailure:
+    code, message, retry_at_ms = reader.int_(), reader.str_(), reader.int_()
+    if version < 4:
+        return LastFailure(code, message, retry_at_ms)
+    return LastFailure(
+        code,
+        message,
+        retry_at_ms,
+        reader.optional(reader.int_),
+        reader.optional(reader.str_),
+        reader.optional(reader.int_),
+    )
 
 
 def encode_status(status: InvocationStatus) -> bytes:
@@ -187,7 +212,7 @@ def encode_status(status: InvocationStatus) -> bytes:
 
 def decode_status(raw: bytes) -> InvocationStatus:
     """Inverse of :func:`encode_status`; raises :class:`StorageCorruptError`."""
-    version = raw[0] if raw[:1] in (bytes((_VERSION_1,)), bytes((_VERSION_2,))) else _VERSION
+    version = raw[0] if raw[:1] in _OLDER_VERSIONS else _VERSION
     rd = Reader(raw, version, "invocation status")
     tag = rd.byte()
     kind = _KINDS.get(tag)
@@ -210,7 +235,7 @@ def decode_status(raw: bytes) -> InvocationStatus:
         commands=rd.int_(),
         attempt=rd.int_(),
         retries_since_last_entry=rd.int_(),
-        last_failure=rd.optional(lambda: LastFailure(rd.int_(), rd.str_(), rd.int_())),
+        last_failure=rd.optional(lambda: _read_last_failure(rd, version)),
         deployment_id=rd.optional(rd.deployment_id),
         protocol_version=rd.optional(rd.int_),
         waiting_for=rd.sequence(rd.notification_id),

@@ -423,6 +423,11 @@ class InvocationFailedAttempt:
     v3): the retry policy's attempts are used up and it says pause, so the invocation
     waits in the Paused status for an operator's ``ResumeInvocation`` instead of a
     retry (``retry_at_ms`` is then the time of the failure).
+
+    ``related_command_index`` / ``_name`` / ``_type`` (schema v8): the command the
+    attempt failed at, when the SDK's ErrorMessage (or the invoker) named it: its index
+    among the invocation's commands (the InputCommand is 0), its name (a ``ctx.run``
+    name), its protocol message type id.
     """
 
     invocation_id: InvocationId
@@ -431,6 +436,9 @@ class InvocationFailedAttempt:
     retry_at_ms: int
     attempt: int
     paused: bool = False
+    related_command_index: int | None = None
+    related_command_name: str | None = None
+    related_command_type: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ __all__ = [
     "ENVELOPE_V5",
     "ENVELOPE_V6",
     "ENVELOPE_V7",
+    "ENVELOPE_V8",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -434,6 +435,48 @@ ENVELOPE_V7: Schema = _envelope(
 deployment a paused or suspended invocation is moved to when it resumes
 (``PATCH /invocations/{id}/resume?deployment=``); null keeps the pinned one."""
 
+
+# --- version 8: the command a failed attempt failed at --------------------------------------
+
+# v3's InvocationFailedAttempt plus three fields (built from it: the v3 block stays).
+_INVOCATION_FAILED_ATTEMPT_V8 = _record(
+    "InvocationFailedAttempt",
+    *_INVOCATION_FAILED_ATTEMPT_V3["fields"],
+    _optional("related_command_index", "long"),
+    _optional("related_command_name", "string"),
+    _optional("related_command_type", "long"),
+)
+# v6's RecordBatch with the v8 failed attempt (same branches in the same order).
+_RECORD_BATCH_V8 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [
+                _JOURNAL_APPEND_V5,
+                _INVOCATION_SUSPENDED,
+                _INVOCATION_ENDED,
+                _INVOCATION_FAILED_ATTEMPT_V8,
+                _DEPLOYMENT_PINNED,
+                _NOTIFY,
+                _TIMER_FIRED,
+                _OUTBOX_TRUNCATE,
+            ],
+        },
+    ),
+)
+
+_V8_REPLACED = {**_V5_REPLACED, id(_INVOCATION_FAILED_ATTEMPT): _INVOCATION_FAILED_ATTEMPT_V8}
+ENVELOPE_V8: Schema = _envelope(
+    [_V8_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V8]
+)
+"""Schema version 8: v7 plus ``InvocationFailedAttempt.related_command_index`` /
+``related_command_name`` / ``related_command_type`` (optional): the command the failed
+attempt was at, as the SDK (or the invoker) reported it (Restate's
+``last_failure_related_command_*``); null in records of older writers."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -442,10 +485,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     5: ENVELOPE_V5,
     6: ENVELOPE_V6,
     7: ENVELOPE_V7,
+    8: ENVELOPE_V8,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 7
+CURRENT_VERSION = 8
 """The version new records are written with."""
 
 

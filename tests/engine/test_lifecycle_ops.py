@@ -102,6 +102,33 @@ def test_a_service_policy_that_pauses_wins_over_the_default_kill(system: System)
     tag = new_key("wobbly")
     invocation = send(system, "/Wobbly/step", tag)
     wait_row(system, invocation, "paused")
+    if system.name == "logstrate":
+        # The failure stays visible while paused, with its command (restate-server's
+        # sys_invocation shows them only while the invocation is backing off).
+        assert row(system, invocation, *RELATED) == {
+            "last_failure_related_command_index": 2, "last_failure_related_command_name": "wobble",
+            "last_failure_related_command_type": "Run",
+        }
+    assert system.ok("/Lifecycle/fix", tag) == "fixed"
+    assert admin(system, "PATCH", f"/invocations/{invocation}/resume") == (200, None)
+    assert attach(system, invocation) == (200, "steady")
+
+
+# --- the command the last attempt failed at -------------------------------------------------------
+
+RELATED = (
+    "last_failure_related_command_index", "last_failure_related_command_name", "last_failure_related_command_type",
+)
+
+
+def test_the_last_failure_names_the_command_the_attempt_failed_at(system: System) -> None:
+    tag = new_key("sluggish")
+    invocation = send(system, "/Sluggish/step", tag)  # backs off for an hour after its first failure
+    # Commands: the input (0), the warm-up step (1), then the failing step (2).
+    assert wait_until(lambda: row(system, invocation, *RELATED) or None, 60, f"{system.name}: a failure") == {
+        "last_failure_related_command_index": 2, "last_failure_related_command_name": "wobble",
+        "last_failure_related_command_type": "Run",
+    }
     assert system.ok("/Lifecycle/fix", tag) == "fixed"
     assert admin(system, "PATCH", f"/invocations/{invocation}/resume") == (200, None)
     assert attach(system, invocation) == (200, "steady")

@@ -102,7 +102,8 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     ),
     r.InvocationEnded: st.builds(r.InvocationEnded, invocation_ids, values | failures),
     r.InvocationFailedAttempt: st.builds(
-        r.InvocationFailedAttempt, invocation_ids, u64, text, i64, u64, st.booleans()
+        r.InvocationFailedAttempt, invocation_ids, u64, text, i64, u64, st.booleans(),
+        st.none() | u64, st.none() | text, st.none() | u64,
     ),
     r.DeploymentPinned: st.builds(r.DeploymentPinned, invocation_ids, deployment_ids, u64),
     r.Notify: st.builds(r.Notify, invocation_ids, notification_ids, notification_results),

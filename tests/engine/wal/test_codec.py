@@ -202,21 +202,46 @@ GOLDEN_RESUME_ON_BYTES = bytes.fromhex(
 )
 
 
+def _v8(v7_bytes: bytes, *, failed_attempt: bool = False) -> bytes:
+    # v8 kept every v7 layout except InvocationFailedAttempt (three more optional fields,
+    # null here), also inside a RecordBatch.
+    return _as_version(8, v7_bytes) + (b"\x00\x00\x00" if failed_attempt else b"")
+
+
+# Schema v8: the command a failed attempt was at.
+GOLDEN_FAILED_AT_COMMAND = r.InvocationFailedAttempt(
+    IID, 500, "wobbles", 1700000000000, 1, related_command_index=2, related_command_name="wobble",
+    related_command_type=0x0411,
+)
+GOLDEN_FAILED_AT_COMMAND_BYTES = bytes.fromhex(
+    "4c0802040008493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584e8070e776f62626c657380a0abfef962020002"
+    "04020c776f62626c6502a210"
+)
+GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES = bytes.fromhex(
+    "4c08020400240206493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584e8070e776f62626c657380a0abfef96202"
+    "000204020c776f62626c6502a21000"
+)
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v7(_v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True))))
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _v7(_as_version(6, GOLDEN_NOTIFY_BYTES))
-    assert codec.encode(GOLDEN_CALL) == _v7(_v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)))
-    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v7(_v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True))))
-    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v7(_v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True)))
-    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES))))
-    assert codec.encode(r.ResumeInvocation(IID)) == _v7(_v6(_v5(_v4(GOLDEN_RESUME_BYTES))), resume=True)
-    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v7(_v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES)))
-    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v7(_v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES)))
-    assert codec.encode(GOLDEN_GET_OUTPUT) == _v7(_v6(_v5(GOLDEN_GET_OUTPUT_BYTES)))
-    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v7(_v6(GOLDEN_NUMBERED_CALL_BYTES))
-    assert codec.encode(GOLDEN_BATCH, epoch=4) == _v7(GOLDEN_BATCH_BYTES)
-    assert codec.encode(GOLDEN_RESUME_ON) == GOLDEN_RESUME_ON_BYTES
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v8(_v7(_v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True)))))
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _v8(_v7(_as_version(6, GOLDEN_NOTIFY_BYTES)))
+    assert codec.encode(GOLDEN_CALL) == _v8(_v7(_v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True))))
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v8(_v7(_v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)))))
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v8(_v7(_v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True))))
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v8(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))), failed_attempt=True)
+    assert codec.encode(r.ResumeInvocation(IID)) == _v8(_v7(_v6(_v5(_v4(GOLDEN_RESUME_BYTES))), resume=True))
+    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v8(_v7(_v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES))))
+    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v8(_v7(_v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES))))
+    assert codec.encode(GOLDEN_GET_OUTPUT) == _v8(_v7(_v6(_v5(GOLDEN_GET_OUTPUT_BYTES))))
+    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES)))
+    assert codec.encode(GOLDEN_BATCH, epoch=4) == _v8(_v7(GOLDEN_BATCH_BYTES))
+    assert codec.encode(GOLDEN_RESUME_ON) == _v8(GOLDEN_RESUME_ON_BYTES)
+    assert codec.encode(GOLDEN_FAILED_AT_COMMAND, epoch=2) == GOLDEN_FAILED_AT_COMMAND_BYTES
+    assert codec.encode(r.RecordBatch((GOLDEN_FAILED_AT_COMMAND,)), epoch=2) == GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES
+    # Failed attempts of v3 to v7 writers name no command.
+    assert codec.decode(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES))))) == r.Envelope(GOLDEN_PAUSED, 2, None, 7)
     assert codec.decode(GOLDEN_BATCH_BYTES) == r.Envelope(GOLDEN_BATCH, 4, None, 6)
     # v3 to v6 resumes keep the pinned deployment.
     assert codec.decode(_v6(_v5(_v4(GOLDEN_RESUME_BYTES)))) == r.Envelope(r.ResumeInvocation(IID), None, None, 6)
@@ -288,6 +313,7 @@ def test_released_schemas_are_frozen() -> None:
     pinned = {
         1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c", 4: "cd8e6e01c2c42d4a",
         5: "dddd68aaa0e2c97c", 6: "d681f73a34da28a4", 7: "936ede283a071885",
+        8: "3935e642783be182",
     }
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
