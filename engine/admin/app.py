@@ -16,7 +16,7 @@ from importlib import resources
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from engine.admin import deployments, invocations, kafka_clusters, object_state, services, subscriptions
+from engine.admin import deployments, invocations, kafka_clusters, object_state, restart, services, subscriptions
 from engine.admin.errors import error_middleware
 from engine.admin.partitions import LocalPartitions, PartitionAccess
 from engine.admin.state import DEFAULT_RETRY, DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
@@ -76,6 +76,7 @@ def create_admin_app(
         services.add_routes(app.router, prefix)
         object_state.add_routes(app.router, prefix)
         invocations.add_routes(app.router, prefix)
+        restart.add_routes(app.router, prefix)
         kafka_clusters.add_routes(app.router, prefix)
         subscriptions.add_routes(app.router, prefix)
     app.router.add_get("/metrics", _metrics)

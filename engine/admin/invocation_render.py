@@ -183,7 +183,11 @@ def invocation_json(invocation_id: InvocationId, status: InvocationStatus) -> di
         "target_service_ty": target.service_kind.value.lower(),
         "target_handler_ty": None if target.handler_kind is None else target.handler_kind.value.lower(),
         "idempotency_key": status.idempotency_key,
-        **_invoked_by(status.source),
+        **(
+            {"invoked_by": "restart_as_new", "restarted_from": str(status.restarted_from)}
+            if status.restarted_from is not None
+            else _invoked_by(status.source)
+        ),
         "created_at": timestamp_ms(status.created_at_ms),
         "modified_at": timestamp_ms(status.modified_at_ms),
         "scheduled_start_at": timestamp_ms(status.execute_at_ms),

@@ -1,11 +1,11 @@
 """Table ``invocation_status``: where each invocation of a partition stands.
 
 Key: ``partition (u32) + invocation id (24 bytes)``.
-Value: version byte 4, then the fields of :class:`InvocationStatus` in declaration
+Value: version byte 5, then the fields of :class:`InvocationStatus` in declaration
 order, in the :mod:`engine.storage.codec` layout (the status kind is a frozen tag).
 Version 1 values (without the two retention fields), version 2 values (without
-``ordering_key``) and version 3 values (a last failure without its related command) are
-still read.
+``ordering_key``), version 3 values (a last failure without its related command) and
+version 4 values (without ``restarted_from`` and ``random_seed_from``) are still read.
 
 An invocation moves through the kinds like this::
 
@@ -45,11 +45,8 @@ __all__ = [
 ]
 
 DB_NAME: Final = b"invocation_status"
-_VERSION: Final = 4
-_VERSION_1: Final = 1
-_VERSION_2: Final = 2
-_VERSION_3: Final = 3
-_OLDER_VERSIONS: Final = frozenset(bytes((v,)) for v in (_VERSION_1, _VERSION_2, _VERSION_3))
+_VERSION: Final = 5
+_OLDER_VERSIONS: Final = frozenset(bytes((v,)) for v in (1, 2, 3, 4))
 
 ResponseSinkEntry = r.IngressSink | r.InvocationSink
 """A response sink that is actually set (the records' ``ResponseSink`` minus ``None``)."""
@@ -141,6 +138,12 @@ class InvocationStatus:
     ordering_key: str | None = None
     """Runs one at a time with the target service's other invocations of this key
     (:attr:`engine.wal.records.Invoke.ordering_key`)."""
+    restarted_from: InvocationId | None = None
+    """The completed invocation this one restarts (admin ``/restart-as-new``)."""
+    random_seed_from: InvocationId | None = None
+    """The invocation whose id seeds the SDK's random generator, when not this one's: a
+    restart from a journal prefix keeps the original's seed, so the copied steps replay
+    with the same random values."""
 
     @property
     def in_flight(self) -> bool:
@@ -207,6 +210,8 @@ def encode_status(status: InvocationStatus) -> bytes:
     w.optional(status.completion_retention_ms, w.int_)
     w.optional(status.journal_retention_ms, w.int_)
     w.optional(status.ordering_key, w.str_)
+    w.optional(status.restarted_from, w.invocation_id)
+    w.optional(status.random_seed_from, w.invocation_id)
     return w.finish()
 
 
@@ -248,6 +253,9 @@ def decode_status(raw: bytes) -> InvocationStatus:
         fields["journal_retention_ms"] = rd.optional(rd.int_)
     if version >= 3:
         fields["ordering_key"] = rd.optional(rd.str_)
+    if version >= 5:
+        fields["restarted_from"] = rd.optional(rd.invocation_id)
+        fields["random_seed_from"] = rd.optional(rd.invocation_id)
     status = InvocationStatus(**fields)
     rd.done()
     return status

@@ -64,7 +64,7 @@ _DATACLASSES: Final[tuple[type[Any], ...]] = (
     r.SignalIndex, r.SignalName, r.Value, r.FailureMetadata, r.Failure, r.Void,
     r.InvocationIdResult, r.StateKeys, r.TimerKey, r.StateEntry, r.DedupId,
     r.CallTarget, r.PauseInvocation, r.ResumeInvocation, r.GetInvocationOutput,
-    r.RecordBatch,
+    r.RecordBatch, r.RestartAsNewInvocation,
 )  # fmt: skip
 _RECORD_TYPES: Final = frozenset(typing.get_args(r.Record))
 _NAME_OF: Final[dict[type[Any], str]] = {cls: f"{NAMESPACE}.{cls.__name__}" for cls in _DATACLASSES}

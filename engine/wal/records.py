@@ -27,6 +27,14 @@ from enum import Enum
 from typing import TypeAlias
 
 from engine.ids import DeploymentId, InvocationId, SubscriptionId
+from engine.wal.management_records import (
+    CancelInvocation,
+    KillInvocation,
+    PauseInvocation,
+    PurgeInvocation,
+    RestartAsNewInvocation,
+    ResumeInvocation,
+)
 
 __all__ = [
     "AnnounceLeader",
@@ -65,6 +73,7 @@ __all__ = [
     "PurgeInvocation",
     "Record",
     "ResponseSink",
+    "RestartAsNewInvocation",
     "ResumeInvocation",
     "ServiceKind",
     "SignalIndex",
@@ -501,49 +510,6 @@ class AnnounceLeader:
 
 
 @dataclass(frozen=True, slots=True)
-class CancelInvocation:
-    """Cancel gracefully: deliver the CANCEL signal so the handler can compensate."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class KillInvocation:
-    """Stop immediately, without running the handler again; callers get a failure."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeInvocation:
-    """Delete a completed invocation's retained status, output and journal."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class PauseInvocation:
-    """Stop running the invocation until it is resumed (admin ``/pause``, schema v3)."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeInvocation:
-    """Run a paused or suspended invocation again now, or a backing-off one without
-    waiting out its retry delay (admin ``/resume``, schema v3).
-
-    ``deployment_id`` (schema v7): pin a paused or suspended invocation to this
-    deployment before it resumes (``?deployment=Latest|<id>``, resolved by the admin API
-    when it wrote the record); ``None`` keeps the pinned one. Ignored for an invocation
-    that is running by the time the record is applied or that has no pinned deployment.
-    """
-
-    invocation_id: InvocationId
-    deployment_id: DeploymentId | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class AttachInvocation:
     """Also send the invocation's result to ``sink``: an ingress request (``.../attach``)
     or, from schema v4, a calling invocation's completion (``AttachInvocationCommand``).
@@ -630,6 +596,7 @@ Record: TypeAlias = (
     | ResumeInvocation
     | GetInvocationOutput
     | RecordBatch
+    | RestartAsNewInvocation
 )
 """Every record the partition state machine applies."""
 

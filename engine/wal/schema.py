@@ -37,6 +37,7 @@ __all__ = [
     "ENVELOPE_V6",
     "ENVELOPE_V7",
     "ENVELOPE_V8",
+    "ENVELOPE_V9",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -477,6 +478,24 @@ ENVELOPE_V8: Schema = _envelope(
 attempt was at, as the SDK (or the invoker) reported it (Restate's
 ``last_failure_related_command_*``); null in records of older writers."""
 
+
+# --- version 9: restart as new --------------------------------------------------------------
+
+_RESTART_AS_NEW = _record(
+    "RestartAsNewInvocation",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("new_invocation_id", _INVOCATION_ID),
+    _field("copy_prefix_up_to_index", "long"),
+    _optional("deployment_id", _ULID),
+)
+ENVELOPE_V9: Schema = _envelope(
+    [_V8_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V8, _RESTART_AS_NEW]
+)
+"""Schema version 9: v8 plus the record type ``RestartAsNewInvocation`` (admin
+``/restart-as-new``, see :class:`engine.wal.records.RestartAsNewInvocation`) at the end
+of the body union."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -486,10 +505,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     6: ENVELOPE_V6,
     7: ENVELOPE_V7,
     8: ENVELOPE_V8,
+    9: ENVELOPE_V9,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 8
+CURRENT_VERSION = 9
 """The version new records are written with."""
 
 

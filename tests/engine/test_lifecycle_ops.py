@@ -185,3 +185,63 @@ def test_resume_of_a_running_invocation_cannot_change_its_deployment(system: Sys
     assert system.ok("/Lifecycle/fix", tag) == "fixed"
     assert admin(system, "PATCH", f"/invocations/{invocation}/resume?deployment=Keep") == (200, None)
     assert attach(system, invocation) == (200, "steady")
+
+
+# --- restart as new -------------------------------------------------------------------------------
+
+
+def restart(system: System, invocation_id: str, query: str = "") -> tuple[int, Any]:
+    return admin(system, "PATCH", f"/invocations/{invocation_id}/restart-as-new{query}")
+
+
+def test_restart_as_new_from_a_journal_prefix_does_not_run_those_steps_again(system: System) -> None:
+    tag = new_key("steps")
+    original = send(system, "/Lifecycle/steps", tag)
+    assert attach(system, original) == (412, {"code": 412, "message": f"{tag} is not fixed yet"})
+    # Journal: 0 input, 1 run one, 2 its result, 3 run two, 4 its result, 5 run check, ...
+    assert system.ok("/Lifecycle/fix", tag) == "fixed"
+
+    status, body = restart(system, original, "?from=3")  # two's result (entry 4) comes along
+    assert status == 200 and set(body) == {"new_invocation_id"}, body
+    from_prefix = body["new_invocation_id"]
+    assert from_prefix != original and from_prefix.startswith("inv_")
+    assert attach(system, from_prefix) == (200, "one#1 two#1 check#2")
+    assert row(system, from_prefix, "invoked_by", "restarted_from") == {
+        "invoked_by": "restart_as_new", "restarted_from": original,
+    }
+
+    status, body = restart(system, original)  # from 0: the input only
+    assert status == 200, body
+    assert attach(system, body["new_invocation_id"]) == (200, "one#2 two#2 check#3")
+    counts = [system.ok("/Lifecycle/count", f"{tag}/{step}") for step in ("one", "two", "check")]
+    assert counts == [2, 2, 3]
+
+    assert restart(system, original, "?from=99")[0] == 400  # beyond the journal
+    status, body = restart(system, original, "?deployment=newest")
+    assert status == 400 and body["message"].startswith("The query parameter 'deployment' is invalid"), body
+
+
+def test_restart_as_new_refuses_what_restate_refuses(system: System) -> None:
+    running = send(system, "/Sluggish/step", new_key("sluggish"))  # backs off for an hour
+    status, body = restart(system, running)
+    assert (status, body["message"]) == (409, f"The invocation '{running}' is still running."), body
+    assert admin(system, "PATCH", f"/invocations/{running}/kill") == (200, None)
+
+    status, sent, _ = post(system, "/Lifecycle/count/send?delay=1h", "later")
+    assert status == 202, sent
+    scheduled = sent["invocationId"]
+    status, body = restart(system, scheduled)
+    assert (status, body["message"]) == (
+        425, f"The invocation '{scheduled}' cannot be restarted because it's not running yet.",
+    ), body
+
+    tag = new_key("flow")
+    status, answer, headers = post(system, f"/LifecycleFlow/{tag}/run", tag)
+    assert (status, answer) == (200, f"flow {tag}")
+    workflow_run = headers["x-restate-id"]
+    status, body = restart(system, workflow_run)
+    assert status == 422 and body["message"].startswith(f"Restarting the invocation '{workflow_run}' is not supported"), body
+
+    unknown = "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz"
+    assert restart(system, unknown)[0] == 404
+    assert restart(system, "inv_nope")[0] == 400

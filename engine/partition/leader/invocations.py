@@ -225,7 +225,7 @@ class InvocationExecutor:
             partial_state=data.partial_state or settings.enable_lazy_state,
             retry_count_since_last_stored_entry=data.retries_since_last_entry,
             duration_since_last_stored_entry_ms=max(0, int(self._clock() * 1000) - data.modified_at_ms),
-            random_seed=random_seed_of(invocation_id),
+            random_seed=random_seed_of(data.random_seed_from or invocation_id),
             idempotency_key=data.idempotency_key,
             # Restate's meaning: silence for the inactivity timeout ends the attempt (in
             # request/response mode the runtime cannot ask for a suspension first); the

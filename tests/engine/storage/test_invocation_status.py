@@ -57,6 +57,8 @@ statuses = st.builds(
     completion_retention_ms=st.none() | ws.u64,
     journal_retention_ms=st.none() | ws.u64,
     ordering_key=st.none() | ws.text,
+    restarted_from=st.none() | ws.invocation_ids,
+    random_seed_from=st.none() | ws.invocation_ids,
 )
 
 
@@ -70,6 +72,20 @@ def _ordering_key_tail(status: InvocationStatus) -> int:
     return 1 if key is None else 1 + 4 + len(key.encode())
 
 
+def _restart_tail(status: InvocationStatus) -> int:
+    return sum(1 if v is None else 25 for v in (status.restarted_from, status.random_seed_from))
+
+
+def _v4_bytes(status: InvocationStatus) -> bytes:
+    """The value a version 4 engine wrote: no restart fields at the end."""
+    v5 = encode_status(status)
+    return b"\x04" + v5[1 : len(v5) - _restart_tail(status)]
+
+
+def _without_restart(status: InvocationStatus) -> InvocationStatus:
+    return dataclasses.replace(status, restarted_from=None, random_seed_from=None)
+
+
 def _v3_bytes(status: InvocationStatus) -> bytes:
     """The value a version 3 engine wrote: a last failure without its related command."""
 
@@ -81,7 +97,8 @@ def _v3_bytes(status: InvocationStatus) -> bytes:
     with mock.patch.object(status_module, "_VERSION", 3), mock.patch.object(
         status_module, "_write_last_failure", v3_last_failure
     ):
-        return encode_status(status)
+        v3 = encode_status(_without_restart(status))
+    return v3[: len(v3) - _restart_tail(_without_restart(status))]
 
 
 def _without_related_command(status: InvocationStatus) -> InvocationStatus:
@@ -92,16 +109,17 @@ def _without_related_command(status: InvocationStatus) -> InvocationStatus:
 
 
 @given(statuses)
-def test_version_3_values_still_decode(status: InvocationStatus) -> None:
+def test_version_3_and_4_values_still_decode(status: InvocationStatus) -> None:
+    assert decode_status(_v4_bytes(status)) == _without_restart(status)
     assert _v3_bytes(status)[0] == 3
-    assert decode_status(_v3_bytes(status)) == _without_related_command(status)
+    assert decode_status(_v3_bytes(status)) == _without_restart(_without_related_command(status))
 
 
 @given(statuses)
 def test_version_1_and_2_values_still_decode(status: InvocationStatus) -> None:
     # Version 2 had no ordering key and version 1 no retention fields either: the same
     # bytes without them, under their own version byte.
-    status = _without_related_command(status)
+    status = _without_restart(_without_related_command(status))
     v3 = _v3_bytes(status)
     v2 = b"\x02" + v3[1 : len(v3) - _ordering_key_tail(status)]
     without_key = dataclasses.replace(status, ordering_key=None)

@@ -124,6 +124,9 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     ),
     r.PauseInvocation: st.builds(r.PauseInvocation, invocation_ids),
     r.ResumeInvocation: st.builds(r.ResumeInvocation, invocation_ids, st.none() | deployment_ids),
+    r.RestartAsNewInvocation: st.builds(
+        r.RestartAsNewInvocation, invocation_ids, invocation_ids, u64, st.none() | deployment_ids
+    ),
 }
 # A leader's batch holds any of the records a leader writes to its own partition.
 RECORD_STRATEGIES[r.RecordBatch] = st.builds(
