@@ -33,6 +33,8 @@ from typing import Any, Literal
 
 from engine.errors import ConfigError
 from engine.metadata.address_policy import DEFAULT_DENY_NETWORKS, parse_networks
+from engine.metadata.durations import DurationParseError, parse_duration
+from engine.metadata.model import EffectiveRetryPolicy, OnMaxAttempts
 
 ENV_PREFIX = "LOGSTRATE_"
 
@@ -107,6 +109,46 @@ class KafkaConfig:
 
 
 @dataclass(frozen=True)
+class RetryPolicyConfig:
+    """``[default_retry_policy]``: how invocations are retried when neither their service
+    nor their handler sets a retry policy (restate-server's ``[default-retry-policy]``,
+    same defaults)::
+
+        [default_retry_policy]
+        initial_interval = "500ms"   # durations as the admin API spells them: 500ms, 1m, PT1M
+        exponentiation_factor = 2.0
+        max_interval = "1m"
+        max_attempts = 70            # attempts in total, the first included; 0: unlimited
+        on_max_attempts = "pause"    # or "kill"
+
+    (``LOGSTRATE_DEFAULT_RETRY_POLICY_ON_MAX_ATTEMPTS=kill`` and so on in the environment.)
+    ``pause`` parks an invocation that used up its attempts in the Paused status until
+    ``PATCH /invocations/{id}/resume``; ``kill`` fails it with its last error. A service or
+    handler policy from the discovery manifest overrides each setting it names."""
+
+    initial_interval: str = "500ms"
+    """Delay before the first retry."""
+    exponentiation_factor: float = 2.0
+    """Each further delay is the previous one times this (>= 1)."""
+    max_interval: str = "1m"
+    """Upper bound of a delay."""
+    max_attempts: int = 70
+    """Attempts allowed in total, the first one included; 0 retries without limit."""
+    on_max_attempts: Literal["pause", "kill"] = "pause"
+    """What happens once the attempts are used up."""
+
+    def effective(self) -> EffectiveRetryPolicy:
+        """The policy as the engine applies it (the settings are validated at load)."""
+        return EffectiveRetryPolicy(
+            initial_interval=parse_duration(self.initial_interval),
+            exponentiation_factor=self.exponentiation_factor,
+            max_attempts=self.max_attempts or None,
+            max_interval=parse_duration(self.max_interval),
+            on_max_attempts=OnMaxAttempts.KILL if self.on_max_attempts == "kill" else OnMaxAttempts.PAUSE,
+        )
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Everything ``logstrate serve`` needs; see the module docstring for the sources."""
 
@@ -155,6 +197,9 @@ class EngineConfig:
     Env ``LOGSTRATE_INVOKER_HTTP2``, TOML ``invoker_http2 = true``, flag
     ``--invoker-http2``."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    default_retry_policy: RetryPolicyConfig = field(default_factory=RetryPolicyConfig)
+    """The retry policy of invocations whose service and handler set none (see
+    :class:`RetryPolicyConfig`)."""
     kafka_clusters: Mapping[str, Mapping[str, str | Secret]] = field(default_factory=dict)
     """Kafka clusters subscriptions may read from, by name, as librdkafka properties::
 
@@ -385,6 +430,8 @@ def _validate(config: Any) -> None:
             )
         if config.connect_timeout_s <= 0:
             raise ConfigError("kafka.connect_timeout_s must be positive")
+    elif isinstance(config, RetryPolicyConfig):
+        _validate_retry_policy(config)
     elif isinstance(config, EngineConfig):
         config.ingress_address
         config.admin_address
@@ -408,6 +455,30 @@ def _validate(config: Any) -> None:
                 f"subscription_pause_at_queued ({config.subscription_pause_at_queued}): consumption resumes "
                 "once the WAL producer queue has drained below the level that paused it"
             )
+
+
+def _validate_retry_policy(config: RetryPolicyConfig) -> None:
+    intervals = {}
+    for name in ("initial_interval", "max_interval"):
+        try:
+            intervals[name] = parse_duration(getattr(config, name))
+        except DurationParseError as exc:
+            raise ConfigError(f"default_retry_policy.{name}: {exc}") from None
+        if intervals[name].total_seconds() <= 0:
+            raise ConfigError(f"default_retry_policy.{name} must be positive, got {getattr(config, name)!r}")
+    if intervals["max_interval"] < intervals["initial_interval"]:
+        raise ConfigError(
+            f"default_retry_policy.max_interval ({config.max_interval}) must not be below "
+            f"initial_interval ({config.initial_interval})"
+        )
+    if not 1.0 <= config.exponentiation_factor < float("inf"):
+        raise ConfigError(
+            f"default_retry_policy.exponentiation_factor must be a number >= 1, got {config.exponentiation_factor}"
+        )
+    if config.max_attempts < 0:
+        raise ConfigError(
+            f"default_retry_policy.max_attempts must be 0 (unlimited) or more, got {config.max_attempts}"
+        )
 
 
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

@@ -141,6 +141,7 @@ class EngineNode:
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
                 subscription_manager=self._subscriptions,
                 discovery=DiscoveryClient(identity=identity, http2=cfg.invoker_http2, policy=self._address_policy()),
+                default_retry_policy=cfg.default_retry_policy.effective(),
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             _settle_garbage_collector()
@@ -210,11 +211,13 @@ class EngineNode:
             else:
                 responses.send(action.node_id, action.request_id, action.invocation_id, action.result)
 
+        default_retry = cfg.default_retry_policy.effective()
+
         def make_leader(partition: int, epoch: int) -> PartitionLeader:
             return PartitionLeader(
                 partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
                 metadata=metadata, reader=processors.reader, egress=egress,
-                wait_applied=processors.wait_applied,
+                wait_applied=processors.wait_applied, default_retry_policy=default_retry,
             )
 
         processors = self._processors = PartitionProcessors(

@@ -16,14 +16,15 @@ from importlib import resources
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from engine.admin import deployments, invocations, kafka_clusters, object_state, services, subscriptions
+from engine.admin import deployments, invocations, kafka_clusters, object_state, restart, services, subscriptions
 from engine.admin.errors import error_middleware
 from engine.admin.partitions import LocalPartitions, PartitionAccess
-from engine.admin.state import DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
+from engine.admin.state import DEFAULT_RETRY, DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
 from engine.admin.versions import MAX_ADMIN_API_VERSION, MIN_ADMIN_API_VERSION, VERSION_PREFIXES
 from engine.admin.watermarks import WalWatermarks
 from engine.config import KafkaConfig
 from engine.metadata.discovery import DiscoveryClient
+from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
 from engine.version import __version__
 from engine.wal.appender import WalAppender
@@ -41,6 +42,7 @@ def create_admin_app(
     processors: LocalPartitions | None = None,
     kafka: KafkaConfig | None = None,
     subscription_manager: SubscriptionManager | None = None,
+    default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
 ) -> web.Application:
     """The admin application.
 
@@ -50,12 +52,14 @@ def create_admin_app(
     processors) enable invocation and state management; without both, those routes
     answer 503. ``kafka`` lets lookups check the WAL's end before answering "not found"
     (:mod:`engine.admin.watermarks`). ``subscription_manager`` adds this process's
-    consumer state to ``GET /subscriptions/{id}``.
+    consumer state to ``GET /subscriptions/{id}``. ``default_retry_policy`` is the engine's
+    configured default, shown under the services' own policies.
     """
     app = web.Application(middlewares=[error_middleware])
     app[INGRESS_URL] = ingress_url
     app[METADATA] = metadata
     app[DISCOVERY] = discovery or DiscoveryClient()
+    app[DEFAULT_RETRY] = default_retry_policy
     # The reference document of the API we follow, shipped as package data.
     app[OPENAPI_DOCUMENT] = resources.files("engine.admin").joinpath("openapi.json").read_bytes()
     if appender is not None and processors is not None:
@@ -72,6 +76,7 @@ def create_admin_app(
         services.add_routes(app.router, prefix)
         object_state.add_routes(app.router, prefix)
         invocations.add_routes(app.router, prefix)
+        restart.add_routes(app.router, prefix)
         kafka_clusters.add_routes(app.router, prefix)
         subscriptions.add_routes(app.router, prefix)
     app.router.add_get("/metrics", _metrics)

@@ -38,7 +38,7 @@ from engine.admin.errors import (
 )
 from engine.admin.render import deployment_json, detailed_deployment_json, register_json
 from engine.admin.partitions import APPLY_WAIT_S
-from engine.admin.state import DISCOVERY, METADATA, PARTITIONS
+from engine.admin.state import DEFAULT_RETRY, DISCOVERY, METADATA, PARTITIONS
 from engine.admin.versions import api_version
 from engine.ids import DeploymentId, IdParseError
 from engine.logs import get_logger
@@ -69,7 +69,7 @@ async def list_deployments(request: web.Request) -> web.Response:
 async def get_deployment(request: web.Request) -> web.Response:
     """``DetailedDeploymentResponse``; 404 for an unknown id, 400 for a malformed one."""
     deployment_id = _deployment_id(request)
-    return web.json_response(detailed_deployment_json(request.app[METADATA].view.get_deployment(deployment_id)))
+    return web.json_response(detailed_deployment_json(request.app[METADATA].view.get_deployment(deployment_id), request.app[DEFAULT_RETRY]))
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
@@ -162,7 +162,7 @@ def _registered(request: web.Request, result: RegistrationPlan) -> web.Response:
     else:
         status = 201 if legacy else 200
     return web.json_response(
-        register_json(deployment), status=status, headers={"Location": f"deployments/{deployment.id}"}
+        register_json(deployment, request.app[DEFAULT_RETRY]), status=status, headers={"Location": f"deployments/{deployment.id}"}
     )
 
 

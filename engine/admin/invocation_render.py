@@ -26,13 +26,14 @@ from google.protobuf.message import DecodeError, Message
 
 from engine.ids import InvocationId
 from engine.invoker.protocol.messages import SPECS_BY_ID, kind_of, message_name
-from engine.storage.invocation_status import InvocationStatus, StatusKind
+from engine.storage.invocation_status import InvocationStatus, LastFailure, StatusKind
 from engine.storage.journal import JournalEntry
 from engine.wal import records as r
 
 __all__ = [
     "MAX_RENDERED_PAYLOAD",
     "bytes_json",
+    "command_type_name",
     "invocation_json",
     "iso_duration_ms",
     "journal_entry_json",
@@ -182,7 +183,11 @@ def invocation_json(invocation_id: InvocationId, status: InvocationStatus) -> di
         "target_service_ty": target.service_kind.value.lower(),
         "target_handler_ty": None if target.handler_kind is None else target.handler_kind.value.lower(),
         "idempotency_key": status.idempotency_key,
-        **_invoked_by(status.source),
+        **(
+            {"invoked_by": "restart_as_new", "restarted_from": str(status.restarted_from)}
+            if status.restarted_from is not None
+            else _invoked_by(status.source)
+        ),
         "created_at": timestamp_ms(status.created_at_ms),
         "modified_at": timestamp_ms(status.modified_at_ms),
         "scheduled_start_at": timestamp_ms(status.execute_at_ms),
@@ -198,6 +203,7 @@ def invocation_json(invocation_id: InvocationId, status: InvocationStatus) -> di
     if status.last_failure is not None:
         failure = status.last_failure
         out["last_failure"] = {"code": failure.code, "message": failure.message}
+        out.update(_related_command_json(failure))
         if status.kind is StatusKind.INVOKED:
             out["next_retry_at"] = timestamp_ms(failure.retry_at_ms)
     if status.kind is StatusKind.SUSPENDED:
@@ -206,6 +212,24 @@ def invocation_json(invocation_id: InvocationId, status: InvocationStatus) -> di
         out["inbox_sequence"] = status.inbox_sequence
     if status.kind is StatusKind.COMPLETED:
         out.update(_completion_json(status))
+    return out
+
+
+def command_type_name(type_id: int) -> str:
+    """A command's type as restate-server's ``sys_invocation`` names it (``Run``,
+    ``Call``, ``SetState``...): the message name without ``Command``."""
+    return message_name(type_id).removesuffix("Command")
+
+
+def _related_command_json(failure: LastFailure) -> dict[str, Any]:
+    """Restate's ``last_failure_related_command_index|name|type``, where known."""
+    out: dict[str, Any] = {}
+    if failure.related_command_index is not None:
+        out["last_failure_related_command_index"] = failure.related_command_index
+    if failure.related_command_name:
+        out["last_failure_related_command_name"] = failure.related_command_name
+    if failure.related_command_type is not None:
+        out["last_failure_related_command_type"] = command_type_name(failure.related_command_type)
     return out
 
 

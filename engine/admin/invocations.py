@@ -15,8 +15,11 @@ as restate-server answers) and, after the append, waits (up to
 once applied, cancel 200 when the invocation is completed by it (it had not started yet)
 and 202 when the handler still has to react to the cancellation, pause 202 (200 when it
 was paused already, without an append); 202 when the record could not be seen applied
-(another process leads the partition); ``DELETE`` always 202. ``resume`` keeps the
-pinned deployment (``?deployment=Keep``); choosing another one is not supported.
+(another process leads the partition); ``DELETE`` always 202. ``resume?deployment=``
+``Latest`` or a deployment id moves a paused or suspended invocation to that deployment
+(:mod:`engine.admin.deployment_choice`: 409 for a running invocation or one without a
+pinned deployment, 400 for an unknown or incompatible deployment); ``Keep``, the
+default, leaves it where it is.
 
 ``GET /invocations/{id}`` and ``GET /invocations?service=&handler=&status=&key=&limit=``
 are logstrate additions (restate-server answers these with SQL on ``/query``); their
@@ -33,10 +36,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from engine.admin.deployment_choice import parse_deployment_choice, resolve_for_resume
 from engine.admin.errors import AdminError
 from engine.admin.invocation_render import invocation_json, journal_json
 from engine.admin.partitions import parse_invocation_id
-from engine.admin.state import access_of
+from engine.admin.state import METADATA, access_of
 from engine.ids import InvocationId
 from engine.logs import get_logger
 from engine.storage.invocation_status import InvocationStatus, StatusKind
@@ -137,11 +141,16 @@ class _Outcome:
     """False when the operation was done already and nothing was written."""
 
 
-async def _manage(request: web.Request, operation: _Operation) -> _Outcome:
+RecordFor = Callable[[InvocationId, InvocationStatus | None], Record]
+"""The record of an operation, from the invocation's local status (``None``: not local)."""
+
+
+async def _manage(request: web.Request, operation: _Operation, record_for: RecordFor | None = None) -> _Outcome:
     access = access_of(request)
     invocation_id = parse_invocation_id(request.match_info["invocation_id"])
     partition = access.partition_of(invocation_id)
     local = access.is_local(partition)
+    status: InvocationStatus | None = None
     if local:
         status = access.read_any(partition, lambda t: t.status.get(invocation_id))
         if status is None and await access.catch_up(partition):
@@ -154,7 +163,8 @@ async def _manage(request: web.Request, operation: _Operation) -> _Outcome:
             raise AdminError(code, message.format(id=invocation_id, status=status.kind.value))
         if operation.done_already(status):
             return _Outcome(True, status, appended=False)
-    offset = await access.append(partition, operation.record(invocation_id))
+    record = operation.record(invocation_id) if record_for is None else record_for(invocation_id, status)
+    offset = await access.append(partition, record)
     applied = local and await access.wait_applied(partition, offset)
     after = access.read_any(partition, lambda t: t.status.get(invocation_id)) if applied else None
     log.info(
@@ -169,9 +179,8 @@ def _patch_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
     operation = _OPERATIONS[name]
 
     async def handle(request: web.Request) -> web.Response:
-        if name == "resume":
-            _check_resume_deployment(request)
-        outcome = await _manage(request, operation)
+        record_for = _resume_record(request) if name == "resume" else None
+        outcome = await _manage(request, operation, record_for)
         if name == "pause":
             return web.Response(status=202 if outcome.appended else 200)
         if not outcome.applied:
@@ -185,15 +194,22 @@ def _patch_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
     return handle
 
 
-def _check_resume_deployment(request: web.Request) -> None:
-    """``?deployment=`` of a resume: only keeping the pinned deployment is supported."""
-    choice = request.query.get("deployment")
-    if choice is not None and choice.lower() != "keep":
-        raise AdminError(
-            400,
-            f"resuming on another deployment (deployment={choice!r}) is not supported by logstrate: "
-            "an invocation resumes on the deployment it is pinned to (deployment=Keep)",
-        )
+def _resume_record(request: web.Request) -> RecordFor:
+    """The ``ResumeInvocation`` of a resume, with the deployment ``?deployment=`` chose."""
+    choice = parse_deployment_choice(request.query.get("deployment"))
+
+    def record(invocation_id: InvocationId, status: InvocationStatus | None) -> Record:
+        if choice.keep:
+            return ResumeInvocation(invocation_id)
+        if status is None:
+            raise AdminError(
+                503, f"cannot resume {invocation_id} on another deployment here: its WAL partition is led by another "
+                "engine process, which knows its pinned deployment (forwarding is not implemented yet)",
+            )
+        view = request.app[METADATA].view
+        return ResumeInvocation(invocation_id, resolve_for_resume(choice, view, invocation_id, status))
+
+    return record
 
 
 async def delete_invocation(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from engine.metadata.model import (
     DEFAULT_JOURNAL_RETENTION,
     DEFAULT_WORKFLOW_COMPLETION_RETENTION,
     Deployment,
+    EffectiveRetryPolicy,
     HandlerMetadata,
     JsonValue,
     ProtocolType,
@@ -50,18 +51,18 @@ def deployment_json(deployment: Deployment) -> dict[str, Any]:
     return document
 
 
-def detailed_deployment_json(deployment: Deployment) -> dict[str, Any]:
+def detailed_deployment_json(deployment: Deployment, default_retry: EffectiveRetryPolicy | None = None) -> dict[str, Any]:
     """A ``DetailedDeploymentResponse``: services in full (this deployment's revisions)."""
     document = _deployment_head(deployment)
-    document["services"] = [service_json(s, deployment.protocol_type) for s in deployment.services]
+    document["services"] = [service_json(s, deployment.protocol_type, default_retry) for s in deployment.services]
     return document
 
 
-def register_json(deployment: Deployment) -> dict[str, Any]:
+def register_json(deployment: Deployment, default_retry: EffectiveRetryPolicy | None = None) -> dict[str, Any]:
     """A ``RegisterDeploymentResponse``."""
     document: dict[str, Any] = {
         "id": str(deployment.id),
-        "services": [service_json(s, deployment.protocol_type) for s in deployment.services],
+        "services": [service_json(s, deployment.protocol_type, default_retry) for s in deployment.services],
         "min_protocol_version": deployment.min_protocol_version,
         "max_protocol_version": deployment.max_protocol_version,
     }
@@ -89,8 +90,12 @@ def _deployment_head(deployment: Deployment) -> dict[str, Any]:
     return document
 
 
-def service_json(service: ServiceMetadata, protocol_type: ProtocolType) -> dict[str, Any]:
-    """A ``ServiceMetadata`` with effective service-level options."""
+def service_json(
+    service: ServiceMetadata, protocol_type: ProtocolType, default_retry: EffectiveRetryPolicy | None = None
+) -> dict[str, Any]:
+    """A ``ServiceMetadata`` with effective service-level options; the retry policy is the
+    service's over ``default_retry`` (the engine's configured default), as restate-server
+    shows it over its ``default-retry-policy``."""
     options = service.options
     request_response = protocol_type is ProtocolType.REQUEST_RESPONSE
     document: dict[str, Any] = {
@@ -115,7 +120,7 @@ def service_json(service: ServiceMetadata, protocol_type: ProtocolType) -> dict[
     document["inactivity_timeout"] = "0s" if request_response else inactivity
     document["abort_timeout"] = _duration(options.abort_timeout, DEFAULT_ABORT_TIMEOUT)
     document["enable_lazy_state"] = bool(options.enable_lazy_state)
-    retry = effective_retry_policy(options.retry_policy)
+    retry = effective_retry_policy(options.retry_policy, default=default_retry)
     document["retry_policy"] = {
         "initial_interval": format_duration(retry.initial_interval),
         "exponentiation_factor": retry.exponentiation_factor,

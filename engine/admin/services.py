@@ -13,10 +13,10 @@ from aiohttp import web
 
 from engine.admin.errors import AdminError, optional_bool, optional_duration, read_json_object
 from engine.admin.render import handler_json, service_json
-from engine.admin.state import METADATA
+from engine.admin.state import DEFAULT_RETRY, METADATA
 from engine.logs import get_logger
 from engine.metadata.changes import ServicePatch, patch_service
-from engine.metadata.model import ServiceMetadata
+from engine.metadata.model import EffectiveRetryPolicy, ServiceMetadata
 from engine.metadata.store import MetadataWrite, PutDeployment
 from engine.metadata.view import MetadataView
 
@@ -46,13 +46,13 @@ def add_routes(router: web.UrlDispatcher, prefix: str = "") -> None:
 async def list_services(request: web.Request) -> web.Response:
     """``ListServicesResponse``: the latest revision of every service, by name."""
     view = request.app[METADATA].view
-    return web.json_response({"services": [_service(view, s) for s in view.list_services()]})
+    return web.json_response({"services": [_service(view, s, request.app[DEFAULT_RETRY]) for s in view.list_services()]})
 
 
 async def get_service(request: web.Request) -> web.Response:
     """``ServiceMetadata`` of the latest revision; 404 for an unknown name."""
     view = request.app[METADATA].view
-    return web.json_response(_service(view, view.get_service(request.match_info["service"])))
+    return web.json_response(_service(view, view.get_service(request.match_info["service"]), request.app[DEFAULT_RETRY]))
 
 
 async def list_handlers(request: web.Request) -> web.Response:
@@ -97,8 +97,8 @@ async def modify_service(request: web.Request) -> web.Response:
     store = request.app[METADATA]
     updated = await store.modify(plan)
     log.info("service modified", service=name, revision=updated.revision, changes=sorted(k for k in body if body[k] is not None))
-    return web.json_response(_service(store.view, updated))
+    return web.json_response(_service(store.view, updated, request.app[DEFAULT_RETRY]))
 
 
-def _service(view: MetadataView, service: ServiceMetadata) -> dict[str, object]:
-    return service_json(service, view.deployment_of(service).protocol_type)
+def _service(view: MetadataView, service: ServiceMetadata, default_retry: EffectiveRetryPolicy | None) -> dict[str, object]:
+    return service_json(service, view.deployment_of(service).protocol_type, default_retry)

@@ -7,10 +7,11 @@ from aiohttp import web
 from engine.admin.errors import AdminError
 from engine.admin.partitions import PartitionAccess
 from engine.metadata.discovery import DiscoveryClient
+from engine.metadata.model import EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
 from subscriptions.manager import SubscriptionManager
 
-__all__ = ["DISCOVERY", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT", "PARTITIONS", "SUBSCRIPTIONS", "access_of"]
+__all__ = ["DEFAULT_RETRY", "DISCOVERY", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT", "PARTITIONS", "SUBSCRIPTIONS", "access_of"]
 
 METADATA = web.AppKey("metadata", MetadataStore)
 """The process's metadata store (deployments, services)."""
@@ -20,6 +21,8 @@ INGRESS_URL = web.AppKey("ingress_url", str)
 """Advertised by ``GET /version``."""
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
 """The admin API's OpenAPI document, served by ``GET /openapi``."""
+DEFAULT_RETRY = web.AppKey("default_retry", EffectiveRetryPolicy)
+"""The engine's configured default retry policy (shown under the services' own)."""
 PARTITIONS = web.AppKey("partitions", PartitionAccess)
 """WAL appender and local partition tables; absent when the app runs without partitions."""
 

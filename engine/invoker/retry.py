@@ -143,7 +143,8 @@ def failed_attempt_record(
     """The WAL record for a failed attempt that will be retried after ``delay_ms``.
 
     ``now_ms`` is the leader's clock when the attempt ended (ms since the Unix epoch);
-    the record carries the absolute retry time so applying it needs no clock.
+    the record carries the absolute retry time so applying it needs no clock, and the
+    command the attempt failed at, if the failure names one (an empty name is none).
     """
     if delay_ms < 0:
         raise ValueError("delay_ms must not be negative")
@@ -153,4 +154,7 @@ def failed_attempt_record(
         message=failure.message,
         retry_at_ms=now_ms + delay_ms,
         attempt=attempt,
+        related_command_index=failure.related_command_index,
+        related_command_name=failure.related_command_name or None,
+        related_command_type=failure.related_command_type,
     )

@@ -489,6 +489,7 @@ class Attempt:
                     f"{self._next_command}: {frame.name} to {message.service_name}/"
                     f"{message.handler_name}; register the service, the attempt is retried)",
                     related_command_index=self._next_command,
+                    related_command_name=message.name or None,
                     related_command_type=frame.type_id,
                 )
             ) from exc

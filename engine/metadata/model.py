@@ -335,12 +335,16 @@ class ResolvedHandler:
 
     @property
     def settings(self) -> InvocationSettings:
-        """The effective options of this handler."""
+        """The effective options of this handler (the built-in default retry policy)."""
         return effective_settings(self.service, self.handler)
 
 
-def effective_settings(service: ServiceMetadata, handler: HandlerMetadata) -> InvocationSettings:
-    """Resolve each option: the handler's if set, else the service's, else the default."""
+def effective_settings(
+    service: ServiceMetadata, handler: HandlerMetadata, default_retry: EffectiveRetryPolicy | None = None
+) -> InvocationSettings:
+    """Resolve each option: the handler's if set, else the service's, else the default
+    (for the retry policy: ``default_retry``, the engine's configured default, else
+    :data:`DEFAULT_RETRY_POLICY`)."""
     svc, hdl = service.options, handler.options
     workflow = service.ty is ServiceType.WORKFLOW
     return InvocationSettings(
@@ -359,13 +363,16 @@ def effective_settings(service: ServiceMetadata, handler: HandlerMetadata) -> In
         inactivity_timeout=_first(hdl.inactivity_timeout, svc.inactivity_timeout, default=DEFAULT_INACTIVITY_TIMEOUT),
         abort_timeout=_first(hdl.abort_timeout, svc.abort_timeout, default=DEFAULT_ABORT_TIMEOUT),
         enable_lazy_state=_first(hdl.enable_lazy_state, svc.enable_lazy_state, default=False),
-        retry_policy=effective_retry_policy(svc.retry_policy, hdl.retry_policy),
+        retry_policy=effective_retry_policy(svc.retry_policy, hdl.retry_policy, default_retry),
     )
 
 
-def effective_retry_policy(service: RetryPolicy, handler: RetryPolicy = RetryPolicy()) -> EffectiveRetryPolicy:
-    """Resolve each retry setting: handler's, else service's, else :data:`DEFAULT_RETRY_POLICY`."""
-    d = DEFAULT_RETRY_POLICY
+def effective_retry_policy(
+    service: RetryPolicy, handler: RetryPolicy = RetryPolicy(), default: EffectiveRetryPolicy | None = None
+) -> EffectiveRetryPolicy:
+    """Resolve each retry setting: handler's, else service's, else ``default`` (the
+    engine's configured default retry policy; :data:`DEFAULT_RETRY_POLICY` if ``None``)."""
+    d = DEFAULT_RETRY_POLICY if default is None else default
     h, s = handler, service
     return EffectiveRetryPolicy(
         initial_interval=_first(h.initial_interval, s.initial_interval, default=d.initial_interval),

@@ -47,6 +47,8 @@ class InvocationTaskData:
         retries_since_last_entry: Failed attempts since the journal last grew.
         last_failure: The last retryable failure, if any.
         modified_at_ms: When the status last changed (record time).
+        random_seed_from: The invocation whose id seeds the SDK's random generator when
+            not this one's (a restart from a journal prefix keeps the original's).
     """
 
     invocation_id: InvocationId
@@ -63,6 +65,7 @@ class InvocationTaskData:
     retries_since_last_entry: int
     last_failure: LastFailure | None
     modified_at_ms: int
+    random_seed_from: InvocationId | None = None
 
 
 def load_invocation_task_data(
@@ -110,6 +113,7 @@ def load_invocation_task_data(
         retries_since_last_entry=status.retries_since_last_entry,
         last_failure=status.last_failure,
         modified_at_ms=status.modified_at_ms,
+        random_seed_from=status.random_seed_from,
     )
 
 

@@ -1,10 +1,11 @@
 """Table ``invocation_status``: where each invocation of a partition stands.
 
 Key: ``partition (u32) + invocation id (24 bytes)``.
-Value: version byte 3, then the fields of :class:`InvocationStatus` in declaration
+Value: version byte 5, then the fields of :class:`InvocationStatus` in declaration
 order, in the :mod:`engine.storage.codec` layout (the status kind is a frozen tag).
-Version 1 values (without the two retention fields) and version 2 values (without
-``ordering_key``) are still read.
+Version 1 values (without the two retention fields), version 2 values (without
+``ordering_key``), version 3 values (a last failure without its related command) and
+version 4 values (without ``restarted_from`` and ``random_seed_from``) are still read.
 
 An invocation moves through the kinds like this::
 
@@ -44,9 +45,8 @@ __all__ = [
 ]
 
 DB_NAME: Final = b"invocation_status"
-_VERSION: Final = 3
-_VERSION_1: Final = 1
-_VERSION_2: Final = 2
+_VERSION: Final = 5
+_OLDER_VERSIONS: Final = frozenset(bytes((v,)) for v in (1, 2, 3, 4))
 
 ResponseSinkEntry = r.IngressSink | r.InvocationSink
 """A response sink that is actually set (the records' ``ResponseSink`` minus ``None``)."""
@@ -84,11 +84,16 @@ _KINDS: Final = {tag: kind for kind, tag in _KIND_TAGS.items()}
 
 @dataclass(frozen=True, slots=True)
 class LastFailure:
-    """The most recent retryable failure of an attempt."""
+    """The most recent retryable failure of an attempt, and the command it was at when
+    the failure names one (value version 4; Restate's ``last_failure_related_command_*``):
+    its index among the commands, its name, its protocol message type id."""
 
     code: int
     message: str
     retry_at_ms: int
+    related_command_index: int | None = None
+    related_command_name: str | None = None
+    related_command_type: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,12 @@ class InvocationStatus:
     ordering_key: str | None = None
     """Runs one at a time with the target service's other invocations of this key
     (:attr:`engine.wal.records.Invoke.ordering_key`)."""
+    restarted_from: InvocationId | None = None
+    """The completed invocation this one restarts (admin ``/restart-as-new``)."""
+    random_seed_from: InvocationId | None = None
+    """The invocation whose id seeds the SDK's random generator, when not this one's: a
+    restart from a journal prefix keeps the original's seed, so the copied steps replay
+    with the same random values."""
 
     @property
     def in_flight(self) -> bool:
@@ -148,6 +159,23 @@ def _write_last_failure(writer: Writer, value: LastFailure) -> None:
     writer.int_(value.code)
     writer.str_(value.message)
     writer.int_(value.retry_at_ms)
+    writer.optional(value.related_command_index, writer.int_)
+    writer.optional(value.related_command_name, writer.str_)
+    writer.optional(value.related_command_type, writer.int_)
+
+
+def _read_last_failure(reader: Reader, version: int) -> LastFailure:
+    code, message, retry_at_ms = reader.int_(), reader.str_(), reader.int_()
+    if version < 4:
+        return LastFailure(code, message, retry_at_ms)
+    return LastFailure(
+        code,
+        message,
+        retry_at_ms,
+        reader.optional(reader.int_),
+        reader.optional(reader.str_),
+        reader.optional(reader.int_),
+    )
 
 
 def encode_status(status: InvocationStatus) -> bytes:
@@ -182,12 +210,14 @@ def encode_status(status: InvocationStatus) -> bytes:
     w.optional(status.completion_retention_ms, w.int_)
     w.optional(status.journal_retention_ms, w.int_)
     w.optional(status.ordering_key, w.str_)
+    w.optional(status.restarted_from, w.invocation_id)
+    w.optional(status.random_seed_from, w.invocation_id)
     return w.finish()
 
 
 def decode_status(raw: bytes) -> InvocationStatus:
     """Inverse of :func:`encode_status`; raises :class:`StorageCorruptError`."""
-    version = raw[0] if raw[:1] in (bytes((_VERSION_1,)), bytes((_VERSION_2,))) else _VERSION
+    version = raw[0] if raw[:1] in _OLDER_VERSIONS else _VERSION
     rd = Reader(raw, version, "invocation status")
     tag = rd.byte()
     kind = _KINDS.get(tag)
@@ -210,7 +240,7 @@ def decode_status(raw: bytes) -> InvocationStatus:
         commands=rd.int_(),
         attempt=rd.int_(),
         retries_since_last_entry=rd.int_(),
-        last_failure=rd.optional(lambda: LastFailure(rd.int_(), rd.str_(), rd.int_())),
+        last_failure=rd.optional(lambda: _read_last_failure(rd, version)),
         deployment_id=rd.optional(rd.deployment_id),
         protocol_version=rd.optional(rd.int_),
         waiting_for=rd.sequence(rd.notification_id),
@@ -223,6 +253,9 @@ def decode_status(raw: bytes) -> InvocationStatus:
         fields["journal_retention_ms"] = rd.optional(rd.int_)
     if version >= 3:
         fields["ordering_key"] = rd.optional(rd.str_)
+    if version >= 5:
+        fields["restarted_from"] = rd.optional(rd.invocation_id)
+        fields["random_seed_from"] = rd.optional(rd.invocation_id)
     status = InvocationStatus(**fields)
     rd.done()
     return status

@@ -64,7 +64,7 @@ _DATACLASSES: Final[tuple[type[Any], ...]] = (
     r.SignalIndex, r.SignalName, r.Value, r.FailureMetadata, r.Failure, r.Void,
     r.InvocationIdResult, r.StateKeys, r.TimerKey, r.StateEntry, r.DedupId,
     r.CallTarget, r.PauseInvocation, r.ResumeInvocation, r.GetInvocationOutput,
-    r.RecordBatch,
+    r.RecordBatch, r.RestartAsNewInvocation,
 )  # fmt: skip
 _RECORD_TYPES: Final = frozenset(typing.get_args(r.Record))
 _NAME_OF: Final[dict[type[Any], str]] = {cls: f"{NAMESPACE}.{cls.__name__}" for cls in _DATACLASSES}
@@ -88,12 +88,17 @@ def _union_members(hint: Any) -> tuple[Any, ...] | None:
     return None
 
 
+def _is_record_class(hint: Any) -> bool:
+    """A dataclass written as an Avro record (ids are dataclasses too, written as bytes)."""
+    return dataclasses.is_dataclass(hint) and hint not in _BYTES_IDS
+
+
 def _encoder_for(hint: Any) -> _Conv:
     """A function turning a value of type ``hint`` into what fastavro writes."""
     members = _union_members(hint)
     if members is not None:
         classes = [m for m in members if m is not type(None)]
-        if all(dataclasses.is_dataclass(m) for m in classes):
+        if all(_is_record_class(m) for m in classes):
             # Union of records: name the branch explicitly (tuple notation), because
             # several records share a shape (Cancel/Kill/Purge) and fastavro would guess.
             encoders = {cls: _dataclass_encoder(cls) for cls in classes}
@@ -131,7 +136,7 @@ def _decoder_for(hint: Any) -> _Conv:
     members = _union_members(hint)
     if members is not None:
         classes = [m for m in members if m is not type(None)]
-        if all(dataclasses.is_dataclass(m) for m in classes):
+        if all(_is_record_class(m) for m in classes):
             decoders = {_NAME_OF[cls]: _dataclass_decoder(cls) for cls in classes}
             only = next(iter(decoders.values())) if len(decoders) == 1 else None
             shapes = [(frozenset(f.name for f in dataclasses.fields(c)), c) for c in classes]
@@ -167,7 +172,13 @@ def _decoder_for(hint: Any) -> _Conv:
         item = _decoder_for(typing.get_args(hint)[0])
         return lambda data: tuple(item(v) for v in data)
     if hint in _BYTES_IDS:
-        return typing.cast(_Conv, hint.from_bytes)
+        from_bytes = typing.cast(_Conv, hint.from_bytes)
+
+        def decode_id(data: Any) -> Any:
+            # Inside a union fastavro names the branch of a fixed too.
+            return from_bytes(data[1] if isinstance(data, tuple) else data)
+
+        return decode_id
     if isinstance(hint, type) and issubclass(hint, Enum):
         enum_type = hint
 

@@ -27,6 +27,14 @@ from enum import Enum
 from typing import TypeAlias
 
 from engine.ids import DeploymentId, InvocationId, SubscriptionId
+from engine.wal.management_records import (
+    CancelInvocation,
+    KillInvocation,
+    PauseInvocation,
+    PurgeInvocation,
+    RestartAsNewInvocation,
+    ResumeInvocation,
+)
 
 __all__ = [
     "AnnounceLeader",
@@ -65,6 +73,7 @@ __all__ = [
     "PurgeInvocation",
     "Record",
     "ResponseSink",
+    "RestartAsNewInvocation",
     "ResumeInvocation",
     "ServiceKind",
     "SignalIndex",
@@ -423,6 +432,11 @@ class InvocationFailedAttempt:
     v3): the retry policy's attempts are used up and it says pause, so the invocation
     waits in the Paused status for an operator's ``ResumeInvocation`` instead of a
     retry (``retry_at_ms`` is then the time of the failure).
+
+    ``related_command_index`` / ``_name`` / ``_type`` (schema v8): the command the
+    attempt failed at, when the SDK's ErrorMessage (or the invoker) named it: its index
+    among the invocation's commands (the InputCommand is 0), its name (a ``ctx.run``
+    name), its protocol message type id.
     """
 
     invocation_id: InvocationId
@@ -431,6 +445,9 @@ class InvocationFailedAttempt:
     retry_at_ms: int
     attempt: int
     paused: bool = False
+    related_command_index: int | None = None
+    related_command_name: str | None = None
+    related_command_type: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,42 +507,6 @@ class AnnounceLeader:
     epoch: int
     node_id: str
     partition: int
-
-
-@dataclass(frozen=True, slots=True)
-class CancelInvocation:
-    """Cancel gracefully: deliver the CANCEL signal so the handler can compensate."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class KillInvocation:
-    """Stop immediately, without running the handler again; callers get a failure."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeInvocation:
-    """Delete a completed invocation's retained status, output and journal."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class PauseInvocation:
-    """Stop running the invocation until it is resumed (admin ``/pause``, schema v3)."""
-
-    invocation_id: InvocationId
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeInvocation:
-    """Run a paused or suspended invocation again now, or a backing-off one without
-    waiting out its retry delay (admin ``/resume``, schema v3)."""
-
-    invocation_id: InvocationId
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,6 +596,7 @@ Record: TypeAlias = (
     | ResumeInvocation
     | GetInvocationOutput
     | RecordBatch
+    | RestartAsNewInvocation
 )
 """Every record the partition state machine applies."""
 

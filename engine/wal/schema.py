@@ -35,6 +35,9 @@ __all__ = [
     "ENVELOPE_V4",
     "ENVELOPE_V5",
     "ENVELOPE_V6",
+    "ENVELOPE_V7",
+    "ENVELOPE_V8",
+    "ENVELOPE_V9",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -419,6 +422,80 @@ ENVELOPE_V6: Schema = _envelope(
 leader handed to the WAL together, see :class:`engine.wal.records.RecordBatch`) at the
 end of the body union."""
 
+
+# --- version 7: resume on another deployment ---------------------------------------------
+
+# v3's ResumeInvocation plus one field (built from it, which leaves the v3 block untouched).
+_RESUME_V7 = _record("ResumeInvocation", *_RESUME["fields"], _optional("deployment_id", _ULID))
+
+ENVELOPE_V7: Schema = _envelope(
+    [_V5_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH]
+)
+"""Schema version 7: v6 plus ``ResumeInvocation.deployment_id`` (optional): the
+deployment a paused or suspended invocation is moved to when it resumes
+(``PATCH /invocations/{id}/resume?deployment=``); null keeps the pinned one."""
+
+
+# --- version 8: the command a failed attempt failed at --------------------------------------
+
+# v3's InvocationFailedAttempt plus three fields (built from it: the v3 block stays).
+_INVOCATION_FAILED_ATTEMPT_V8 = _record(
+    "InvocationFailedAttempt",
+    *_INVOCATION_FAILED_ATTEMPT_V3["fields"],
+    _optional("related_command_index", "long"),
+    _optional("related_command_name", "string"),
+    _optional("related_command_type", "long"),
+)
+# v6's RecordBatch with the v8 failed attempt (same branches in the same order).
+_RECORD_BATCH_V8 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [
+                _JOURNAL_APPEND_V5,
+                _INVOCATION_SUSPENDED,
+                _INVOCATION_ENDED,
+                _INVOCATION_FAILED_ATTEMPT_V8,
+                _DEPLOYMENT_PINNED,
+                _NOTIFY,
+                _TIMER_FIRED,
+                _OUTBOX_TRUNCATE,
+            ],
+        },
+    ),
+)
+
+_V8_REPLACED = {**_V5_REPLACED, id(_INVOCATION_FAILED_ATTEMPT): _INVOCATION_FAILED_ATTEMPT_V8}
+ENVELOPE_V8: Schema = _envelope(
+    [_V8_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V8]
+)
+"""Schema version 8: v7 plus ``InvocationFailedAttempt.related_command_index`` /
+``related_command_name`` / ``related_command_type`` (optional): the command the failed
+attempt was at, as the SDK (or the invoker) reported it (Restate's
+``last_failure_related_command_*``); null in records of older writers."""
+
+
+# --- version 9: restart as new --------------------------------------------------------------
+
+_RESTART_AS_NEW = _record(
+    "RestartAsNewInvocation",
+    _field("invocation_id", _INVOCATION_ID),
+    _field("new_invocation_id", _INVOCATION_ID),
+    _field("copy_prefix_up_to_index", "long"),
+    _optional("deployment_id", _ULID),
+)
+ENVELOPE_V9: Schema = _envelope(
+    [_V8_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V8, _RESTART_AS_NEW]
+)
+"""Schema version 9: v8 plus the record type ``RestartAsNewInvocation`` (admin
+``/restart-as-new``, see :class:`engine.wal.records.RestartAsNewInvocation`) at the end
+of the body union."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -426,10 +503,13 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     4: ENVELOPE_V4,
     5: ENVELOPE_V5,
     6: ENVELOPE_V6,
+    7: ENVELOPE_V7,
+    8: ENVELOPE_V8,
+    9: ENVELOPE_V9,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 6
+CURRENT_VERSION = 9
 """The version new records are written with."""
 
 

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from datetime import timedelta
+
 from engine.config import EngineConfig, Secret, load_config
 from engine.errors import ConfigError
+from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy, OnMaxAttempts
 
 
 def test_defaults() -> None:
@@ -64,6 +67,12 @@ def test_kafka_properties_keep_secrets_secret(tmp_path: Path) -> None:
         ({"log_format": "xml"}, "log_format must be one of auto, console, json"),
         ({"kafka.topic_prefix": "bad prefix!"}, "kafka.topic_prefix may use only"),
         ({"kafka.bootstrap_server": "x"}, "unknown setting(s) kafka.bootstrap_server"),
+        ({"default_retry_policy.on_max_attempts": "retry"}, "default_retry_policy.on_max_attempts must be one of pause, kill"),
+        ({"default_retry_policy.initial_interval": "soon"}, "default_retry_policy.initial_interval: "),
+        ({"default_retry_policy.max_interval": "0s"}, "default_retry_policy.max_interval must be positive"),
+        ({"default_retry_policy.max_interval": "100ms"}, "must not be below initial_interval (500ms)"),
+        ({"default_retry_policy.exponentiation_factor": 0.5}, "exponentiation_factor must be a number >= 1"),
+        ({"default_retry_policy.max_attempts": -1}, "max_attempts must be 0 (unlimited) or more"),
     ],
 )
 def test_bad_values_are_clear_errors(overrides: dict[str, object], message: str) -> None:
@@ -94,3 +103,20 @@ def test_subscription_key_mappers_from_toml_and_env(tmp_path: Path) -> None:
     assert load_config(config_file=toml, env=env).subscription_key_mappers == {"t2": "m:f"}
     with pytest.raises(ConfigError, match=r"subscription_key_mappers must be a table of strings"):
         load_config(env={"LOGSTRATE_SUBSCRIPTION_KEY_MAPPERS": '{"t": 1}'})
+
+
+def test_default_retry_policy_is_restates_and_configurable(tmp_path: Path) -> None:
+    # restate-server 1.7's [default-retry-policy]: 500ms, x2, 1m, 70 attempts, then pause.
+    assert load_config(env={}).default_retry_policy.effective() == DEFAULT_RETRY_POLICY
+    assert DEFAULT_RETRY_POLICY.on_max_attempts is OnMaxAttempts.PAUSE
+    toml = tmp_path / "c.toml"
+    toml.write_text('[default_retry_policy]\ninitial_interval = "100ms"\nmax_attempts = 0\nmax_interval = "PT5S"\n')
+    env = {"LOGSTRATE_DEFAULT_RETRY_POLICY_ON_MAX_ATTEMPTS": "KILL", "LOGSTRATE_DEFAULT_RETRY_POLICY_EXPONENTIATION_FACTOR": "3"}
+    policy = load_config(config_file=toml, env=env).default_retry_policy.effective()
+    assert policy == EffectiveRetryPolicy(
+        initial_interval=timedelta(milliseconds=100),
+        exponentiation_factor=3.0,
+        max_attempts=None,  # 0: unlimited
+        max_interval=timedelta(seconds=5),
+        on_max_attempts=OnMaxAttempts.KILL,
+    )

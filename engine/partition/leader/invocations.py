@@ -47,7 +47,7 @@ from engine.metadata.model import (
     InvocationSettings,
     OnMaxAttempts,
     ProtocolType,
-    ResolvedHandler,
+    effective_settings,
 )
 from engine.metadata.store import MetadataStore
 from engine.partition.state_reader import InvocationTaskData
@@ -115,8 +115,12 @@ class InvocationExecutor:
         builtin: BuiltinServices | None = None,
         confirm: Confirm | None = None,
         load_entry: LoadEntry | None = None,
+        default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
     ) -> None:
         self._partition = partition
+        # The engine's configured default (``[default_retry_policy]``): what a failure is
+        # retried with when neither the service nor the handler sets a policy.
+        self._default_retry = default_retry_policy
         self._confirm = confirm
         self._load_entry = load_entry
         # Streaming attempts in flight, by invocation: where forwarded notifications go.
@@ -221,7 +225,7 @@ class InvocationExecutor:
             partial_state=data.partial_state or settings.enable_lazy_state,
             retry_count_since_last_stored_entry=data.retries_since_last_entry,
             duration_since_last_stored_entry_ms=max(0, int(self._clock() * 1000) - data.modified_at_ms),
-            random_seed=random_seed_of(invocation_id),
+            random_seed=random_seed_of(data.random_seed_from or invocation_id),
             idempotency_key=data.idempotency_key,
             # Restate's meaning: silence for the inactivity timeout ends the attempt (in
             # request/response mode the runtime cannot ask for a suspension first); the
@@ -253,21 +257,23 @@ class InvocationExecutor:
             handler = next((h for h in service.definition.handlers if h.name == data.target.handler), None)
             if handler is None:
                 raise LookupError(f"deployment {data.deployment_id} has no handler {data.target.handler}")
-            return deployment, ResolvedHandler(deployment, service, handler).settings, data.protocol_version, None
+            settings = effective_settings(service, handler, self._default_retry)
+            return deployment, settings, data.protocol_version, None
         resolved = view.resolve(data.target.service, data.target.handler)
         version = int(negotiate_version(resolved.deployment.min_protocol_version, resolved.deployment.max_protocol_version))
         # Later attempts must replay against the same deployment, so the pin goes into the
         # log ahead of anything this attempt writes: as the attempt's prelude, in the same
         # WAL record as its first records rather than a round trip before the call. An
         # attempt that writes nothing pins nothing; the next one chooses afresh.
-        return resolved.deployment, resolved.settings, version, DeploymentPinned(
+        settings = effective_settings(resolved.service, resolved.handler, self._default_retry)
+        return resolved.deployment, settings, version, DeploymentPinned(
             data.invocation_id, resolved.deployment.id, version
         )
 
     async def _after_failure(
         self, data: InvocationTaskData, failure: AttemptFailure, settings: InvocationSettings | None
     ) -> None:
-        policy = _retry_policy(settings.retry_policy if settings is not None else DEFAULT_RETRY_POLICY)
+        policy = _retry_policy(settings.retry_policy if settings is not None else self._default_retry)
         attempt = data.attempt + 1
         decision = decide(policy, attempt, failure)
         logger = log.bind(invocation_id=str(data.invocation_id), partition=self._partition, attempt=attempt)

@@ -15,6 +15,7 @@ from engine.ids import InvocationId
 from engine.invoker.task import JournalEntry
 from engine.invoker.client import Invoker
 from engine.logs import get_logger
+from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
 from engine.partition.actions import (
     AbortInvocation,
@@ -62,6 +63,7 @@ class PartitionLeader:
         reader: TableReader,
         egress: EgressProducers | None = None,
         wait_applied: WaitApplied | None = None,
+        default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
     ) -> None:
         self.partition = partition
         self.epoch = epoch
@@ -81,6 +83,7 @@ class PartitionLeader:
         self._executor = InvocationExecutor(
             partition, invoker, metadata, self._load_task, self.submit_own, builtin=self._egress,
             confirm=self.confirm_applied if wait_applied is not None else None, load_entry=self._load_entry,
+            default_retry_policy=default_retry_policy,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False

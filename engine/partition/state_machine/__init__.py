@@ -10,8 +10,8 @@ The work is split by concern: :mod:`.fencing` (epochs and dedup), :mod:`.invoke`
 (admission), :mod:`.journal_commands` (what each command does),
 :mod:`.notifications`, :mod:`.lifecycle` (suspend, fail and retry, end, cleanup),
 :mod:`.owned` (an invocation's timers and called children), :mod:`.timers`,
-:mod:`.kill_cancel`, :mod:`.pause_resume`, :mod:`.attach`, :mod:`.leadership` and
-:mod:`.admin`.
+:mod:`.kill_cancel`, :mod:`.pause_resume`, :mod:`.restart` (restart as new),
+:mod:`.attach`, :mod:`.leadership` and :mod:`.admin`.
 
 Every record, applied or dropped, stores its offset as the partition's applied
 offset; a record at or below the stored offset was applied before and is skipped
@@ -47,6 +47,7 @@ from engine.partition.state_machine.lifecycle import (
 from engine.partition.state_machine.notifications import on_notify
 from engine.partition.state_machine.pause_resume import on_pause, on_resume
 from engine.partition.state_machine.responses import on_outbox_truncate
+from engine.partition.state_machine.restart import on_restart_as_new
 from engine.partition.state_machine.timers import on_timer_fired
 from engine.storage.tables import StorageTables
 from engine.wal import records as r
@@ -75,6 +76,7 @@ _HANDLERS: Final[dict[type[Any], Callable[[ApplyContext, Any], None]]] = {
     r.PauseInvocation: on_pause,
     r.ResumeInvocation: on_resume,
     r.GetInvocationOutput: on_get_output,
+    r.RestartAsNewInvocation: on_restart_as_new,
 }
 
 

@@ -144,22 +144,36 @@ def admit(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStat
 
 
 def start(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> None:
-    """Journal the input and hand the invocation to the invoker (the lock, if any, is held)."""
+    """Journal the input and hand the invocation to the invoker (the lock, if any, is held).
+
+    A restarted invocation (:mod:`.restart`) was given its journal, the input first,
+    when it was created: it starts with that journal as it is.
+    """
+    if status.restarted_from is not None and status.journal_length > 0:
+        ctx.tables.status.put(invocation_id, status.touched(ctx.now_ms, kind=StatusKind.INVOKED, inbox_sequence=None))
+        ctx.emit(InvokeAction(invocation_id))
+        ctx.log_for(invocation_id).debug("restarted invocation started", journal_length=status.journal_length)
+        return
+    started = status.touched(
+        ctx.now_ms, kind=StatusKind.INVOKED, inbox_sequence=None, journal_length=0, commands=0
+    )
+    started = journal_input(ctx, invocation_id, started)
+    ctx.tables.status.put(invocation_id, started)
+    ctx.emit(InvokeAction(invocation_id))
+    ctx.log_for(invocation_id).debug("invocation started", service=status.target.service)
+
+
+def journal_input(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> InvocationStatus:
+    """Append the InputCommand built from the status's argument and headers."""
     input_command = pb.InputCommandMessage(
         headers=[pb.Header(key=h.name, value=h.value) for h in status.headers],
         value=pb.Value(content=status.argument),
     )
-    started = status.touched(
-        ctx.now_ms, kind=StatusKind.INVOKED, inbox_sequence=None, journal_length=0, commands=0
-    )
-    started = append_command(
+    return append_command(
         ctx,
         invocation_id,
-        started,
+        status,
         JournalEntry(
             MessageType.INPUT_COMMAND, input_command.SerializeToString(deterministic=True)
         ),
     )
-    ctx.tables.status.put(invocation_id, started)
-    ctx.emit(InvokeAction(invocation_id))
-    ctx.log_for(invocation_id).debug("invocation started", service=status.target.service)

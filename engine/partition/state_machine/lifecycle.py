@@ -110,7 +110,14 @@ def on_failed_attempt(ctx: ApplyContext, record: InvocationFailedAttempt) -> Non
         ctx.now_ms,
         attempt=record.attempt,
         retries_since_last_entry=status.retries_since_last_entry + 1,
-        last_failure=LastFailure(record.code, record.message, record.retry_at_ms),
+        last_failure=LastFailure(
+            record.code,
+            record.message,
+            record.retry_at_ms,
+            record.related_command_index,
+            record.related_command_name,
+            record.related_command_type,
+        ),
     )
     if record.paused:
         ctx.tables.status.put(invocation_id, failed.touched(ctx.now_ms, kind=StatusKind.PAUSED))

@@ -8,7 +8,11 @@ deployment); notifications still land in its journal, but nothing runs it until:
 * ``ResumeInvocation``: back to Invoked with a fresh count of attempts, and an attempt
   starts at once. Resuming a suspended invocation runs it now (it replays and
   suspends again if what it waits for is still missing); resuming one that is backing
-  off before a retry runs the retry now; a running one is left as it is.
+  off before a retry runs the retry now; a running one is left as it is. With a
+  ``deployment_id`` (schema v7), a paused or suspended invocation that has a pinned
+  deployment is pinned to that one first (it keeps its protocol version, which the
+  admin API checked the new deployment supports), so its next attempt replays the
+  journal there; the change is dropped for an invocation that is running by then.
 * the CANCEL signal (it resumes so the handler sees the cancellation), or a kill.
 
 Pausing a running invocation aborts its attempt; anything else is left as it is (the
@@ -50,6 +54,8 @@ def on_resume(ctx: ApplyContext, record: ResumeInvocation) -> None:
         log.debug("resume of an invocation that is not in flight; ignored")
         return
     if status.kind is StatusKind.INVOKED:
+        if record.deployment_id is not None and record.deployment_id != status.deployment_id:
+            log.info("resume of a running invocation: its deployment stays", deployment=str(status.deployment_id))
         failure = status.last_failure
         if failure is None or not drop_timer(ctx, TimerKey(failure.retry_at_ms, invocation_id, TimerKind.RETRY)):
             log.debug("resume of a running invocation; nothing to do")
@@ -60,8 +66,17 @@ def on_resume(ctx: ApplyContext, record: ResumeInvocation) -> None:
         log.info("invocation resumed: retrying now instead of after the back-off")
         return
     previous = status.kind
+    deployment_id = status.deployment_id
+    if record.deployment_id is not None and deployment_id is not None:
+        deployment_id = record.deployment_id
     ctx.tables.status.put(
-        invocation_id, status.touched(ctx.now_ms, kind=StatusKind.INVOKED, attempt=0, waiting_for=())
+        invocation_id,
+        status.touched(
+            ctx.now_ms, kind=StatusKind.INVOKED, attempt=0, waiting_for=(), deployment_id=deployment_id
+        ),
     )
     ctx.emit(InvokeAction(invocation_id))
-    log.info("invocation resumed", previous=previous.value)
+    log.info(
+        "invocation resumed", previous=previous.value, deployment=str(deployment_id),
+        moved=deployment_id != status.deployment_id,
+    )

@@ -84,6 +84,17 @@ def test_running_suspended_and_successful_invocations() -> None:
         "invoked", "ingress", "1970-01-01T00:00:05.000Z",
     )
     assert "completion_result" not in body
+    assert not any(k.startswith("last_failure_related") for k in body)  # the failure named no command
+    at_command = InvocationStatus(
+        StatusKind.INVOKED, TARGET, b"", attempt=1,
+        last_failure=LastFailure(500, "wobbles", 5000, 2, "wobble", MessageType.RUN_COMMAND),
+    )
+    body = invocation_json(INVOCATION, at_command)
+    assert (
+        body["last_failure_related_command_index"],
+        body["last_failure_related_command_name"],
+        body["last_failure_related_command_type"],
+    ) == (2, "wobble", "Run")
     suspended = InvocationStatus(
         StatusKind.SUSPENDED, TARGET, b"", waiting_for=(r.CompletionId(1), r.SignalIndex(1), r.SignalName("go"))
     )

@@ -75,6 +75,12 @@ def test_failed_attempt_record_carries_the_absolute_retry_time() -> None:
     assert record == InvocationFailedAttempt(IID, 500, "boom", retry_at_ms=1_001_000, attempt=2)
     with pytest.raises(ValueError):
         failed_attempt_record(IID, sdk_failure(), attempt=2, now_ms=0, delay_ms=-1)
+    at_command = sdk_failure(related_command_index=2, related_command_name="wobble", related_command_type=0x0411)
+    assert failed_attempt_record(IID, at_command, attempt=1, now_ms=0, delay_ms=5) == InvocationFailedAttempt(
+        IID, 500, "boom", 5, 1, related_command_index=2, related_command_name="wobble", related_command_type=0x0411
+    )
+    unnamed = sdk_failure(related_command_index=0, related_command_name="")
+    assert failed_attempt_record(IID, unnamed, attempt=1, now_ms=0, delay_ms=5).related_command_name is None
 
 
 @pytest.mark.parametrize(

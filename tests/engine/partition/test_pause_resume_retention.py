@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from engine.ids import DeploymentId
 from engine.partition.actions import AbortInvocation, CancelTimer, InvokeAction, RegisterTimer, SendOutbox
 from engine.storage.invocation_status import LastFailure, StatusKind
 from engine.wal import records as r
@@ -60,6 +61,31 @@ def test_resume_of_a_suspended_invocation_runs_it(part: Partition) -> None:
     assert part.apply(r.ResumeInvocation(inv)) == [InvokeAction(inv)]
     status = part.status(inv)
     assert status is not None and status.kind is StatusKind.INVOKED and status.waiting_for == ()
+
+
+def test_resume_on_another_deployment_repins_a_paused_or_suspended_invocation(part: Partition) -> None:
+    first, second = DeploymentId.generate(), DeploymentId.generate()
+    inv = _paused(part).invocation_id
+    part.apply(r.DeploymentPinned(inv, first, 6))
+    assert part.apply(r.ResumeInvocation(inv, second)) == [InvokeAction(inv)]
+    status = part.status(inv)
+    assert status is not None and (status.kind, status.deployment_id, status.protocol_version) == (
+        StatusKind.INVOKED, second, 6,
+    )
+    # A running invocation keeps its deployment (the admin API refuses this; a record
+    # that raced with the resume of the invocation lands here).
+    assert part.apply(r.ResumeInvocation(inv, first)) == []
+    assert (status := part.status(inv)) is not None and status.deployment_id == second
+    part.apply(r.InvocationSuspended(inv, (r.CompletionId(1),)))
+    assert part.apply(r.ResumeInvocation(inv, first)) == [InvokeAction(inv)]
+    assert (status := part.status(inv)) is not None and status.deployment_id == first
+
+
+def test_resume_on_another_deployment_pins_nothing_that_was_not_pinned(part: Partition) -> None:
+    inv = _paused(part).invocation_id
+    assert part.apply(r.ResumeInvocation(inv, DeploymentId.generate())) == [InvokeAction(inv)]
+    status = part.status(inv)
+    assert status is not None and status.kind is StatusKind.INVOKED and status.deployment_id is None
 
 
 def test_pause_of_a_running_invocation_aborts_it(part: Partition) -> None:

@@ -32,6 +32,19 @@ def test_failed_attempt_schedules_a_retry(part: Partition) -> None:
     assert part.apply(r.TimerFired(second_retry), at_ms=T0 + 3_000) == [InvokeAction(inv)]
 
 
+def test_the_failing_command_is_kept_with_the_last_failure(part: Partition) -> None:
+    record = invoke(service_target(), 1)
+    inv = record.invocation_id
+    part.apply(record)
+    part.apply(r.InvocationFailedAttempt(inv, 500, "wobbles", T0 + 1_000, 1, False, 2, "wobble", 0x0411))
+    status = part.status(inv)
+    assert status is not None and status.last_failure == LastFailure(500, "wobbles", T0 + 1_000, 2, "wobble", 0x0411)
+    # The next failure replaces it, naming its own command or none.
+    part.apply(r.InvocationFailedAttempt(inv, 503, "down", T0 + 3_000, 2))
+    status = part.status(inv)
+    assert status is not None and status.last_failure == LastFailure(503, "down", T0 + 3_000)
+
+
 def test_stale_retry_timer_does_nothing(part: Partition) -> None:
     record = invoke(service_target(), 1)
     inv = record.invocation_id

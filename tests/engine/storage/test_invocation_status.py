@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.ids import DeploymentId
+from engine.storage import invocation_status as status_module
+from engine.storage.codec import Writer
 from engine.storage.environment import StorageEnvironment
 from engine.storage.invocation_status import (
     InvocationStatus,
@@ -43,7 +46,8 @@ statuses = st.builds(
     commands=ws.u64,
     attempt=ws.u64,
     retries_since_last_entry=ws.u64,
-    last_failure=st.none() | st.builds(LastFailure, ws.u64, ws.text, ws.i64),
+    last_failure=st.none()
+    | st.builds(LastFailure, ws.u64, ws.text, ws.i64, st.none() | ws.u64, st.none() | ws.text, st.none() | ws.u64),
     deployment_id=st.none() | ws.deployment_ids,
     protocol_version=st.none() | st.integers(5, 7),
     waiting_for=st.lists(ws.notification_ids, max_size=3).map(tuple),
@@ -53,6 +57,8 @@ statuses = st.builds(
     completion_retention_ms=st.none() | ws.u64,
     journal_retention_ms=st.none() | ws.u64,
     ordering_key=st.none() | ws.text,
+    restarted_from=st.none() | ws.invocation_ids,
+    random_seed_from=st.none() | ws.invocation_ids,
 )
 
 
@@ -66,11 +72,55 @@ def _ordering_key_tail(status: InvocationStatus) -> int:
     return 1 if key is None else 1 + 4 + len(key.encode())
 
 
+def _restart_tail(status: InvocationStatus) -> int:
+    return sum(1 if v is None else 25 for v in (status.restarted_from, status.random_seed_from))
+
+
+def _v4_bytes(status: InvocationStatus) -> bytes:
+    """The value a version 4 engine wrote: no restart fields at the end."""
+    v5 = encode_status(status)
+    return b"\x04" + v5[1 : len(v5) - _restart_tail(status)]
+
+
+def _without_restart(status: InvocationStatus) -> InvocationStatus:
+    return dataclasses.replace(status, restarted_from=None, random_seed_from=None)
+
+
+def _v3_bytes(status: InvocationStatus) -> bytes:
+    """The value a version 3 engine wrote: a last failure without its related command."""
+
+    def v3_last_failure(writer: Writer, value: LastFailure) -> None:
+        writer.int_(value.code)
+        writer.str_(value.message)
+        writer.int_(value.retry_at_ms)
+
+    with mock.patch.object(status_module, "_VERSION", 3), mock.patch.object(
+        status_module, "_write_last_failure", v3_last_failure
+    ):
+        v3 = encode_status(_without_restart(status))
+    return v3[: len(v3) - _restart_tail(_without_restart(status))]
+
+
+def _without_related_command(status: InvocationStatus) -> InvocationStatus:
+    failure = status.last_failure
+    if failure is None:
+        return status
+    return dataclasses.replace(status, last_failure=LastFailure(failure.code, failure.message, failure.retry_at_ms))
+
+
+@given(statuses)
+def test_version_3_and_4_values_still_decode(status: InvocationStatus) -> None:
+    assert decode_status(_v4_bytes(status)) == _without_restart(status)
+    assert _v3_bytes(status)[0] == 3
+    assert decode_status(_v3_bytes(status)) == _without_restart(_without_related_command(status))
+
+
 @given(statuses)
 def test_version_1_and_2_values_still_decode(status: InvocationStatus) -> None:
     # Version 2 had no ordering key and version 1 no retention fields either: the same
     # bytes without them, under their own version byte.
-    v3 = encode_status(status)
+    status = _without_restart(_without_related_command(status))
+    v3 = _v3_bytes(status)
     v2 = b"\x02" + v3[1 : len(v3) - _ordering_key_tail(status)]
     without_key = dataclasses.replace(status, ordering_key=None)
     assert decode_status(v2) == without_key

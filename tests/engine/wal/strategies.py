@@ -102,7 +102,8 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
     ),
     r.InvocationEnded: st.builds(r.InvocationEnded, invocation_ids, values | failures),
     r.InvocationFailedAttempt: st.builds(
-        r.InvocationFailedAttempt, invocation_ids, u64, text, i64, u64, st.booleans()
+        r.InvocationFailedAttempt, invocation_ids, u64, text, i64, u64, st.booleans(),
+        st.none() | u64, st.none() | text, st.none() | u64,
     ),
     r.DeploymentPinned: st.builds(r.DeploymentPinned, invocation_ids, deployment_ids, u64),
     r.Notify: st.builds(r.Notify, invocation_ids, notification_ids, notification_results),
@@ -122,7 +123,10 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
         st.none() | text,
     ),
     r.PauseInvocation: st.builds(r.PauseInvocation, invocation_ids),
-    r.ResumeInvocation: st.builds(r.ResumeInvocation, invocation_ids),
+    r.ResumeInvocation: st.builds(r.ResumeInvocation, invocation_ids, st.none() | deployment_ids),
+    r.RestartAsNewInvocation: st.builds(
+        r.RestartAsNewInvocation, invocation_ids, invocation_ids, u64, st.none() | deployment_ids
+    ),
 }
 # A leader's batch holds any of the records a leader writes to its own partition.
 RECORD_STRATEGIES[r.RecordBatch] = st.builds(

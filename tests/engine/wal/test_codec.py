@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import EngineError
-from engine.ids import InvocationId
+from engine.ids import DeploymentId, InvocationId
 from engine.wal import codec
 from engine.wal import records as r
 from engine.wal.schema import CURRENT_VERSION, NAMESPACE, WRITER_SCHEMAS
@@ -190,20 +190,78 @@ GOLDEN_BATCH_BYTES = bytes.fromhex(
 )
 
 
+def _v7(v6_bytes: bytes, *, resume: bool = False) -> bytes:
+    # v7 kept every v6 layout except ResumeInvocation (one more optional field, null here).
+    return _as_version(7, v6_bytes) + (b"\x00" if resume else b"")
+
+
+# Schema v7: ResumeInvocation.deployment_id (resume on another deployment).
+GOLDEN_RESUME_ON = r.ResumeInvocation(IID, DeploymentId.parse("dp_11vCWoi33PK4Zojq55ujBTP"))
+GOLDEN_RESUME_ON_BYTES = bytes.fromhex(
+    "4c07000020493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584" "0201a23cdf8cdbe3de27c2a4e9803e9e31"
+)
+
+
+def _v8(v7_bytes: bytes, *, failed_attempt: bool = False) -> bytes:
+    # v8 kept every v7 layout except InvocationFailedAttempt (three more optional fields,
+    # null here), also inside a RecordBatch.
+    return _as_version(8, v7_bytes) + (b"\x00\x00\x00" if failed_attempt else b"")
+
+
+# Schema v8: the command a failed attempt was at.
+GOLDEN_FAILED_AT_COMMAND = r.InvocationFailedAttempt(
+    IID, 500, "wobbles", 1700000000000, 1, related_command_index=2, related_command_name="wobble",
+    related_command_type=0x0411,
+)
+GOLDEN_FAILED_AT_COMMAND_BYTES = bytes.fromhex(
+    "4c0802040008493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584e8070e776f62626c657380a0abfef962020002"
+    "04020c776f62626c6502a210"
+)
+GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES = bytes.fromhex(
+    "4c08020400240206493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584e8070e776f62626c657380a0abfef96202"
+    "000204020c776f62626c6502a21000"
+)
+
+
+def _v9(v8_bytes: bytes) -> bytes:
+    # v9 kept every v8 layout; it only added RestartAsNewInvocation at the end of the body union.
+    return _as_version(9, v8_bytes)
+
+
+# Schema v9: RestartAsNewInvocation.
+GOLDEN_RESTART = r.RestartAsNewInvocation(
+    IID, InvocationId.parse("inv_1gdJBtdVEcM95d6EfLYmoyFa5oPqVmDNlv"), 4, DeploymentId.parse("dp_11vCWoi33PK4Zojq55ujBTP")
+)
+GOLDEN_RESTART_BYTES = bytes.fromhex(
+    "4c09000026493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584493c42ed1c3cf1bc01a23cdf054a38d1b0161e9508ff3aab08"
+    "0201a23cdf8cdbe3de27c2a4e9803e9e31"
+)
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True)))
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _as_version(6, GOLDEN_NOTIFY_BYTES)
-    assert codec.encode(GOLDEN_CALL) == _v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True))
-    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)))
-    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True))
-    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))
-    assert codec.encode(r.ResumeInvocation(IID)) == _v6(_v5(_v4(GOLDEN_RESUME_BYTES)))
-    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES))
-    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES))
-    assert codec.encode(GOLDEN_GET_OUTPUT) == _v6(_v5(GOLDEN_GET_OUTPUT_BYTES))
-    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v6(GOLDEN_NUMBERED_CALL_BYTES)
-    assert codec.encode(GOLDEN_BATCH, epoch=4) == GOLDEN_BATCH_BYTES
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True))))))
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _v9(_v8(_v7(_as_version(6, GOLDEN_NOTIFY_BYTES))))
+    assert codec.encode(GOLDEN_CALL) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)))))
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True))))))
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True)))))
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))), failed_attempt=True))
+    assert codec.encode(r.ResumeInvocation(IID)) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RESUME_BYTES))), resume=True)))
+    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v9(_v8(_v7(_v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES)))))
+    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v9(_v8(_v7(_v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES)))))
+    assert codec.encode(GOLDEN_GET_OUTPUT) == _v9(_v8(_v7(_v6(_v5(GOLDEN_GET_OUTPUT_BYTES)))))
+    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v9(_v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES))))
+    assert codec.encode(GOLDEN_BATCH, epoch=4) == _v9(_v8(_v7(GOLDEN_BATCH_BYTES)))
+    assert codec.encode(GOLDEN_RESUME_ON) == _v9(_v8(GOLDEN_RESUME_ON_BYTES))
+    assert codec.encode(GOLDEN_FAILED_AT_COMMAND, epoch=2) == _v9(GOLDEN_FAILED_AT_COMMAND_BYTES)
+    assert codec.encode(r.RecordBatch((GOLDEN_FAILED_AT_COMMAND,)), epoch=2) == _v9(GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES)
+    assert codec.encode(GOLDEN_RESTART) == GOLDEN_RESTART_BYTES
+    assert codec.decode(GOLDEN_FAILED_AT_COMMAND_BYTES) == r.Envelope(GOLDEN_FAILED_AT_COMMAND, 2, None, 8)
+    # Failed attempts of v3 to v7 writers name no command.
+    assert codec.decode(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES))))) == r.Envelope(GOLDEN_PAUSED, 2, None, 7)
+    assert codec.decode(GOLDEN_BATCH_BYTES) == r.Envelope(GOLDEN_BATCH, 4, None, 6)
+    # v3 to v6 resumes keep the pinned deployment.
+    assert codec.decode(_v6(_v5(_v4(GOLDEN_RESUME_BYTES)))) == r.Envelope(r.ResumeInvocation(IID), None, None, 6)
     assert codec.decode(GOLDEN_NUMBERED_CALL_BYTES) == r.Envelope(GOLDEN_NUMBERED_CALL, None, None, 5)
     # Bytes written by v1 to v4 engines stay readable forever; their journal appends
     # have no command index.
@@ -271,7 +329,8 @@ def test_released_schemas_are_frozen() -> None:
     # The Avro fingerprint of every released schema version, forever.
     pinned = {
         1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c", 4: "cd8e6e01c2c42d4a",
-        5: "dddd68aaa0e2c97c", 6: "d681f73a34da28a4",
+        5: "dddd68aaa0e2c97c", 6: "d681f73a34da28a4", 7: "936ede283a071885",
+        8: "3935e642783be182", 9: "d2780a4884bc15a2",
     }
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
