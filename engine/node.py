@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import gc
 import secrets
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -45,7 +47,7 @@ from engine.storage.invocation_status import InvocationStatus
 from engine.storage.tables import TableHandles
 from engine.version import __version__
 from engine.wal.appender import WalAppender
-from engine.wal.records import CallTarget, DedupId, InvokerEffect, Notify, Record
+from engine.wal.records import CallTarget, DedupId, InvokerEffect, Invoke, Notify, Record
 from engine.wal.topics import ensure_topics
 from subscriptions.consumer import Backpressure
 from subscriptions.keys import KeyMapperConfigError, register_key_mappers
@@ -126,6 +128,7 @@ class EngineNode:
                 wait_applied=self._wait_applied,
                 max_body_bytes=cfg.ingress_max_body_bytes,
                 workflow_handler=resolver.workflow_handler,
+                start_early=self._start_early,
             )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
@@ -164,6 +167,13 @@ class EngineNode:
     def _address_policy(self) -> AddressPolicy:
         cfg = self.config
         return AddressPolicy.from_settings(cfg.deployment_deny_networks, cfg.deployment_allow_networks)
+
+    def _start_early(self, partition: int, record: Invoke) -> Callable[[], None] | None:
+        """The ingress's early first attempt (:class:`engine.ingress.deps.EarlyStart`)."""
+        leader = self._processors.leader_of(partition) if self._processors is not None else None
+        if leader is None or not leader.start_early(record, int(time.time() * 1000)):
+            return None
+        return functools.partial(leader.abort_early, record.invocation_id)
 
     def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
         """The invocation's status in this process's copy of its partition."""

@@ -99,9 +99,15 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         journal_retention_ms=None if retention is None else retention.journal_retention_ms,
     )
     partition = deps.appender.partition_of(invocation_id)
+    appended = deps.appender.submit(partition, record)
+    # A new random id: when this process leads the partition, the first attempt can
+    # start now, in parallel with the append (its records queue behind the Invoke).
+    stop_early = None if derived else deps.start_early(partition, record)
     try:
-        offset = await deps.appender.append(partition, record)
+        offset = await appended
     except WalAppendError as exc:
+        if stop_early is not None:
+            stop_early()
         if request_id is not None:
             deps.pending.discard(request_id)
         log.warning("ingress append failed", error=str(exc), invocation_id=str(invocation_id),

@@ -13,15 +13,34 @@ from engine.ingress.pending import Answer, PendingResponses
 from engine.ingress.routing import Resolver, ServiceKindLookup
 from engine.storage.invocation_status import InvocationStatus
 from engine.wal.appender import WalAppender
-from engine.wal.records import Failure, FailureMetadata, Value, Void
+from engine.wal.records import Failure, FailureMetadata, Invoke, Value, Void
 
-__all__ = ["NOT_READY", "AppliedWaiter", "DEPS", "IngressDeps", "StatusLookup", "error_response", "result_response"]
+__all__ = [
+    "DEPS",
+    "NOT_READY",
+    "AppliedWaiter",
+    "EarlyStart",
+    "IngressDeps",
+    "StatusLookup",
+    "error_response",
+    "result_response",
+]
 
 StatusLookup = Callable[[InvocationId], InvocationStatus | None]
 """The invocation's status as this process's partition tables have it."""
 
 AppliedWaiter = Callable[[int, int, float], Awaitable[bool]]
 """``(partition, offset, timeout)``: waits until this process applied that offset."""
+
+EarlyStart = Callable[[int, Invoke], Callable[[], None] | None]
+"""``(partition, invoke)``, right after ``invoke`` (a new random id) was handed to the
+WAL: starts its first attempt at once when this process leads the partition and the
+record allows it (``PartitionLeader.start_early``); returns what stops that attempt if
+the append fails, or ``None`` when nothing was started."""
+
+
+def _no_early_start(partition: int, record: Invoke) -> Callable[[], None] | None:
+    return None
 
 
 @dataclass
@@ -39,6 +58,7 @@ class IngressDeps:
     max_body_bytes: int = 10 * 1024 * 1024
     workflow_handler: Callable[[str], str | None] = lambda _name: None
     """The name of a registered workflow's ``run`` handler (``None``: not a known workflow)."""
+    start_early: EarlyStart = _no_early_start
 
 
 DEPS = web.AppKey("deps", IngressDeps)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
-__all__ = ["LEADER"]
+__all__ = ["EARLY_STARTS", "LEADER"]
 
 LEADER: Final = Gauge(
     "logstrate_partition_leader",
     "1 while this engine process leads the WAL partition, else 0",
+    ["partition"],
+)
+
+EARLY_STARTS: Final = Counter(
+    "logstrate_invocations_started_early",
+    "First attempts started by this process as their Invoke was appended, before it was read back",
     ["partition"],
 )

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from typing import Final
 
 from engine.ids import DeploymentId, InvocationId
+from engine.partition.state_machine.invoke import input_entry
 from engine.storage.invocation_status import LastFailure, StatusKind
 from engine.storage.journal import JournalEntry
 from engine.storage.tables import PartitionTables
-from engine.wal.records import Header, InvocationTarget, StateEntry
+from engine.wal.records import Header, InvocationTarget, Invoke, StateEntry
 
 __all__ = [
     "DEFAULT_EAGER_STATE_LIMIT",
     "InvocationTaskData",
+    "first_attempt_data",
     "invoked_invocations",
     "load_invocation_task_data",
 ]
@@ -114,6 +116,29 @@ def load_invocation_task_data(
         last_failure=status.last_failure,
         modified_at_ms=status.modified_at_ms,
         random_seed_from=status.random_seed_from,
+    )
+
+
+def first_attempt_data(record: Invoke, now_ms: int) -> InvocationTaskData:
+    """What :func:`load_invocation_task_data` reads right after ``record`` is applied,
+    when :func:`~engine.partition.state_machine.invoke.starts_when_applied` holds: the
+    input as the whole journal, nothing pinned, no state, no attempts yet (the early
+    first attempt of ``leader.invocations``). ``now_ms``: the submitter's clock."""
+    return InvocationTaskData(
+        invocation_id=record.invocation_id,
+        target=record.target,
+        headers=record.headers,
+        idempotency_key=record.idempotency_key,
+        deployment_id=None,
+        protocol_version=None,
+        journal=(input_entry(record.headers, record.argument),),
+        commands=1,
+        state=(),
+        partial_state=False,
+        attempt=0,
+        retries_since_last_entry=0,
+        last_failure=None,
+        modified_at_ms=now_ms,
     )
 
 

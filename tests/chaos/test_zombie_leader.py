@@ -21,12 +21,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from engine.ids import InvocationUuid
 from engine.wal.partitioning import invocation_id_for
 from tests.chaos.counter_server import CounterServer
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.ports import wait_until
 from tests.fixtures.service_endpoint import ServiceEndpoints
+from tests.chaos.test_early_start_kill import early_starts
+from tests.engine.test_invocations import call
 from tests.fixtures.systems import http
 
 EFFECTS_APP = "tests.fixtures.zombie_effects:app"
@@ -35,9 +39,13 @@ INVOCATIONS = 120
 CLIENTS = 12
 
 
+@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotency-keys", "fresh-ids-early-start"])
 def test_a_frozen_and_thawed_leader_changes_no_outcome(
-    engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints
+    engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, idempotent: bool
 ) -> None:
+    """With idempotency keys a client may retry; with fresh ids every call to a process
+    leading the call's partition starts its first attempt before its Invoke is read back
+    (``leader.start_early``), the path a frozen leader's late writes must not corrupt."""
     endpoint = service_endpoints.get(EFFECTS_APP)
     zombie = engine_factory(partitions=PARTITIONS)
     zombie.start_and_wait()
@@ -54,6 +62,7 @@ def test_a_frozen_and_thawed_leader_changes_no_outcome(
 
     with CounterServer() as counter:
         answers: dict[str, tuple[int, Any, str]] = {}  # key -> (status, body, via)
+        ids: dict[str, str] = {}  # key -> invocation id, from the answer (fresh ids)
         lock = threading.Lock()
 
         def one(i: int) -> None:
@@ -61,14 +70,19 @@ def test_a_frozen_and_thawed_leader_changes_no_outcome(
             key = f"k{i}"
             deadline = time.monotonic() + 240
             status, body = 0, None
-            while time.monotonic() < deadline:  # a client that lost its answer retries
+            while time.monotonic() < deadline:
                 try:
-                    status, body = http("POST", f"{via.ingress_url}/Effects/apply",
-                                        {"url": counter.url, "key": key}, timeout=120,
-                                        headers={"idempotency-key": key})
+                    status, body, headers = call(f"{via.ingress_url}/Effects/apply",
+                                                 {"url": counter.url, "key": key}, timeout=120,
+                                                 headers={"idempotency-key": key} if idempotent else {})
                 except OSError as exc:
-                    status, body = 0, str(exc)
-                if status == 200:
+                    status, body, headers = 0, str(exc), {}
+                if status == 200 and not idempotent:
+                    with lock:
+                        ids[key] = headers.get("x-restate-id", "")
+                # Only a request with an idempotency key may be sent again: a fresh id
+                # would be a second invocation (and a second side effect).
+                if status == 200 or not idempotent:
                     break
             with lock:
                 answers[key] = (status, body, "zombie" if via is zombie else "survivor")
@@ -77,6 +91,7 @@ def test_a_frozen_and_thawed_leader_changes_no_outcome(
         with ThreadPoolExecutor(CLIENTS // 2) as via_survivor, ThreadPoolExecutor(CLIENTS // 2) as via_zombie:
             futures = [(via_zombie if i % 2 else via_survivor).submit(one, i) for i in range(INVOCATIONS)]
             wait_until(lambda: counter.applied >= INVOCATIONS // 4, 120, "a quarter of the side effects")
+            zombie_started_early, survivor_started_early = early_starts(zombie), early_starts(survivor)
             assert zombie.proc is not None
             zombie.proc.send_signal(signal.SIGSTOP)
             try:
@@ -95,8 +110,10 @@ def test_a_frozen_and_thawed_leader_changes_no_outcome(
         assert not failed, f"requests without a result: {failed}"
 
         mismatched = []
+        if not idempotent:
+            assert zombie_started_early + survivor_started_early > 0, "no call took the early-start path"
         for key, (_, body, via) in answers.items():
-            invocation = _lookup(key, zombie, survivor)
+            invocation = _lookup(_invocation_id(key) if idempotent else ids[key], zombie, survivor)
             shown = invocation.get("completion_value", {}).get("utf8")
             if shown is None or int(shown) != body:
                 mismatched.append((key, via, body, invocation.get("status"), shown))
@@ -107,13 +124,24 @@ def test_a_frozen_and_thawed_leader_changes_no_outcome(
     assert survivor.terminate() == 0
 
 
-def _lookup(key: str, *engines: EngineProcess) -> dict[str, Any]:
-    """The invocation of ``key``'s idempotent request, from whichever process has it."""
-    invocation_id = invocation_id_for(
-        "Effects", None, InvocationUuid.for_idempotent_request("Effects", None, "apply", key)
-    )
-    for engine in engines:
-        status, invocation = http("GET", f"{engine.admin_url}/invocations/{invocation_id}", timeout=20)
-        if status == 200:
-            return dict(invocation)
-    raise AssertionError(f"no process shows the invocation of {key} ({invocation_id})")
+def _invocation_id(key: str) -> str:
+    """The invocation of ``key``'s idempotent request."""
+    return str(invocation_id_for("Effects", None, InvocationUuid.for_idempotent_request("Effects", None, "apply", key)))
+
+
+def _lookup(invocation_id: str, *engines: EngineProcess) -> dict[str, Any]:
+    """The invocation, from whichever process has it. Lookups are served by the process
+    leading the invocation's partition, and right after the thaw the two processes may
+    still be handing partitions back and forth: ask again until one answers."""
+    found: dict[str, Any] = {}
+
+    def shown() -> bool:
+        for engine in engines:
+            status, invocation = http("GET", f"{engine.admin_url}/invocations/{invocation_id}", timeout=20)
+            if status == 200:
+                found.update(invocation)
+                return True
+        return False
+
+    wait_until(shown, 60, f"a process to show the invocation {invocation_id}", interval=0.5)
+    return found

@@ -25,12 +25,13 @@ STEPS_APP = "tests.fixtures.durable_steps:app"
 
 
 def call(url: str, body: Any = None, *, raw: bytes | None = None, content_type: str = "application/json",
-         timeout: float = 30.0) -> tuple[int, Any, dict[str, str]]:
+         timeout: float = 30.0, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
     """POST and return (status, decoded JSON body or raw text, headers)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     # No body, no content type: handlers without input refuse one (as restate-server does).
-    headers = {"content-type": content_type} if data is not None and content_type else {}
-    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    sent = {"content-type": content_type} if data is not None and content_type else {}
+    sent.update(headers or {})
+    request = urllib.request.Request(url, data=data, method="POST", headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             payload, status, headers = resp.read(), resp.status, dict(resp.headers)

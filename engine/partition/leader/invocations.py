@@ -133,17 +133,52 @@ class InvocationExecutor:
         self._clock = clock
         self._running: dict[InvocationId, asyncio.Task[None]] = {}
         self._rerun: set[InvocationId] = set()
+        # Invocations whose first attempt started before their Invoke was applied; the
+        # InvokeAction of that Invoke is theirs already (see start_early).
+        self._early: set[InvocationId] = set()
 
     def start(self, invocation_id: InvocationId) -> None:
         """Run an attempt now, or right after the one in flight."""
+        if invocation_id in self._early:
+            # Applying the Invoke of an early start: its first attempt runs (or ran)
+            # already. Only this first action is absorbed; later ones (retries,
+            # notifications) come after records of that attempt and run as usual.
+            self._early.discard(invocation_id)
+            return
         if invocation_id in self._running:
             self._rerun.add(invocation_id)
             return
         task = asyncio.create_task(self._attempt_loop(invocation_id), name=f"invoke-{invocation_id}")
         self._running[invocation_id] = task
 
+    def start_early(self, data: InvocationTaskData) -> bool:
+        """Start the first attempt of an invocation whose ``Invoke`` was handed to the WAL
+        just now and not read back yet, from ``data`` (``state_reader.first_attempt_data``).
+
+        Only for an Invoke that starts its invocation whenever it is applied
+        (``state_machine.invoke.starts_when_applied``) and was submitted by this process
+        to this leader's partition before any record of the attempt: the producer keeps
+        the partition's order, so everything the attempt writes lands after the Invoke,
+        and its answer, as always, waits for those records to be applied. What the early
+        start saves is one WAL round trip and the task read before the endpoint call.
+        If the Invoke's append fails, :meth:`abort` the attempt; records it wrote anyway
+        name an invocation the partition does not know, and are ignored when applied.
+
+        Returns False (nothing started) for built-in services or an id already running.
+        """
+        invocation_id = data.invocation_id
+        if invocation_id in self._running or invocation_id in self._early:
+            return False
+        if self._builtin is not None and self._builtin.serves(data.target.service):
+            return False
+        self._early.add(invocation_id)
+        task = asyncio.create_task(self._attempt_loop(invocation_id, data), name=f"invoke-{invocation_id}")
+        self._running[invocation_id] = task
+        return True
+
     def abort(self, invocation_id: InvocationId) -> None:
-        """Cancel the attempt in flight (kill)."""
+        """Cancel the attempt in flight (kill, or the Invoke of an early start failed)."""
+        self._early.discard(invocation_id)
         self._rerun.discard(invocation_id)
         task = self._running.get(invocation_id)
         if task is not None:
@@ -170,7 +205,7 @@ class InvocationExecutor:
     def __len__(self) -> int:
         return len(self._running)
 
-    async def _attempt_loop(self, invocation_id: InvocationId) -> None:
+    async def _attempt_loop(self, invocation_id: InvocationId, early: InvocationTaskData | None = None) -> None:
         # The task runs in its own copy of the context: this marks its records only.
         _ATTEMPT_EXECUTOR.set(self)
         try:
@@ -182,7 +217,8 @@ class InvocationExecutor:
                     # after that read is missed; the session skips those already in it.
                     channel = self._channels[invocation_id] = AttemptChannel(self._confirm)
                 try:
-                    await self._attempt(invocation_id, channel)
+                    await self._attempt(invocation_id, channel, early)
+                    early = None
                 finally:
                     if channel is not None and self._channels.get(invocation_id) is channel:
                         del self._channels[invocation_id]
@@ -195,8 +231,11 @@ class InvocationExecutor:
         finally:
             self._running.pop(invocation_id, None)
 
-    async def _attempt(self, invocation_id: InvocationId, channel: AttemptChannel | None = None) -> None:
-        data = self._load_task(invocation_id)
+    async def _attempt(
+        self, invocation_id: InvocationId, channel: AttemptChannel | None = None,
+        preloaded: InvocationTaskData | None = None,
+    ) -> None:
+        data = preloaded or self._load_task(invocation_id)
         if data is None:
             return  # no longer Invoked: ended, killed or suspended meanwhile
         if self._builtin is not None and self._builtin.serves(data.target.service):

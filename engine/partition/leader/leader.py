@@ -26,18 +26,25 @@ from engine.partition.actions import (
     RegisterTimer,
     SendOutbox,
 )
+from engine.partition import metrics
 from engine.partition.leader.egress import EgressExecutor, EgressProducers
 from engine.partition.leader.invocations import InvocationExecutor, attempt_executor
 from engine.partition.leader.outbox import OutboxEntry, OutboxShuffle
 from engine.partition.leader.own_writes import OwnWrites
 from engine.partition.leader.timers import TimerService
-from engine.partition.state_reader import InvocationTaskData, invoked_invocations, load_invocation_task_data
+from engine.partition.state_machine.invoke import starts_when_applied
+from engine.partition.state_reader import (
+    InvocationTaskData,
+    first_attempt_data,
+    invoked_invocations,
+    load_invocation_task_data,
+)
 from engine.storage.reader import TableReader
 from engine.storage.tables import PartitionTables
 from engine.wal.appender import WalAppender
 from engine.wal.partitioning import partition_for
 from engine.storage.outbox import OutboxMessage
-from engine.wal.records import DedupId, Record, TimerKey
+from engine.wal.records import DedupId, Invoke, Record, TimerKey
 
 log = get_logger(__name__)
 
@@ -88,6 +95,7 @@ class PartitionLeader:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self._log = log.bind(partition=partition, epoch=epoch)
+        self._early_starts = metrics.EARLY_STARTS.labels(str(partition))
 
     def submit_own(self, record: Record) -> asyncio.Future[int]:
         """Hand a record for this partition to the WAL, stamped with this leader's epoch
@@ -102,6 +110,21 @@ class PartitionLeader:
         if owner is not None and owner is not self._executor:
             raise asyncio.CancelledError("the attempt belongs to a superseded partition leader")
         return self._own_writes.submit(record)
+
+    def start_early(self, record: Invoke, now_ms: int) -> bool:
+        """Start the first attempt of ``record`` (just handed to the WAL by this process,
+        for this partition) without waiting for it to be read back; see
+        :meth:`InvocationExecutor.start_early`. False when not applicable."""
+        if self._stopped or not starts_when_applied(record):
+            return False
+        if not self._executor.start_early(first_attempt_data(record, now_ms)):
+            return False
+        self._early_starts.inc()
+        return True
+
+    def abort_early(self, invocation_id: InvocationId) -> None:
+        """The ``Invoke`` of an early start could not be appended: stop its attempt."""
+        self._executor.abort(invocation_id)
 
     async def append_own(self, record: Record) -> int:
         """:meth:`submit_own`, awaited."""

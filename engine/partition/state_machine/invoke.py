@@ -33,13 +33,24 @@ from engine.storage.journal import JournalEntry
 from engine.wal.records import (
     Failure,
     HandlerKind,
+    Header,
     InvocationTarget,
     Invoke,
     TimerKey,
     TimerKind,
 )
 
-__all__ = ["WORKFLOW_ALREADY_INVOKED", "admit", "attach_sink", "lock_key", "needs_lock", "on_invoke", "start"]
+__all__ = [
+    "WORKFLOW_ALREADY_INVOKED",
+    "admit",
+    "attach_sink",
+    "input_entry",
+    "lock_key",
+    "needs_lock",
+    "on_invoke",
+    "start",
+    "starts_when_applied",
+]
 
 WORKFLOW_ALREADY_INVOKED: Final = Failure(409, "the workflow method was already invoked")
 """What a second submission of a workflow's ``run`` gets (restate-server's answer)."""
@@ -163,17 +174,36 @@ def start(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStat
     ctx.log_for(invocation_id).debug("invocation started", service=status.target.service)
 
 
+def input_entry(headers: tuple[Header, ...], argument: bytes) -> JournalEntry:
+    """Journal entry 0: the InputCommand of an invocation's argument and headers (the
+    same bytes wherever it is built: an early first attempt sends it before it is
+    stored, and later attempts replay the stored one)."""
+    input_command = pb.InputCommandMessage(
+        headers=[pb.Header(key=h.name, value=h.value) for h in headers],
+        value=pb.Value(content=argument),
+    )
+    return JournalEntry(MessageType.INPUT_COMMAND, input_command.SerializeToString(deterministic=True))
+
+
 def journal_input(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationStatus) -> InvocationStatus:
     """Append the InputCommand built from the status's argument and headers."""
-    input_command = pb.InputCommandMessage(
-        headers=[pb.Header(key=h.name, value=h.value) for h in status.headers],
-        value=pb.Value(content=status.argument),
-    )
-    return append_command(
-        ctx,
-        invocation_id,
-        status,
-        JournalEntry(
-            MessageType.INPUT_COMMAND, input_command.SerializeToString(deterministic=True)
-        ),
+    return append_command(ctx, invocation_id, status, input_entry(status.headers, status.argument))
+
+
+def starts_when_applied(record: Invoke) -> bool:
+    """Whether applying ``record`` always starts its invocation at once, with the input
+    as its whole journal: a new id (no idempotency key, not a workflow), no delay, and
+    no key or ordering lock to queue behind. The leader may then start the first
+    attempt before the record is read back (see ``leader.invocations``): nothing that
+    applying it could decide differs from what the submitter already knows.
+
+    A fresh invocation id is the caller's promise (ingress ids are random); the answer
+    here only covers what the record itself says."""
+    target = record.target
+    return (
+        record.idempotency_key is None
+        and record.execute_at_ms is None
+        and record.ordering_key is None
+        and target.key is None
+        and target.handler_kind is not HandlerKind.WORKFLOW
     )

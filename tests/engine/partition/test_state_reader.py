@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from engine.ids import DeploymentId
 from engine.invoker.protocol import MessageType
-from engine.partition.state_reader import invoked_invocations, load_invocation_task_data
+from engine.partition.state_machine.invoke import starts_when_applied
+from engine.partition.state_reader import first_attempt_data, invoked_invocations, load_invocation_task_data
 from engine.wal import records as r
 from tests.engine.partition.harness import (
     T0,
@@ -55,3 +58,29 @@ def test_no_task_data_unless_invoked(part: Partition) -> None:
         assert load_invocation_task_data(t, service.invocation_id) is None
         assert load_invocation_task_data(t, invoke(service_target(), 2).invocation_id) is None
         assert invoked_invocations(t) == []
+
+
+def test_an_early_first_attempt_sees_what_applying_its_invoke_stores(part: Partition) -> None:
+    """The leader may start the first attempt of an Invoke before reading it back
+    (``starts_when_applied``); the task it builds must be exactly the one it would
+    have read once the record was applied, or a later replay would not match."""
+    record = invoke(service_target(), 1, b'{"x": 1}', headers=(r.Header("h", "v"), r.Header("k", "w")))
+    assert starts_when_applied(record)
+    part.apply(record)
+    with part.read() as t:
+        stored = load_invocation_task_data(t, record.invocation_id)
+    assert stored is not None
+    early = first_attempt_data(record, now_ms=stored.modified_at_ms)
+    assert early == stored
+
+
+def test_only_invokes_that_always_start_at_once_may_start_early() -> None:
+    assert starts_when_applied(invoke(service_target(), 1))
+    # Each of these may be queued, delayed or answered without a new run when applied.
+    assert not starts_when_applied(invoke(object_target("k"), 1))
+    assert not starts_when_applied(invoke(service_target(), 1, idempotency_key="ik"))
+    assert not starts_when_applied(invoke(service_target(), 1, execute_at_ms=T0 + 60_000))
+    workflow = r.InvocationTarget("Flow", "run", "w1", r.ServiceKind.WORKFLOW, r.HandlerKind.WORKFLOW)
+    assert not starts_when_applied(invoke(workflow, 1))
+    ordered = dataclasses.replace(invoke(service_target(), 1), ordering_key="topic-key")
+    assert not starts_when_applied(ordered)
