@@ -123,7 +123,6 @@ class EngineNode:
                 service_kind=resolver.service_kind,
                 service_names=resolver.service_names,
                 read_status=self._read_status,
-                wait_applied=self._wait_applied,
                 max_body_bytes=cfg.ingress_max_body_bytes,
                 workflow_handler=resolver.workflow_handler,
             )
@@ -172,11 +171,6 @@ class EngineNode:
             return None
         partition = appender.partition_of(invocation_id)
         return processors.reader.read(partition, lambda tables: tables.status.get(invocation_id))
-
-    async def _wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
-        if self._processors is None:
-            return False
-        return await self._processors.wait_applied(partition, offset, timeout)
 
     def _start_partitions(
         self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses,

@@ -3,7 +3,7 @@ response shapes for results and errors."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -15,13 +15,10 @@ from engine.storage.invocation_status import InvocationStatus
 from engine.wal.appender import WalAppender
 from engine.wal.records import Failure, FailureMetadata, Value, Void
 
-__all__ = ["NOT_READY", "AppliedWaiter", "DEPS", "IngressDeps", "StatusLookup", "error_response", "result_response"]
+__all__ = ["NOT_READY", "DEPS", "IngressDeps", "StatusLookup", "error_response", "result_response"]
 
 StatusLookup = Callable[[InvocationId], InvocationStatus | None]
 """The invocation's status as this process's partition tables have it."""
-
-AppliedWaiter = Callable[[int, int, float], Awaitable[bool]]
-"""``(partition, offset, timeout)``: waits until this process applied that offset."""
 
 
 @dataclass
@@ -35,7 +32,6 @@ class IngressDeps:
     service_kind: ServiceKindLookup
     service_names: Callable[[], list[str]]
     read_status: StatusLookup
-    wait_applied: AppliedWaiter
     max_body_bytes: int = 10 * 1024 * 1024
     workflow_handler: Callable[[str], str | None] = lambda _name: None
     """The name of a registered workflow's ``run`` handler (``None``: not a known workflow)."""

@@ -59,7 +59,12 @@ def test_requests_are_answered_whichever_process_leads_the_partition(
     remote_key = next(k for k in keys if _partition_of_key(k) in led_by_second)
     status, sent = http("POST", f"{first.ingress_url}/Counter/{remote_key}/add/send", 5,
                         headers={"idempotency-key": "once"})
-    assert status == 202, sent
+    assert (status, sent["status"]) == (202, "Accepted"), sent
+    # The same send again, through either process: the leader tells the submitter.
+    for engine in (first, second):
+        status, again = http("POST", f"{engine.ingress_url}/Counter/{remote_key}/add/send", 5,
+                             headers={"idempotency-key": "once"})
+        assert (status, again) == (202, {"invocationId": sent["invocationId"], "status": "PreviouslyAccepted"})
     status, body = http("GET", f"{first.ingress_url}/restate/invocation/{sent['invocationId']}/attach", timeout=20)
     assert (status, body) == (200, 7)
     status, body = http("GET", f"{first.ingress_url}/restate/invocation/{sent['invocationId']}/output", timeout=20)
