@@ -30,17 +30,20 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from engine.admin.deployment_choice import parse_deployment_choice, resolve_for_resume
 from engine.admin.errors import AdminError
+from engine.admin.forwarding import FORWARDED_HEADER
 from engine.admin.invocation_render import invocation_json, journal_json
 from engine.admin.partitions import parse_invocation_id
-from engine.admin.state import METADATA, access_of
+from engine.admin.state import FORWARDER, METADATA, access_of, forward_if_remote
 from engine.ids import InvocationId
 from engine.logs import get_logger
 from engine.storage.invocation_status import InvocationStatus, StatusKind
@@ -179,6 +182,8 @@ def _patch_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
     operation = _OPERATIONS[name]
 
     async def handle(request: web.Request) -> web.Response:
+        if (forwarded := await _forward(request)) is not None:
+            return forwarded
         record_for = _resume_record(request) if name == "resume" else None
         outcome = await _manage(request, operation, record_for)
         if name == "pause":
@@ -204,12 +209,18 @@ def _resume_record(request: web.Request) -> RecordFor:
         if status is None:
             raise AdminError(
                 503, f"cannot resume {invocation_id} on another deployment here: its WAL partition is led by another "
-                "engine process, which knows its pinned deployment (forwarding is not implemented yet)",
+                "engine process, which knows its pinned deployment, and it could not be reached",
             )
         view = request.app[METADATA].view
         return ResumeInvocation(invocation_id, resolve_for_resume(choice, view, invocation_id, status))
 
     return record
+
+
+async def _forward(request: web.Request) -> web.Response | None:
+    """The leader's answer when another process leads the invocation's partition."""
+    invocation_id = parse_invocation_id(request.match_info["invocation_id"])
+    return await forward_if_remote(request, access_of(request).partition_of(invocation_id))
 
 
 async def delete_invocation(request: web.Request) -> web.Response:
@@ -218,6 +229,8 @@ async def delete_invocation(request: web.Request) -> web.Response:
     operation = _OPERATIONS.get(mode) if mode in ("cancel", "kill", "purge") else None
     if operation is None:
         raise AdminError(400, f"unknown mode {request.query['mode']!r}; use one of Cancel, Kill, Purge")
+    if (forwarded := await _forward(request)) is not None:
+        return forwarded
     await _manage(request, operation)
     return web.Response(status=202)
 
@@ -228,6 +241,8 @@ async def get_invocation(request: web.Request) -> web.Response:
     invocation_id = parse_invocation_id(request.match_info["invocation_id"])
     with_journal = _query_bool(request, "journal", True)
     partition = access.partition_of(invocation_id)
+    if (forwarded := await forward_if_remote(request, partition)) is not None:
+        return forwarded
 
     def read(tables: PartitionTables) -> dict[str, Any] | None:
         status = tables.status.get(invocation_id)
@@ -247,10 +262,13 @@ async def get_invocation(request: web.Request) -> web.Response:
 
 
 async def list_invocations(request: web.Request) -> web.Response:
-    """Invocations of the partitions this process leads, newest first, with filters.
+    """Invocations of every partition, newest first, with filters.
 
     ``service``, ``handler``, ``key`` match exactly; ``status`` is one of scheduled,
-    inboxed, invoked, suspended, paused, completed; ``limit`` defaults to 100.
+    inboxed, invoked, suspended, paused, completed; ``limit`` defaults to 100. Partitions
+    this process does not lead are asked of their leaders (:mod:`engine.admin.forwarding`)
+    with the internal ``partitions=`` parameter, which restricts a listing to those; the
+    ones no leader answered for are named in ``not_local_partitions``.
     """
     access = access_of(request)
     service = request.query.get("service")
@@ -262,6 +280,9 @@ async def list_invocations(request: web.Request) -> web.Response:
     if key is not None:
         # The key alone places an object or workflow instance (see engine.wal.partitioning).
         wanted = [access.partition_of_object(service or "", key)]
+    only = _query_partitions(request)
+    if only is not None:
+        wanted = [p for p in wanted if p in only]
     local = [p for p in wanted if access.is_local(p)]
     not_local = [p for p in wanted if not access.is_local(p)]
 
@@ -284,14 +305,63 @@ async def list_invocations(request: web.Request) -> web.Response:
         newest = heapq.nlargest(limit + 1, found, key=lambda row: (row[0], row[1]))
         return [invocation_json(i, s) for _, _, i, s in newest[:limit]], len(newest) > limit
 
-    invocations, truncated = await asyncio.to_thread(scan)
-    body: dict[str, Any] = {"invocations": invocations, "truncated": truncated, "not_local_partitions": not_local}
-    if not_local:
+    (invocations, truncated), remote = await asyncio.gather(
+        asyncio.to_thread(scan), _ask_leaders(request, not_local, limit)
+    )
+    unanswered = set(not_local)
+    for answer, partitions in remote:
+        invocations.extend(answer["invocations"])
+        truncated = truncated or bool(answer["truncated"])
+        unanswered.difference_update(partitions)
+        unanswered.update(int(p) for p in answer["not_local_partitions"])
+    if remote:
+        invocations.sort(key=lambda row: (row["created_at"], row["id"]), reverse=True)
+        truncated = truncated or len(invocations) > limit
+        del invocations[limit:]
+    missing = sorted(unanswered)
+    body: dict[str, Any] = {"invocations": invocations, "truncated": truncated, "not_local_partitions": missing}
+    if missing:
         body["note"] = (
-            f"WAL partitions {not_local} are not led by this engine process, so their invocations are not "
-            "listed (forwarding between engine processes is not implemented yet)"
+            f"WAL partitions {missing} are not led by this engine process and no other process answered for "
+            "them, so their invocations are not listed"
         )
     return web.json_response(body)
+
+
+async def _ask_leaders(
+    request: web.Request, partitions: list[int], limit: int
+) -> list[tuple[dict[str, Any], list[int]]]:
+    """The listings of ``partitions`` from their leaders: (answer, partitions asked) each."""
+    forwarder = request.app.get(FORWARDER)
+    if forwarder is None or FORWARDED_HEADER in request.headers:
+        return []
+    by_leader: dict[str, list[int]] = {}
+    for partition in partitions:
+        node = forwarder.leader(partition)
+        if node is not None:
+            by_leader.setdefault(node.instance, []).append(partition)
+
+    async def ask(asked: list[int]) -> tuple[dict[str, Any], list[int]] | None:
+        query = {**request.query, "partitions": ",".join(map(str, asked)), "limit": str(limit)}
+        resp = await forwarder.forward(request, asked[0], f"{request.path}?{urlencode(query)}")
+        if resp is None or resp.status != 200 or not isinstance(resp.body, bytes):
+            log.warning("a partition leader did not list its invocations", partitions=asked,
+                        status=None if resp is None else resp.status)
+            return None
+        return json.loads(resp.body), asked
+
+    answers = await asyncio.gather(*(ask(asked) for asked in by_leader.values()))
+    return [answer for answer in answers if answer is not None]
+
+
+def _query_partitions(request: web.Request) -> set[int] | None:
+    text = request.query.get("partitions")
+    if text is None:
+        return None
+    try:
+        return {int(p) for p in text.split(",") if p}
+    except ValueError:
+        raise AdminError(400, f"the query parameter 'partitions' must be partition numbers separated by commas, got {text!r}") from None
 
 
 def _query_bool(request: web.Request, name: str, default: bool) -> bool:

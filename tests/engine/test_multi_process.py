@@ -2,8 +2,11 @@
 
 The WAL partitions are split between the two; a request accepted by one process for an
 invocation whose partition the other leads gets its answer back through the responses
-topic (engine/ingress/response_channel.py). Both processes run on this host with the
-same node name, so this also checks that each process names itself uniquely.
+topic (engine/ingress/response_channel.py), and so does a repeated ``/send`` with an
+idempotency key (``PreviouslyAccepted``). Admin lookups and management of an invocation
+or object in the other process's partitions are forwarded to its leader
+(engine/admin/forwarding.py). Both processes run on this host with the same node name,
+so this also checks that each process names itself uniquely.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from tests.fixtures.ports import wait_until
 from tests.fixtures.service_endpoint import ServiceEndpoint
 from tests.fixtures.systems import http
 
-from engine.wal.partitioning import partition_for, partition_key_for_key
+from engine.ids import InvocationUuid
+from engine.wal.partitioning import invocation_id_for, partition_for, partition_key_for_key
 
 PARTITIONS = 4
 
@@ -69,3 +73,33 @@ def test_requests_are_answered_whichever_process_leads_the_partition(
     assert (status, body) == (200, 7)
     status, body = http("GET", f"{first.ingress_url}/restate/invocation/{sent['invocationId']}/output", timeout=20)
     assert (status, body) == (200, 7)
+
+    # Admin lookups of the other process's partition, asked of both processes.
+    invocation_id = sent["invocationId"]
+    for engine in (first, second):
+        status, found = wait_until(
+            lambda: (r := http("GET", f"{engine.admin_url}/invocations/{invocation_id}", timeout=20))[0] == 200 and r,
+            30, "the partition's leader to be advertised", interval=0.2,
+        )
+        assert (found["id"], found["status"], found["completion_value"]) == (invocation_id, "completed", {"utf8": "7"})
+        status, state = http("GET", f"{engine.admin_url}/services/Counter/state/{remote_key}", timeout=20)
+        assert (status, state["state"]) == (200, {"count": {"utf8": "7"}}), state
+        # Management is decided by the leader, which has the status: completed, so 409.
+        status, body = http("PATCH", f"{engine.admin_url}/invocations/{invocation_id}/kill", timeout=20)
+        assert status == 409 and "already completed" in body["message"], (status, body)
+        unknown = invocation_id_for("Counter", remote_key, InvocationUuid.generate())
+        status, body = http("GET", f"{engine.admin_url}/invocations/{unknown}", timeout=20)
+        assert status == 404 and "not found" in body["message"], (status, body)
+
+        # The listing covers every partition: each key's two adds and get, plus the send.
+        status, listing = http("GET", f"{engine.admin_url}/invocations?service=Counter&limit=1000", timeout=20)
+        assert status == 200 and listing["not_local_partitions"] == [], listing
+        assert len(listing["invocations"]) == 3 * len(keys) + 1 and not listing["truncated"]
+        assert {row["target_service_key"] for row in listing["invocations"]} == set(keys)
+        created = [row["created_at"] for row in listing["invocations"]]
+        assert created == sorted(created, reverse=True)
+        status, page = http("GET", f"{engine.admin_url}/invocations?service=Counter&limit=5", timeout=20)
+        assert (status, page["truncated"], len(page["invocations"])) == (200, True, 5)
+        assert page["invocations"] == listing["invocations"][:5]
+        status, by_key = http("GET", f"{engine.admin_url}/invocations?service=Counter&key={remote_key}", timeout=20)
+        assert status == 200 and invocation_id in {row["id"] for row in by_key["invocations"]}, by_key
