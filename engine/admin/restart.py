@@ -31,8 +31,8 @@ from engine.admin.errors import AdminError
 from engine.admin.partitions import not_local_message, parse_invocation_id
 from engine.admin.state import METADATA, access_of, forward_if_remote
 from engine.ids import DeploymentId, InvocationId, InvocationUuid
-from engine.invoker.notifications import completion_types
-from engine.invoker.protocol import ProtocolError, is_notification
+from engine.journal.notifications import completion_types
+from restate_protocol import ProtocolError, is_notification
 from engine.logs import get_logger
 from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.storage.tables import PartitionTables

@@ -29,13 +29,13 @@ from __future__ import annotations
 from typing import Final
 
 from engine.ids import InvocationId
-from engine.invoker.protocol import MessageType, pb
+from restate_protocol import MessageType, pb
 from engine.partition.actions import InvokeAction, RegisterTimer, RespondToIngress, Submitted
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.journal_ops import append_command
 from engine.partition.state_machine.responses import answer_sinks
 from engine.storage.invocation_status import InvocationStatus, ResponseSinkEntry, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal.records import (
     Failure,
     HandlerKind,

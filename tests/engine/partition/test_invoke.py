@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.invoker.protocol import MessageType
+from restate_protocol import MessageType
 import dataclasses
 
 from engine.partition.actions import InvokeAction, RegisterTimer, RespondToIngress, Submitted

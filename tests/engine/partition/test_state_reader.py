@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.ids import DeploymentId
-from engine.invoker.protocol import MessageType
+from restate_protocol import MessageType
 from engine.partition.state_reader import invoked_invocations, load_invocation_task_data
 from engine.wal import records as r
 from tests.engine.partition.harness import (
