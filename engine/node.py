@@ -173,11 +173,15 @@ class EngineNode:
         return AddressPolicy.from_settings(cfg.deployment_deny_networks, cfg.deployment_allow_networks)
 
     def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
-        """The invocation's status in this process's copy of its partition."""
+        """The invocation's status in this process's copy of its partition; ``None`` when
+        this process does not lead the partition (its copy may be stale: another process
+        applies it), so the caller asks the partition through the WAL instead."""
         processors, appender = self._processors, self._appender
         if processors is None or appender is None:
             return None
         partition = appender.partition_of(invocation_id)
+        if processors.leader_of(partition) is None:
+            return None
         return processors.reader.read(partition, lambda tables: tables.status.get(invocation_id))
 
     def _advertise(self, leading: dict[int, int]) -> None:
