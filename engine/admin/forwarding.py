@@ -47,9 +47,13 @@ class Forwarder:
         node = self._metadata.view.partition_leader(partition)
         return None if node is None or node.instance == self.instance else node
 
-    async def forward(self, request: web.Request, partition: int, path_qs: str | None = None) -> web.Response | None:
+    async def forward(
+        self, request: web.Request, partition: int, path_qs: str | None = None, method: str | None = None
+    ) -> web.Response | None:
         """``request`` answered by the leader of ``partition``; ``None`` when it is not to
-        be forwarded (already forwarded once, no other leader advertised)."""
+        be forwarded (already forwarded once, no other leader advertised). ``path_qs`` and
+        ``method`` (then without a body) ask the leader something else on the request's
+        behalf, with its headers."""
         if FORWARDED_HEADER in request.headers:
             return None
         node = self.leader(partition)
@@ -58,9 +62,10 @@ class Forwarder:
         url = node.admin_url.rstrip("/") + (request.path_qs if path_qs is None else path_qs)
         headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
         headers[FORWARDED_HEADER] = self.instance
-        body = await request.read()
+        body = b"" if method is not None else await request.read()
         try:
-            async with self._client().request(request.method, url, data=body or None, headers=headers) as resp:
+            async with self._client().request(method or request.method, url, data=body or None,
+                                              headers=headers) as resp:
                 content = await resp.read()
                 kept = {name: resp.headers[name] for name in _KEPT_RESPONSE_HEADERS if name in resp.headers}
                 return web.Response(status=resp.status, body=content, headers=kept)

@@ -21,29 +21,27 @@ was paused already, without an append); 202 when the record could not be seen ap
 pinned deployment, 400 for an unknown or incompatible deployment); ``Keep``, the
 default, leaves it where it is.
 
-``GET /invocations/{id}`` and ``GET /invocations?service=&handler=&status=&key=&limit=``
+``GET /invocations/{id}`` and ``GET /invocations?...`` (:mod:`engine.admin.invocation_list`)
 are logstrate additions (restate-server answers these with SQL on ``/query``); their
-shapes are in :mod:`engine.admin.invocation_render`.
+shapes are in :mod:`engine.admin.invocation_render`. Requests about a partition another
+process leads are answered by that process (:mod:`engine.admin.forwarding`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from aiohttp import web
 
 from engine.admin.deployment_choice import parse_deployment_choice, resolve_for_resume
 from engine.admin.errors import AdminError
-from engine.admin.forwarding import FORWARDED_HEADER
 from engine.admin.invocation_render import invocation_json, journal_json
 from engine.admin.partitions import parse_invocation_id
-from engine.admin.state import FORWARDER, METADATA, access_of, forward_if_remote
+from engine.admin.invocation_list import list_invocations
+from engine.admin.state import METADATA, access_of, forward_if_remote
 from engine.ids import InvocationId
 from engine.logs import get_logger
 from engine.storage.invocation_status import InvocationStatus, StatusKind
@@ -57,12 +55,9 @@ from engine.wal.records import (
     ResumeInvocation,
 )
 
-__all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "add_routes"]
+__all__ = ["add_routes"]
 
 log = get_logger(__name__)
-
-DEFAULT_LIST_LIMIT: Final = 100
-MAX_LIST_LIMIT: Final = 10_000
 
 _ALREADY_COMPLETED: Final = (
     "The invocation {id} was already completed, so it cannot be cancelled nor killed. "
@@ -261,109 +256,6 @@ async def get_invocation(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def list_invocations(request: web.Request) -> web.Response:
-    """Invocations of every partition, newest first, with filters.
-
-    ``service``, ``handler``, ``key`` match exactly; ``status`` is one of scheduled,
-    inboxed, invoked, suspended, paused, completed; ``limit`` defaults to 100. Partitions
-    this process does not lead are asked of their leaders (:mod:`engine.admin.forwarding`)
-    with the internal ``partitions=`` parameter, which restricts a listing to those; the
-    ones no leader answered for are named in ``not_local_partitions``.
-    """
-    access = access_of(request)
-    service = request.query.get("service")
-    handler = request.query.get("handler")
-    key = request.query.get("key")
-    kind = _query_status(request)
-    limit = _query_limit(request)
-    wanted = list(range(access.partition_count))
-    if key is not None:
-        # The key alone places an object or workflow instance (see engine.wal.partitioning).
-        wanted = [access.partition_of_object(service or "", key)]
-    only = _query_partitions(request)
-    if only is not None:
-        wanted = [p for p in wanted if p in only]
-    local = [p for p in wanted if access.is_local(p)]
-    not_local = [p for p in wanted if not access.is_local(p)]
-
-    def matches(status: InvocationStatus) -> bool:
-        target = status.target
-        return (
-            (service is None or target.service == service)
-            and (handler is None or target.handler == handler)
-            and (key is None or target.key == key)
-        )
-
-    def scan() -> tuple[list[dict[str, Any]], bool]:
-        found: list[tuple[int, str, InvocationId, InvocationStatus]] = []
-        for partition in local:
-            rows = access.read_any(
-                partition,
-                lambda t: [(i, s) for i, s in t.status.scan(kind) if matches(s)],
-            )
-            found.extend((s.created_at_ms, str(i), i, s) for i, s in rows)
-        newest = heapq.nlargest(limit + 1, found, key=lambda row: (row[0], row[1]))
-        return [invocation_json(i, s) for _, _, i, s in newest[:limit]], len(newest) > limit
-
-    (invocations, truncated), remote = await asyncio.gather(
-        asyncio.to_thread(scan), _ask_leaders(request, not_local, limit)
-    )
-    unanswered = set(not_local)
-    for answer, partitions in remote:
-        invocations.extend(answer["invocations"])
-        truncated = truncated or bool(answer["truncated"])
-        unanswered.difference_update(partitions)
-        unanswered.update(int(p) for p in answer["not_local_partitions"])
-    if remote:
-        invocations.sort(key=lambda row: (row["created_at"], row["id"]), reverse=True)
-        truncated = truncated or len(invocations) > limit
-        del invocations[limit:]
-    missing = sorted(unanswered)
-    body: dict[str, Any] = {"invocations": invocations, "truncated": truncated, "not_local_partitions": missing}
-    if missing:
-        body["note"] = (
-            f"WAL partitions {missing} are not led by this engine process and no other process answered for "
-            "them, so their invocations are not listed"
-        )
-    return web.json_response(body)
-
-
-async def _ask_leaders(
-    request: web.Request, partitions: list[int], limit: int
-) -> list[tuple[dict[str, Any], list[int]]]:
-    """The listings of ``partitions`` from their leaders: (answer, partitions asked) each."""
-    forwarder = request.app.get(FORWARDER)
-    if forwarder is None or FORWARDED_HEADER in request.headers:
-        return []
-    by_leader: dict[str, list[int]] = {}
-    for partition in partitions:
-        node = forwarder.leader(partition)
-        if node is not None:
-            by_leader.setdefault(node.instance, []).append(partition)
-
-    async def ask(asked: list[int]) -> tuple[dict[str, Any], list[int]] | None:
-        query = {**request.query, "partitions": ",".join(map(str, asked)), "limit": str(limit)}
-        resp = await forwarder.forward(request, asked[0], f"{request.path}?{urlencode(query)}")
-        if resp is None or resp.status != 200 or not isinstance(resp.body, bytes):
-            log.warning("a partition leader did not list its invocations", partitions=asked,
-                        status=None if resp is None else resp.status)
-            return None
-        return json.loads(resp.body), asked
-
-    answers = await asyncio.gather(*(ask(asked) for asked in by_leader.values()))
-    return [answer for answer in answers if answer is not None]
-
-
-def _query_partitions(request: web.Request) -> set[int] | None:
-    text = request.query.get("partitions")
-    if text is None:
-        return None
-    try:
-        return {int(p) for p in text.split(",") if p}
-    except ValueError:
-        raise AdminError(400, f"the query parameter 'partitions' must be partition numbers separated by commas, got {text!r}") from None
-
-
 def _query_bool(request: web.Request, name: str, default: bool) -> bool:
     text = request.query.get(name)
     if text is None:
@@ -373,27 +265,3 @@ def _query_bool(request: web.Request, name: str, default: bool) -> bool:
     if text.lower() in ("false", "0", "no"):
         return False
     raise AdminError(400, f"the query parameter {name!r} must be true or false, got {text!r}")
-
-
-def _query_status(request: web.Request) -> StatusKind | None:
-    text = request.query.get("status")
-    if text is None:
-        return None
-    try:
-        return StatusKind(text.lower())
-    except ValueError:
-        options = ", ".join(k.value for k in StatusKind)
-        raise AdminError(400, f"unknown invocation status {text!r}; use one of {options}") from None
-
-
-def _query_limit(request: web.Request) -> int:
-    text = request.query.get("limit")
-    if text is None:
-        return DEFAULT_LIST_LIMIT
-    try:
-        limit = int(text)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise AdminError(400, f"the query parameter 'limit' must be an integer from 1 to {MAX_LIST_LIMIT}, got {text!r}")
-    return limit

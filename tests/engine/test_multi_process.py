@@ -35,8 +35,8 @@ def test_requests_are_answered_whichever_process_leads_the_partition(
     first.start_and_wait()
     second = engine_factory(partitions=PARTITIONS)
     second.start_and_wait()
-    status, body = http("POST", f"{first.admin_url}/deployments", {"uri": greeter_endpoint.url})
-    assert status == 201, body
+    status, registered = http("POST", f"{first.admin_url}/deployments", {"uri": greeter_endpoint.url})
+    assert status == 201, registered
 
     def split() -> tuple[set[int], set[int]] | None:
         a, b = first.led_partitions(), second.led_partitions()
@@ -103,3 +103,14 @@ def test_requests_are_answered_whichever_process_leads_the_partition(
         assert page["invocations"] == listing["invocations"][:5]
         status, by_key = http("GET", f"{engine.admin_url}/invocations?service=Counter&key={remote_key}", timeout=20)
         assert status == 200 and invocation_id in {row["id"] for row in by_key["invocations"]}, by_key
+
+    # Filters travel with the listing; a deployment is deleted without force once every
+    # process's partitions were checked for invocations still running on it.
+    deployment_id = registered["id"]
+    status, pinned = http(
+        "GET", f"{first.admin_url}/invocations?deployment={deployment_id}&status=completed,invoked&limit=1000",
+        timeout=20,
+    )
+    assert status == 200 and len(pinned["invocations"]) == 3 * len(keys) + 1, pinned
+    status, body = http("DELETE", f"{first.admin_url}/deployments/{deployment_id}", timeout=30)
+    assert status == 202, body
