@@ -246,8 +246,12 @@ class LogstrateRunning(Running):
         for port in (self.kafka.port, self.kafka.controller_port):
             assert port is not None
             _wait_port_free(self.kafka.host, port, timeout)
-        self.kafka.start(wait_seconds=timeout)
-        self.engine.start_and_wait(timeout=timeout)
+        # Broker and engine start at once, as a supervisor restarting a machine would:
+        # the engine waits for Kafka (kafka.connect_timeout_s) while the JVM starts.
+        broker = self.kafka.spawn()
+        self.engine.start()
+        self.kafka.wait_ready(broker, wait_seconds=timeout)
+        self.engine.wait_healthy(timeout=timeout)
         wait_ready(self.endpoint, timeout)
 
 

@@ -31,12 +31,12 @@ parts, so two different inputs can never produce the same byte string to hash.
 
 from __future__ import annotations
 
-import functools
-
 import base64
 import binascii
+import functools
 import hashlib
-import secrets
+import os
+import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -133,10 +133,41 @@ def _split_prefixed(text: str, prefix: str, what: str) -> str:
     return rest[1:]
 
 
+class _RandomPool:
+    """Random bytes from the OS's CSPRNG, drawn 4 KiB at a time: a fresh id per ingress
+    request otherwise costs a ``getrandom`` system call each (measured at several
+    percent of the event loop under load). Thread-safe; the bytes are as unpredictable
+    as ``os.urandom``'s, each handed out once."""
+
+    _CHUNK = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._at = 0
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._at = b"", 0
+
+    def take(self, size: int) -> bytes:
+        with self._lock:
+            if self._at + size > len(self._buffer):
+                self._buffer, self._at = os.urandom(self._CHUNK), 0
+            start = self._at
+            self._at += size
+            return self._buffer[start : self._at]
+
+
+_RANDOM = _RandomPool()
+# A forked child must not hand out the parent's remaining bytes a second time.
+os.register_at_fork(after_in_child=_RANDOM.reset)
+
+
 def _ulid_now() -> int:
     # 48-bit millisecond timestamp, then 80 random bits: sortable by creation time and
     # never zero, like the ULIDs Restate uses.
-    return ((time.time_ns() // 1_000_000) & (2**48 - 1)) << 80 | secrets.randbits(80)
+    return ((time.time_ns() // 1_000_000) & (2**48 - 1)) << 80 | int.from_bytes(_RANDOM.take(10), "big")
 
 
 def _length_prefixed(*parts: str | bytes) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from uuid import uuid4
 
 from aiohttp import web
 
@@ -89,7 +88,7 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     # (the Invoke's source names the request, see state_machine/invoke.py).
     request_id, future = (None, None) if target.send and not derived else deps.pending.register()
     sink = None if target.send or request_id is None else IngressSink(deps.node_name, request_id)
-    source = IngressSource(deps.node_name, request_id or uuid4().hex)
+    source = IngressSource(deps.node_name, request_id or deps.pending.fresh_id())
     retention = info.target_info
     record = Invoke(
         invocation_id=invocation_id,
@@ -103,14 +102,14 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         completion_retention_ms=None if retention is None else retention.completion_retention_ms(derived),
         journal_retention_ms=None if retention is None else retention.journal_retention_ms,
     )
-    bound = log.bind(invocation_id=str(invocation_id), service=info.service, handler=info.handler, key=target.key)
     partition = deps.appender.partition_of(invocation_id)
     try:
         await deps.appender.append(partition, record)
     except WalAppendError as exc:
         if request_id is not None:
             deps.pending.discard(request_id)
-        bound.warning("ingress append failed", error=str(exc))
+        log.warning("ingress append failed", error=str(exc), invocation_id=str(invocation_id),
+                    service=info.service, handler=info.handler, key=target.key)
         return error_response(503, f"the engine could not durably accept the call ({exc}); retry later")
 
     if target.send:

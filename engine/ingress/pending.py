@@ -9,8 +9,8 @@ invocation itself continues and its result stays retained in the partition.
 from __future__ import annotations
 
 import asyncio
-import uuid
-
+import itertools
+import secrets
 from typing import TypeAlias
 
 from engine.ids import InvocationId
@@ -29,10 +29,19 @@ class PendingResponses:
 
     def __init__(self) -> None:
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
+        # Request ids are a random prefix of this process's life plus a counter: unique
+        # across restarts (a late answer for a request of an earlier run must never
+        # complete a new one) without drawing random bytes per request.
+        self._prefix = secrets.token_hex(8)
+        self._issued = itertools.count()
+
+    def fresh_id(self) -> str:
+        """An id no other request of any process run gets."""
+        return f"{self._prefix}{next(self._issued):x}"
 
     def register(self) -> tuple[str, asyncio.Future[Answer]]:
         """A fresh request id and the future its result will complete."""
-        request_id = uuid.uuid4().hex
+        request_id = self.fresh_id()
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         return request_id, future

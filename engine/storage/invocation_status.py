@@ -268,21 +268,35 @@ class InvocationStatusTable:
         self._txn = txn
         self._db = db
         self._prefix = partition_prefix(partition)
+        # Statuses read or written in this transaction, decoded (they are immutable).
+        # One batch often touches an invocation several times (pinned, a command, its
+        # end): each get after the first is a dict lookup instead of an LMDB read and a
+        # decode. Writes still go to LMDB at once, so scans and other readers of the
+        # transaction see them.
+        self._seen: dict[InvocationId, InvocationStatus | None] = {}
 
     def _key(self, invocation_id: InvocationId) -> bytes:
         return self._prefix + invocation_id.to_bytes()
 
     def get(self, invocation_id: InvocationId) -> InvocationStatus | None:
         """The status of ``invocation_id``; ``None`` if the partition does not know it."""
+        try:
+            return self._seen[invocation_id]
+        except KeyError:
+            pass
         raw = self._txn.get(self._key(invocation_id), db=self._db)
-        return None if raw is None else decode_status(raw)
+        status = None if raw is None else decode_status(raw)
+        self._seen[invocation_id] = status
+        return status
 
     def put(self, invocation_id: InvocationId, status: InvocationStatus) -> None:
         """Insert or replace the status of ``invocation_id``."""
         self._txn.put(self._key(invocation_id), encode_status(status), db=self._db)
+        self._seen[invocation_id] = status
 
     def delete(self, invocation_id: InvocationId) -> bool:
         """Forget ``invocation_id``; True if it existed."""
+        self._seen[invocation_id] = None
         return self._txn.delete(self._key(invocation_id), db=self._db)
 
     def scan(

@@ -9,7 +9,7 @@ processor binds per batch and the invoker per read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lmdb
 
@@ -83,10 +83,15 @@ class StorageTables:
 
     txn: lmdb.Transaction[bytes]
     handles: TableHandles
+    _partitions: dict[int, PartitionTables] = field(default_factory=dict, compare=False, repr=False)
 
     def partition(self, partition: int) -> PartitionTables:
-        """The tables of ``partition`` in this transaction."""
-        return PartitionTables(self.txn, self.handles, partition)
+        """The tables of ``partition`` in this transaction (the same objects every call,
+        so what they cache about the transaction is shared by every record of a batch)."""
+        tables = self._partitions.get(partition)
+        if tables is None:
+            tables = self._partitions[partition] = PartitionTables(self.txn, self.handles, partition)
+        return tables
 
 
 class PartitionTables:

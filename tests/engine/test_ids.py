@@ -9,6 +9,7 @@ with a wrong byte order or alphabet.
 from __future__ import annotations
 
 import base64
+import os
 import time
 
 import pytest
@@ -266,3 +267,25 @@ def test_awakeable_id_parse_errors(text: str) -> None:
 def test_awakeable_index_is_u32() -> None:
     with pytest.raises(IdParseError):
         AwakeableId(InvocationId.parse(RESTATE_INVOCATION_ID), 2**32)
+
+
+def test_random_ids_are_distinct_across_a_fork() -> None:
+    """Ids draw from a pool of OS random bytes; a forked child must not hand out the
+    bytes the parent hands out next."""
+    InvocationUuid.generate()  # the pool holds unused bytes now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write_end, InvocationUuid.generate().to_bytes())
+        os._exit(0)
+    os.close(write_end)
+    ours = InvocationUuid.generate().to_bytes()
+    theirs = os.read(read_end, 64)
+    os.waitpid(pid, 0)
+    assert len(theirs) == len(ours)
+    assert theirs[6:] != ours[6:]  # the random part (after the 48-bit timestamp)
+
+
+def test_random_ids_do_not_repeat() -> None:
+    ids = {InvocationUuid.generate() for _ in range(20_000)}
+    assert len(ids) == 20_000

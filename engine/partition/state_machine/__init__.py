@@ -118,7 +118,7 @@ def apply(
         offset=offset,
         now_ms=timestamp_ms,
         options=options,
-        log=_log.bind(partition=partition, offset=offset),
+        base_log=_log,
     )
     if admit_envelope(ctx, envelope) and _owned_here(ctx, envelope.record):
         _HANDLERS[type(envelope.record)](ctx, envelope.record)

@@ -47,7 +47,7 @@ class StateMachineOptions:
 DEFAULT_OPTIONS = StateMachineOptions()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApplyContext:
     """The tables, clock and action list of one ``apply`` call.
 
@@ -61,8 +61,17 @@ class ApplyContext:
     offset: int
     now_ms: int
     options: StateMachineOptions
-    log: FilteringBoundLogger
+    base_log: FilteringBoundLogger
     actions: list[Action] = field(default_factory=list)
+    _log: FilteringBoundLogger | None = None
+
+    @property
+    def log(self) -> FilteringBoundLogger:
+        """The logger bound to the partition and offset; bound on first use, as most
+        records log nothing and a bind per record is measurable on the apply path."""
+        if self._log is None:
+            self._log = self.base_log.bind(partition=self.partition, offset=self.offset)
+        return self._log
 
     def emit(self, action: Action) -> None:
         """Add ``action`` to what this record asks of the leader."""
