@@ -5,8 +5,10 @@ invocation whose partition the other leads gets its answer back through the resp
 topic (engine/ingress/response_channel.py), and so does a repeated ``/send`` with an
 idempotency key (``PreviouslyAccepted``). Admin lookups and management of an invocation
 or object in the other process's partitions are forwarded to its leader
-(engine/admin/forwarding.py). Both processes run on this host with the same node name,
-so this also checks that each process names itself uniquely.
+(engine/admin/forwarding.py); when that leader dies, lookups say it does not answer
+until its partitions move, then are answered by the new leader. Both processes run on
+this host with the same node name, so this also checks that each process names itself
+uniquely.
 """
 
 from __future__ import annotations
@@ -114,3 +116,39 @@ def test_requests_are_answered_whichever_process_leads_the_partition(
     assert status == 200 and len(pinned["invocations"]) == 3 * len(keys) + 1, pinned
     status, body = http("DELETE", f"{first.admin_url}/deployments/{deployment_id}", timeout=30)
     assert status == 202, body
+
+
+def test_admin_lookups_follow_the_partition_when_its_leader_dies(
+    engine_factory: Callable[..., EngineProcess], greeter_endpoint: ServiceEndpoint,
+) -> None:
+    first = engine_factory(partitions=PARTITIONS)
+    first.start_and_wait()
+    second = engine_factory(partitions=PARTITIONS)
+    second.start_and_wait()
+    status, registered = http("POST", f"{first.admin_url}/deployments", {"uri": greeter_endpoint.url})
+    assert status == 201, registered
+    led_by_second = wait_until(
+        lambda: (b := second.led_partitions()) and b | first.led_partitions() == set(range(PARTITIONS)) and b,
+        90, "the second process to lead some WAL partitions", interval=0.5,
+    )
+    key = next(f"key-{i}" for i in range(100) if _partition_of_key(f"key-{i}") in led_by_second)
+    status, sent = wait_until(
+        lambda: (r := http("POST", f"{first.ingress_url}/Counter/{key}/add/send", 3, timeout=20))[0] == 202 and r,
+        30, "the deployment to be visible", interval=0.2,
+    )
+    path = f"{first.admin_url}/invocations/{sent['invocationId']}?journal=false"
+    wait_until(lambda: http("GET", path, timeout=20)[1].get("status") == "completed", 30, "the send to complete",
+               interval=0.2)
+
+    # Killed: its advert stays behind, and its partitions stay with it for the group
+    # session (10 s, static membership). Meanwhile a lookup is forwarded to a dead
+    # address and says so; once the first process leads the partition, it answers from
+    # its own tables.
+    second.kill()
+    status, body = http("GET", path, timeout=20)
+    assert status == 503 and "did not answer" in body["message"], (status, body)
+    wait_until(lambda: first.led_partitions() == set(range(PARTITIONS)), 60, "the first process to take over")
+    status, found = http("GET", path, timeout=20)
+    assert (status, found["status"], found["completion_value"]) == (200, "completed", {"utf8": "3"}), found
+    status, listing = http("GET", f"{first.admin_url}/invocations?service=Counter", timeout=20)
+    assert status == 200 and listing["not_local_partitions"] == [], listing
