@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 
 from engine.admin.app import create_admin_app
+from engine.admin.forwarding import Advertiser, Forwarder
 from engine.config import EngineConfig, Secret
 from engine.egress import reserve_engine_topics
 from engine.errors import StartupError
@@ -73,6 +74,7 @@ class EngineNode:
         self._fatal: BaseException | None = None
         self._subscriptions: SubscriptionManager | None = None
         self._responses: ResponseChannel | None = None
+        self._advertiser: Advertiser | None = None
         # Several processes may share a node name (one host): leadership records and
         # ingress response sinks name this process by a name no other process has.
         self.instance = f"{config.node_name}.{secrets.token_hex(4)}"
@@ -111,6 +113,10 @@ class EngineNode:
                 cfg.kafka, node_name=cfg.node_name, declared_clusters=_declared_clusters(cfg)
             )
             await self._metadata.start()
+            # Other processes forward admin lookups of the partitions this one leads here.
+            admin_host, admin_port = cfg.admin_address
+            advertised_admin = socket.getfqdn() if admin_host in ("0.0.0.0", "::") else admin_host
+            self._advertiser = Advertiser(self._metadata, self.instance, f"http://{advertised_admin}:{admin_port}")
             pending = PendingResponses()
             self._responses = ResponseChannel(cfg.kafka, self.instance, pending)
             await self._responses.start()
@@ -125,7 +131,6 @@ class EngineNode:
                 service_kind=resolver.service_kind,
                 service_names=resolver.service_names,
                 read_status=self._read_status,
-                wait_applied=self._wait_applied,
                 max_body_bytes=cfg.ingress_max_body_bytes,
                 workflow_handler=resolver.workflow_handler,
                 start_early=self._start_early,
@@ -145,8 +150,10 @@ class EngineNode:
                 subscription_manager=self._subscriptions,
                 discovery=DiscoveryClient(identity=identity, http2=cfg.invoker_http2, policy=self._address_policy()),
                 default_retry_policy=cfg.default_retry_policy.effective(),
+                forwarder=Forwarder(self._metadata, self.instance),
             )
             await self._serve("admin", admin_app, cfg.admin_address)
+            self._advertiser.start()
             _settle_garbage_collector()
             log.info(
                 "engine ready",
@@ -176,17 +183,20 @@ class EngineNode:
         return functools.partial(leader.abort_early, record.invocation_id)
 
     def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
-        """The invocation's status in this process's copy of its partition."""
+        """The invocation's status in this process's copy of its partition; ``None`` when
+        this process does not lead the partition (its copy may be stale: another process
+        applies it), so the caller asks the partition through the WAL instead."""
         processors, appender = self._processors, self._appender
         if processors is None or appender is None:
             return None
         partition = appender.partition_of(invocation_id)
+        if processors.leader_of(partition) is None:
+            return None
         return processors.reader.read(partition, lambda tables: tables.status.get(invocation_id))
 
-    async def _wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
-        if self._processors is None:
-            return False
-        return await self._processors.wait_applied(partition, offset, timeout)
+    def _advertise(self, leading: dict[int, int]) -> None:
+        if self._advertiser is not None:
+            self._advertiser.update(leading)
 
     def _start_partitions(
         self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses,
@@ -233,7 +243,7 @@ class EngineNode:
         processors = self._processors = PartitionProcessors(
             env=storage.env, handles=handles, partition_count=cfg.kafka.partitions, node_name=self.instance,
             appender=appender, loop=loop, leader_factory=make_leader, before_announce=egress.fence,
-            respond=respond,
+            respond=respond, on_leading_changed=self._advertise,
         )
 
         def on_fatal(exc: BaseException) -> None:
@@ -265,6 +275,9 @@ class EngineNode:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._advertiser is not None:
+            await self._advertiser.stop()
+            self._advertiser = None
         if self._subscriptions is not None:
             # Before the appender closes: consumers commit only what the WAL acknowledged.
             await self._subscriptions.stop()

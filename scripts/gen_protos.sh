@@ -4,8 +4,8 @@
 # Runs protoc from grpcio-tools and the protoc-gen-mypy plugin from mypy-protobuf,
 # both taken from the project venv so every machine produces identical output.
 # protoc is run from the project root with `-I .`: the .proto path relative to the
-# root (engine/invoker/protocol/...) then becomes the module path of the generated
-# code, so it imports as engine.invoker.protocol.service_protocol_pb2.
+# root (restate_protocol/...) then becomes the module path of the generated
+# code, so it imports as restate_protocol.service_protocol_pb2.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +23,7 @@ done
 cd "$ROOT"
 
 PROTOS=(
-    engine/invoker/protocol/service_protocol.proto
+    restate_protocol/service_protocol.proto
 )
 
 "$PYTHON" -m grpc_tools.protoc \

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from engine.invoker.protocol import pb
+from restate_protocol import pb
 from sdk.futures import DurableCallFuture, DurableFuture, SendHandle, decoder
 from sdk.promises import DurablePromise
 from sdk.retry import RunOptions, RunRetryPolicy

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, Final
 
-from engine.invoker.protocol.versions import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
+from restate_protocol.versions import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
 from sdk.avro import AvroSerde
 from sdk.serde import BytesSerde
 from sdk.service import HandlerDef, HandlerOptions, ServiceDef

@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mutabl
 from dataclasses import dataclass
 from typing import Any
 
-from engine.invoker.protocol import FrameDecoder, ProtocolError, parse_content_type, pb
-from engine.invoker.protocol.versions import content_type as invocation_content_type
+from restate_protocol import FrameDecoder, ProtocolError, parse_content_type, pb
+from restate_protocol.versions import content_type as invocation_content_type
 from sdk.context import context_class
 from sdk.discovery import build_manifest, manifest_content_type, negotiate_manifest_version
 from sdk.errors import HandlerDefinitionError, InvocationAbort

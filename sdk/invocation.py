@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.invoker.protocol.messages import MessageType
+from restate_protocol.messages import MessageType
 from sdk.errors import InvocationAbort, TerminalError
 from sdk.retry import RunRetryPolicy
 from sdk.service import HandlerDef

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.invoker.protocol import pb
+from restate_protocol import pb
 from sdk.futures import DurableFuture, decoder
 from sdk.serde import Serde
 from sdk.state_machine import completion_key

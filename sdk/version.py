@@ -1,5 +1,9 @@
-"""The SDK's version and the identity it announces in ``x-restate-server``."""
+"""The SDK's version and the identity it announces in ``x-restate-server``.
 
-from engine.version import __version__
+The SDK ships without the engine, so it carries its own version; the two are released
+together from this repository (``tests/test_import_directions.py`` checks they agree).
+"""
+
+__version__ = "0.1.0"
 
 SDK_IDENTITY = f"logstrate-sdk/{__version__}"

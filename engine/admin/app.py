@@ -19,7 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from engine.admin import deployments, invocations, kafka_clusters, object_state, restart, services, subscriptions
 from engine.admin.errors import error_middleware
 from engine.admin.partitions import LocalPartitions, PartitionAccess
-from engine.admin.state import DEFAULT_RETRY, DISCOVERY, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
+from engine.admin.forwarding import Forwarder
+from engine.admin.state import DEFAULT_RETRY, DISCOVERY, FORWARDER, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
 from engine.admin.versions import MAX_ADMIN_API_VERSION, MIN_ADMIN_API_VERSION, VERSION_PREFIXES
 from engine.admin.watermarks import WalWatermarks
 from engine.config import KafkaConfig
@@ -43,6 +44,7 @@ def create_admin_app(
     kafka: KafkaConfig | None = None,
     subscription_manager: SubscriptionManager | None = None,
     default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
+    forwarder: Forwarder | None = None,
 ) -> web.Application:
     """The admin application.
 
@@ -53,7 +55,9 @@ def create_admin_app(
     answer 503. ``kafka`` lets lookups check the WAL's end before answering "not found"
     (:mod:`engine.admin.watermarks`). ``subscription_manager`` adds this process's
     consumer state to ``GET /subscriptions/{id}``. ``default_retry_policy`` is the engine's
-    configured default, shown under the services' own policies.
+    configured default, shown under the services' own policies. ``forwarder`` sends
+    lookups and management of partitions another process leads to that process
+    (:mod:`engine.admin.forwarding`).
     """
     app = web.Application(middlewares=[error_middleware])
     app[INGRESS_URL] = ingress_url
@@ -65,6 +69,8 @@ def create_admin_app(
     if appender is not None and processors is not None:
         watermarks = None if kafka is None else WalWatermarks(kafka)
         app[PARTITIONS] = PartitionAccess(appender, processors, watermarks)
+    if forwarder is not None:
+        app[FORWARDER] = forwarder
     if subscription_manager is not None:
         app[SUBSCRIPTIONS] = subscription_manager
     app.on_cleanup.append(_close_clients)
@@ -85,6 +91,9 @@ def create_admin_app(
 
 async def _close_clients(app: web.Application) -> None:
     await app[DISCOVERY].close()
+    forwarder = app.get(FORWARDER)
+    if forwarder is not None:
+        await forwarder.close()
     access = app.get(PARTITIONS)
     if access is not None and access.watermarks is not None:
         await asyncio.to_thread(access.watermarks.close)

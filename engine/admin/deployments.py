@@ -17,8 +17,9 @@ in flight (started, not completed) would leave them unable to finish: without
 ``?force=true`` that is refused with 409, naming them (kill them, wait for them, or
 force). With nothing in flight the deployment is deleted without ``force`` (a logstrate
 extension: restate-server supports forced deletion only and answers 501 otherwise).
-When some WAL partitions are led by another engine process, their invocations cannot
-be checked here, so only ``force=true`` deletes.
+The invocations of WAL partitions another engine process leads are asked of it (a
+fresh listing, :func:`engine.admin.invocation_list.ask_leaders`); when a partition's
+leader cannot be asked, only ``force=true`` deletes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from engine.admin.errors import (
 )
 from engine.admin.render import deployment_json, detailed_deployment_json, register_json
 from engine.admin.partitions import APPLY_WAIT_S
-from engine.admin.state import DEFAULT_RETRY, DISCOVERY, METADATA, PARTITIONS
+from engine.admin.invocation_list import ask_leaders
+from engine.admin.state import DEFAULT_RETRY, DISCOVERY, FORWARDER, METADATA, PARTITIONS
 from engine.admin.versions import api_version
 from engine.ids import DeploymentId, IdParseError
 from engine.logs import get_logger
@@ -179,16 +181,39 @@ async def _refuse_if_in_flight(request: web.Request, deployment_id: DeploymentId
             f"cannot check whether invocations still run on deployment {deployment_id} (this admin API runs "
             "without WAL partitions); delete it with ?force=true if none do",
         )
-    # Just after start-up this process may not lead its partitions yet: give that a moment.
+    # Just after start-up a partition may not be led yet, here or elsewhere: give that a moment.
+    forwarder = request.app.get(FORWARDER)
+
+    def unled() -> list[int]:
+        return [
+            p for p in range(access.partition_count)
+            if not access.is_local(p) and (forwarder is None or forwarder.leader(p) is None)
+        ]
+
     deadline = asyncio.get_running_loop().time() + APPLY_WAIT_S
-    while len(access.local_partitions()) < access.partition_count and asyncio.get_running_loop().time() < deadline:
+    while unled() and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.1)
     not_local = [p for p in range(access.partition_count) if not access.is_local(p)]
-    if not_local:
+    # The other processes' partitions: asked of their leaders, as a listing.
+    query = {
+        "deployment": str(deployment_id), "status": "invoked,suspended,paused", "limit": str(_LISTED_IN_FLIGHT),
+        "fresh": "true",
+    }
+    remote = await ask_leaders(request, not_local, query)
+    unanswered = set(not_local)
+    in_flight: list[str] = []
+    more = False
+    for answer, partitions in remote:
+        unanswered.difference_update(partitions)
+        unanswered.update(int(p) for p in answer["not_local_partitions"])
+        in_flight.extend(str(row["id"]) for row in answer["invocations"])
+        more = more or bool(answer["truncated"])
+    if unanswered:
         raise AdminError(
             409,
             f"cannot check whether invocations still run on deployment {deployment_id}: WAL partitions "
-            f"{not_local} are led by other engine processes; delete it with ?force=true if none do",
+            f"{sorted(unanswered)} are led by other engine processes that did not answer; delete it with "
+            "?force=true if none do",
         )
 
     for partition in access.local_partitions():
@@ -207,12 +232,13 @@ async def _refuse_if_in_flight(request: web.Request, deployment_id: DeploymentId
             found.extend(rows)
         return found
 
-    in_flight = await asyncio.to_thread(scan)
+    in_flight.extend(await asyncio.to_thread(scan))
     if in_flight:
         shown = ", ".join(in_flight[:_LISTED_IN_FLIGHT]) + (", ..." if len(in_flight) > _LISTED_IN_FLIGHT else "")
+        count = f"at least {len(in_flight)}" if more else str(len(in_flight))
         raise AdminError(
             409,
-            f"deployment {deployment_id} still has {len(in_flight)} in-flight invocation(s) pinned to it "
+            f"deployment {deployment_id} still has {count} in-flight invocation(s) pinned to it "
             f"({shown}); they replay on this deployment and could not finish without it. Wait for them to "
             "complete or kill them, or delete anyway with DELETE /deployments/{id}?force=true",
         )

@@ -25,9 +25,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from engine.ids import InvocationId
-from engine.invoker.protocol.messages import SPECS_BY_ID, kind_of, message_name
+from restate_protocol.messages import SPECS_BY_ID, kind_of, message_name
 from engine.storage.invocation_status import InvocationStatus, LastFailure, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal import records as r
 
 __all__ = [

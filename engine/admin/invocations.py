@@ -21,15 +21,15 @@ was paused already, without an append); 202 when the record could not be seen ap
 pinned deployment, 400 for an unknown or incompatible deployment); ``Keep``, the
 default, leaves it where it is.
 
-``GET /invocations/{id}`` and ``GET /invocations?service=&handler=&status=&key=&limit=``
+``GET /invocations/{id}`` and ``GET /invocations?...`` (:mod:`engine.admin.invocation_list`)
 are logstrate additions (restate-server answers these with SQL on ``/query``); their
-shapes are in :mod:`engine.admin.invocation_render`.
+shapes are in :mod:`engine.admin.invocation_render`. Requests about a partition another
+process leads are answered by that process (:mod:`engine.admin.forwarding`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,7 +40,8 @@ from engine.admin.deployment_choice import parse_deployment_choice, resolve_for_
 from engine.admin.errors import AdminError
 from engine.admin.invocation_render import invocation_json, journal_json
 from engine.admin.partitions import parse_invocation_id
-from engine.admin.state import METADATA, access_of
+from engine.admin.invocation_list import list_invocations
+from engine.admin.state import METADATA, access_of, forward_if_remote
 from engine.ids import InvocationId
 from engine.logs import get_logger
 from engine.storage.invocation_status import InvocationStatus, StatusKind
@@ -54,12 +55,9 @@ from engine.wal.records import (
     ResumeInvocation,
 )
 
-__all__ = ["DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "add_routes"]
+__all__ = ["add_routes"]
 
 log = get_logger(__name__)
-
-DEFAULT_LIST_LIMIT: Final = 100
-MAX_LIST_LIMIT: Final = 10_000
 
 _ALREADY_COMPLETED: Final = (
     "The invocation {id} was already completed, so it cannot be cancelled nor killed. "
@@ -179,6 +177,8 @@ def _patch_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
     operation = _OPERATIONS[name]
 
     async def handle(request: web.Request) -> web.Response:
+        if (forwarded := await _forward(request)) is not None:
+            return forwarded
         record_for = _resume_record(request) if name == "resume" else None
         outcome = await _manage(request, operation, record_for)
         if name == "pause":
@@ -204,12 +204,18 @@ def _resume_record(request: web.Request) -> RecordFor:
         if status is None:
             raise AdminError(
                 503, f"cannot resume {invocation_id} on another deployment here: its WAL partition is led by another "
-                "engine process, which knows its pinned deployment (forwarding is not implemented yet)",
+                "engine process, which knows its pinned deployment, and it could not be reached",
             )
         view = request.app[METADATA].view
         return ResumeInvocation(invocation_id, resolve_for_resume(choice, view, invocation_id, status))
 
     return record
+
+
+async def _forward(request: web.Request) -> web.Response | None:
+    """The leader's answer when another process leads the invocation's partition."""
+    invocation_id = parse_invocation_id(request.match_info["invocation_id"])
+    return await forward_if_remote(request, access_of(request).partition_of(invocation_id))
 
 
 async def delete_invocation(request: web.Request) -> web.Response:
@@ -218,6 +224,8 @@ async def delete_invocation(request: web.Request) -> web.Response:
     operation = _OPERATIONS.get(mode) if mode in ("cancel", "kill", "purge") else None
     if operation is None:
         raise AdminError(400, f"unknown mode {request.query['mode']!r}; use one of Cancel, Kill, Purge")
+    if (forwarded := await _forward(request)) is not None:
+        return forwarded
     await _manage(request, operation)
     return web.Response(status=202)
 
@@ -228,6 +236,8 @@ async def get_invocation(request: web.Request) -> web.Response:
     invocation_id = parse_invocation_id(request.match_info["invocation_id"])
     with_journal = _query_bool(request, "journal", True)
     partition = access.partition_of(invocation_id)
+    if (forwarded := await forward_if_remote(request, partition)) is not None:
+        return forwarded
 
     def read(tables: PartitionTables) -> dict[str, Any] | None:
         status = tables.status.get(invocation_id)
@@ -246,54 +256,6 @@ async def get_invocation(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def list_invocations(request: web.Request) -> web.Response:
-    """Invocations of the partitions this process leads, newest first, with filters.
-
-    ``service``, ``handler``, ``key`` match exactly; ``status`` is one of scheduled,
-    inboxed, invoked, suspended, paused, completed; ``limit`` defaults to 100.
-    """
-    access = access_of(request)
-    service = request.query.get("service")
-    handler = request.query.get("handler")
-    key = request.query.get("key")
-    kind = _query_status(request)
-    limit = _query_limit(request)
-    wanted = list(range(access.partition_count))
-    if key is not None:
-        # The key alone places an object or workflow instance (see engine.wal.partitioning).
-        wanted = [access.partition_of_object(service or "", key)]
-    local = [p for p in wanted if access.is_local(p)]
-    not_local = [p for p in wanted if not access.is_local(p)]
-
-    def matches(status: InvocationStatus) -> bool:
-        target = status.target
-        return (
-            (service is None or target.service == service)
-            and (handler is None or target.handler == handler)
-            and (key is None or target.key == key)
-        )
-
-    def scan() -> tuple[list[dict[str, Any]], bool]:
-        found: list[tuple[int, str, InvocationId, InvocationStatus]] = []
-        for partition in local:
-            rows = access.read_any(
-                partition,
-                lambda t: [(i, s) for i, s in t.status.scan(kind) if matches(s)],
-            )
-            found.extend((s.created_at_ms, str(i), i, s) for i, s in rows)
-        newest = heapq.nlargest(limit + 1, found, key=lambda row: (row[0], row[1]))
-        return [invocation_json(i, s) for _, _, i, s in newest[:limit]], len(newest) > limit
-
-    invocations, truncated = await asyncio.to_thread(scan)
-    body: dict[str, Any] = {"invocations": invocations, "truncated": truncated, "not_local_partitions": not_local}
-    if not_local:
-        body["note"] = (
-            f"WAL partitions {not_local} are not led by this engine process, so their invocations are not "
-            "listed (forwarding between engine processes is not implemented yet)"
-        )
-    return web.json_response(body)
-
-
 def _query_bool(request: web.Request, name: str, default: bool) -> bool:
     text = request.query.get(name)
     if text is None:
@@ -303,27 +265,3 @@ def _query_bool(request: web.Request, name: str, default: bool) -> bool:
     if text.lower() in ("false", "0", "no"):
         return False
     raise AdminError(400, f"the query parameter {name!r} must be true or false, got {text!r}")
-
-
-def _query_status(request: web.Request) -> StatusKind | None:
-    text = request.query.get("status")
-    if text is None:
-        return None
-    try:
-        return StatusKind(text.lower())
-    except ValueError:
-        options = ", ".join(k.value for k in StatusKind)
-        raise AdminError(400, f"unknown invocation status {text!r}; use one of {options}") from None
-
-
-def _query_limit(request: web.Request) -> int:
-    text = request.query.get("limit")
-    if text is None:
-        return DEFAULT_LIST_LIMIT
-    try:
-        limit = int(text)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise AdminError(400, f"the query parameter 'limit' must be an integer from 1 to {MAX_LIST_LIMIT}, got {text!r}")
-    return limit

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from engine.admin.errors import AdminError, optional_string, read_json_object
 from engine.admin.invocation_render import bytes_json, state_key_text
-from engine.admin.state import METADATA, access_of
+from engine.admin.state import METADATA, access_of, forward_if_remote
 from engine.logs import get_logger
 from engine.metadata.model import ServiceType
 from engine.storage.state import state_version
@@ -61,6 +61,8 @@ async def get_state(request: web.Request) -> web.Response:
     service = _keyed_service(request)
     key = request.match_info["key"]
     partition = access.partition_of_object(service, key)
+    if (forwarded := await forward_if_remote(request, partition)) is not None:
+        return forwarded
 
     def read(tables: PartitionTables) -> list[StateEntry]:
         return list(tables.state.scan(service, key))
@@ -89,6 +91,8 @@ async def modify_state(request: web.Request) -> web.Response:
         raise AdminError(400, "the request field 'scope' is not supported by this engine (scoped objects)")
     new_state = _new_state(body)
     partition = access.partition_of_object(service, key)
+    if version is not None and (forwarded := await forward_if_remote(request, partition)) is not None:
+        return forwarded  # the version is compared where the state is
     local = access.is_local(partition)
     if version is not None and local:
         current = access.read_any(partition, lambda t: t.state.version(service, key))

@@ -3,9 +3,9 @@
 Invocation and state management read LMDB (through :class:`~engine.storage.reader.TableReader`)
 and append WAL records (through the process's :class:`~engine.wal.appender.WalAppender`).
 A process only has current data for the partitions it leads: in a single-process engine
-that is all of them; with several processes, an id whose partition another process leads
-cannot be looked up here (forwarding to the leader is future work), which is said in the
-404 message.
+that is all of them; with several processes, requests about another process's partition
+are forwarded to it (:mod:`engine.admin.forwarding`) before these reads are reached, and
+an id whose partition no other process is known to lead gets a 404 saying so.
 """
 
 from __future__ import annotations
@@ -127,6 +127,6 @@ def not_local_message(what: str, partition: int) -> str:
     """The 404 text for something in a partition this process does not lead."""
     return (
         f"{what} is not known to this process: it lives in WAL partition {partition}, which this "
-        "engine process does not lead; ask the process that leads it (forwarding between engine "
-        "processes is not implemented yet)"
+        "engine process does not lead, and no other engine process advertises that it leads it "
+        "(it may be starting up or moving); retry shortly"
     )

@@ -29,10 +29,10 @@ from aiohttp import web
 from engine.admin.deployment_choice import LATEST, parse_deployment_choice, resolve_deployment
 from engine.admin.errors import AdminError
 from engine.admin.partitions import not_local_message, parse_invocation_id
-from engine.admin.state import METADATA, access_of
+from engine.admin.state import METADATA, access_of, forward_if_remote
 from engine.ids import DeploymentId, InvocationId, InvocationUuid
-from engine.invoker.notifications import completion_types
-from engine.invoker.protocol import ProtocolError, is_notification
+from engine.journal.notifications import completion_types
+from restate_protocol import ProtocolError, is_notification
 from engine.logs import get_logger
 from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.storage.tables import PartitionTables
@@ -58,6 +58,8 @@ async def restart_as_new(request: web.Request) -> web.Response:
     last = _query_from(request)
     choice = parse_deployment_choice(request.query.get("deployment"), default=LATEST)
     partition = access.partition_of(invocation_id)
+    if (forwarded := await forward_if_remote(request, partition)) is not None:
+        return forwarded
     if not access.is_local(partition):
         raise AdminError(503, not_local_message(f"invocation {invocation_id}", partition))
 

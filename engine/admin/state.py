@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.admin.errors import AdminError
+from engine.admin.forwarding import Forwarder
 from engine.admin.partitions import PartitionAccess
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.model import EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
 from subscriptions.manager import SubscriptionManager
 
-__all__ = ["DEFAULT_RETRY", "DISCOVERY", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT", "PARTITIONS", "SUBSCRIPTIONS", "access_of"]
+__all__ = ["DEFAULT_RETRY", "DISCOVERY", "FORWARDER", "INGRESS_URL", "METADATA", "OPENAPI_DOCUMENT", "PARTITIONS", "SUBSCRIPTIONS", "access_of", "forward_if_remote"]
 
 METADATA = web.AppKey("metadata", MetadataStore)
 """The process's metadata store (deployments, services)."""
@@ -26,6 +27,9 @@ DEFAULT_RETRY = web.AppKey("default_retry", EffectiveRetryPolicy)
 PARTITIONS = web.AppKey("partitions", PartitionAccess)
 """WAL appender and local partition tables; absent when the app runs without partitions."""
 
+FORWARDER = web.AppKey("forwarder", Forwarder)
+"""Relays requests about partitions another process leads; absent in a lone admin app."""
+
 SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionManager)
 """This process's subscription consumers (for their status); absent when none run here."""
 
@@ -38,3 +42,12 @@ def access_of(request: web.Request) -> PartitionAccess:
             503, "invocation and state management is not available: this admin API runs without WAL partitions"
         )
     return access
+
+
+async def forward_if_remote(request: web.Request, partition: int) -> web.Response | None:
+    """The answer of ``partition``'s leader when another process leads it
+    (:mod:`engine.admin.forwarding`); ``None`` to answer here."""
+    forwarder = request.app.get(FORWARDER)
+    if forwarder is None or access_of(request).is_local(partition):
+        return None
+    return await forwarder.forward(request, partition)

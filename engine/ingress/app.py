@@ -16,9 +16,11 @@ from aiohttp import web
 
 from engine.ids import InvocationId, InvocationUuid
 from engine.ingress import awakeables, invocations
+from engine.ingress.pending import Answer
 from engine.ingress.deps import DEPS, IngressDeps, error_response, result_response
 from engine.ingress.routing import IngressError, parse_delay, parse_path
 from engine.logs import get_logger
+from engine.partition.actions import Submitted
 from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import HandlerKind, Header, IngressSink, IngressSource, InvocationTarget, Invoke
@@ -82,8 +84,10 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         uuid, derived = InvocationUuid.generate(), False
     invocation_id = invocation_id_for(info.service, target.key, uuid)
     headers = tuple(Header(k.lower(), v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS)
-    request_id, future = (None, None) if target.send else deps.pending.register()
-    sink = None if request_id is None else IngressSink(deps.node_name, request_id)
+    # A call waits for the result; a send with a derived id for whether it was new
+    # (the Invoke's source names the request, see state_machine/invoke.py).
+    request_id, future = (None, None) if target.send and not derived else deps.pending.register()
+    sink = None if target.send or request_id is None else IngressSink(deps.node_name, request_id)
     source = IngressSource(deps.node_name, request_id or deps.pending.fresh_id())
     retention = info.target_info
     record = Invoke(
@@ -104,7 +108,7 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     # start now, in parallel with the append (its records queue behind the Invoke).
     stop_early = None if derived else deps.start_early(partition, record)
     try:
-        offset = await appended
+        await appended
     except WalAppendError as exc:
         if stop_early is not None:
             stop_early()
@@ -115,7 +119,9 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         return error_response(503, f"the engine could not durably accept the call ({exc}); retry later")
 
     if target.send:
-        previously_accepted = derived and await _previously_accepted(deps, invocation_id, source, partition, offset)
+        previously_accepted = (
+            future is not None and request_id is not None and await _previously_accepted(deps, request_id, future)
+        )
         answer: dict[str, str] = {
             "invocationId": str(invocation_id),
             "status": "PreviouslyAccepted" if previously_accepted else "Accepted",
@@ -134,17 +140,18 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     return result_response(result, invocation_id, info.output_content_type)
 
 
-async def _previously_accepted(
-    deps: IngressDeps, invocation_id: InvocationId, source: IngressSource, partition: int, offset: int
-) -> bool:
+async def _previously_accepted(deps: IngressDeps, request_id: str, future: asyncio.Future[Answer]) -> bool:
     """Whether a send with a derived id (idempotency key, workflow run) found the
-    invocation already there: once our ``Invoke`` is applied, the invocation's recorded
-    source is ours only if this request created it. Unknown when another process owns
-    the partition (then "Accepted", as for a new one)."""
-    if not await deps.wait_applied(partition, offset, _APPLY_WAIT_S):
+    invocation already there. The partition's leader answers once our ``Invoke`` is
+    applied, whichever process that is; without an answer in time (an engine that does
+    not send one) the send is "Accepted", as for a new one."""
+    try:
+        answer = await asyncio.wait_for(future, _APPLY_WAIT_S)
+    except TimeoutError:
         return False
-    status = deps.read_status(invocation_id)
-    return status is not None and status.source != source
+    finally:
+        deps.pending.discard(request_id)
+    return isinstance(answer, Submitted) and answer.previously_accepted
 
 
 def _check_input(expected: str | None, content_type: str | None, body: bytes) -> None:

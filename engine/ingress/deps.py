@@ -3,7 +3,7 @@ response shapes for results and errors."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,7 +18,6 @@ from engine.wal.records import Failure, FailureMetadata, Invoke, Value, Void
 __all__ = [
     "DEPS",
     "NOT_READY",
-    "AppliedWaiter",
     "EarlyStart",
     "IngressDeps",
     "StatusLookup",
@@ -28,9 +27,6 @@ __all__ = [
 
 StatusLookup = Callable[[InvocationId], InvocationStatus | None]
 """The invocation's status as this process's partition tables have it."""
-
-AppliedWaiter = Callable[[int, int, float], Awaitable[bool]]
-"""``(partition, offset, timeout)``: waits until this process applied that offset."""
 
 EarlyStart = Callable[[int, Invoke], Callable[[], None] | None]
 """``(partition, invoke)``, right after ``invoke`` (a new random id) was handed to the
@@ -54,7 +50,6 @@ class IngressDeps:
     service_kind: ServiceKindLookup
     service_names: Callable[[], list[str]]
     read_status: StatusLookup
-    wait_applied: AppliedWaiter
     max_body_bytes: int = 10 * 1024 * 1024
     workflow_handler: Callable[[str], str | None] = lambda _name: None
     """The name of a registered workflow's ``run`` handler (``None``: not a known workflow)."""

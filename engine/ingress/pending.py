@@ -14,13 +14,14 @@ import secrets
 from typing import TypeAlias
 
 from engine.ids import InvocationId
+from engine.partition.actions import Submitted
 from engine.wal.records import OutputResult, Void
 
 __all__ = ["Answer", "PendingResponses"]
 
-Answer: TypeAlias = OutputResult | Void
-"""What a waiting request gets: a result, or ``Void`` for an output query of an
-invocation that has not completed yet."""
+Answer: TypeAlias = OutputResult | Void | Submitted
+"""What a waiting request gets: a result, ``Void`` for an output query of an
+invocation that has not completed yet, or ``Submitted`` for a send with a derived id."""
 
 
 class PendingResponses:

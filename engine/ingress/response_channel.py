@@ -18,6 +18,8 @@ Record value (UTF-8 JSON, ``v`` 1)::
     {"v": 1, "node": <instance>, "request_id": "...", "invocation_id": "inv_...",
      "value": "<base64>"}  |  "failure": {"code", "message", "metadata": [[k, v]...]}
                            |  "void": true   (get-output of an invocation not done yet)
+                           |  "submitted": {"previously_accepted": bool}
+                                            (a /send with a derived id was applied)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from engine.config import KafkaConfig
 from engine.ids import IdParseError, InvocationId
 from engine.ingress.pending import PendingResponses
 from engine.logs import get_logger
+from engine.partition.actions import Submitted
 from engine.tailing import TAIL_FETCH_WAIT_MS, TAIL_POLL_S
 from engine.wal.records import Failure, FailureMetadata, Value, Void
 
@@ -47,7 +50,7 @@ log = get_logger(__name__)
 RESPONSE_PARTITIONS: Final = 8
 """Partitions of the responses topic; each engine process reads one of them."""
 
-Answer = Value | Failure | Void
+Answer = Value | Failure | Void | Submitted
 
 
 def partition_of(instance: str, partitions: int = RESPONSE_PARTITIONS) -> int:
@@ -69,6 +72,8 @@ def encode_answer(instance: str, request_id: str, invocation_id: InvocationId, r
             "message": result.message,
             "metadata": [[m.key, m.value] for m in result.metadata],
         }
+    elif isinstance(result, Submitted):
+        document["submitted"] = {"previously_accepted": result.previously_accepted}
     else:
         document["void"] = True
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
@@ -92,6 +97,8 @@ def decode_answer(data: bytes) -> tuple[str, str, InvocationId, Answer]:
             f = document["failure"]
             metadata = tuple(FailureMetadata(str(k), str(v)) for k, v in f.get("metadata", []))
             result = Failure(int(f["code"]), str(f["message"]), metadata)
+        elif "submitted" in document:
+            result = Submitted(bool(document["submitted"]["previously_accepted"]))
         elif document.get("void") is True:
             result = Void()
         else:

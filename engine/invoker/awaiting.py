@@ -11,7 +11,7 @@ await point still unresolved and suspends again, so early is safe, only slower.
 
 from __future__ import annotations
 
-from engine.invoker.protocol import pb
+from restate_protocol import pb
 from engine.wal.records import CompletionId, NotificationId, SignalIndex, SignalName
 
 __all__ = ["awaited_notifications"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from engine.invoker.identity import JWT_HEADER, SCHEME_HEADER, RequestIdentity
-from engine.invoker.protocol import (
+from restate_protocol import (
     ProtocolVersion,
     content_type,
     encode_frame,

@@ -62,8 +62,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from google.protobuf.message import DecodeError
 
 from engine.invoker.awaiting import awaited_notifications
-from engine.invoker.notifications import failure_of
-from engine.invoker.protocol import (
+from engine.journal.notifications import failure_of
+from restate_protocol import (
     Frame,
     FrameDecoder,
     MessageType,

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from engine.invoker.http2 import Http2Client, Http2Error, Http2Stream
-from engine.invoker.protocol import FrameDecoder, MessageType, ProtocolError, encode_frame, encode_raw_frame, pb
+from restate_protocol import FrameDecoder, MessageType, ProtocolError, encode_frame, encode_raw_frame, pb
 from engine.invoker.request import build_body, build_headers
 from engine.invoker.session import (
     BAD_STREAM,
@@ -42,7 +42,8 @@ from engine.invoker.session import (
     Emit,
     ResolveCall,
 )
-from engine.invoker.task import AttemptOutcome, FailureKind, InvocationTask, JournalEntry
+from engine.invoker.task import AttemptOutcome, FailureKind, InvocationTask
+from restate_protocol import JournalEntry
 from engine.wal.records import InvokerEffect, Notify
 
 __all__ = ["AttemptChannel", "Confirm", "run_stream_attempt"]

@@ -17,8 +17,9 @@ import enum
 from dataclasses import dataclass, field
 
 from engine.ids import InvocationId
-from engine.invoker.protocol import DEFAULT_MAX_MESSAGE_SIZE, MessageType, ProtocolVersion
+from restate_protocol import DEFAULT_MAX_MESSAGE_SIZE, MessageType, ProtocolVersion
 from engine.wal.records import DeploymentPinned, NotificationId, OutputResult
+from restate_protocol import JournalEntry
 
 __all__ = [
     "DEFAULT_ABORT_TIMEOUT_MS",
@@ -31,7 +32,6 @@ __all__ = [
     "ErrorBehavior",
     "FailureKind",
     "InvocationTask",
-    "JournalEntry",
     "OutcomeKind",
 ]
 
@@ -85,22 +85,6 @@ class EndpointTarget:
             raise ValueError(f"endpoint base url {self.base_url!r} must be an http(s) URL")
         # Raises ValueError for versions outside 5..7.
         ProtocolVersion(self.protocol_version)
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One journal entry exactly as it travels on the wire: type id and protobuf body.
-
-    Commands (``0x04xx``), notifications (``0x8000``-``0xFBFF``) and custom entries
-    (``0xFC00``+) all look alike here: the invoker replays them verbatim.
-    """
-
-    message_type: int
-    message: bytes
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.message_type <= 0xFFFF:
-            raise ValueError(f"message type id {self.message_type!r} does not fit in 16 bits")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ not know and fill in defaults for missing ones. Durations are integers of millis
 instants milliseconds since the Unix epoch, ids their ``dp_1...`` text.
 
 Kafka clusters (``kafka-cluster/<name>``) and subscriptions (``subscription/<id>``) use
-the same envelope; their documents are defined in :mod:`engine.metadata.kafka`. Keys
+the same envelope; their documents are defined in :mod:`engine.metadata.kafka`. Engine
+processes advertise themselves under ``node/<instance>`` (:mod:`engine.metadata.nodes`). Keys
 with unknown prefixes (written by a newer engine) decode to :class:`OtherRecord`.
 """
 
@@ -29,7 +30,7 @@ from typing import Any, Final, TypeVar
 
 from engine.errors import EngineError
 from engine.ids import DeploymentId, IdParseError, SubscriptionId
-from engine.metadata import kafka
+from engine.metadata import kafka, nodes
 from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.model import (
     Deployment,
@@ -53,6 +54,9 @@ __all__ = [
     "DeploymentPut",
     "KafkaClusterDeleted",
     "KafkaClusterPut",
+    "NodeDeleted",
+    "NodePut",
+    "encode_node",
     "SubscriptionDeleted",
     "SubscriptionPut",
     "encode_kafka_cluster",
@@ -120,6 +124,20 @@ class SubscriptionDeleted:
 
 
 @dataclass(frozen=True)
+class NodePut:
+    """An engine process advertised itself (:mod:`engine.metadata.nodes`)."""
+
+    node: nodes.NodeAdvert
+
+
+@dataclass(frozen=True)
+class NodeDeleted:
+    """An engine process stopped (a tombstone)."""
+
+    instance: str
+
+
+@dataclass(frozen=True)
 class OtherRecord:
     """A record of a metadata kind this codec does not handle."""
 
@@ -127,7 +145,8 @@ class OtherRecord:
 
 
 MetadataRecord = (
-    DeploymentPut | DeploymentDeleted | KafkaClusterPut | KafkaClusterDeleted | SubscriptionPut | SubscriptionDeleted | OtherRecord
+    DeploymentPut | DeploymentDeleted | KafkaClusterPut | KafkaClusterDeleted | SubscriptionPut | SubscriptionDeleted
+    | NodePut | NodeDeleted | OtherRecord
 )
 
 
@@ -172,6 +191,11 @@ def decode_record(key: bytes | None, value: bytes | None) -> MetadataRecord:
         return SubscriptionPut(
             _decode(text_key, value, "subscription", lambda j: kafka.subscription_from_json(subscription_id, j))
         )
+    if text_key.startswith(nodes.NODE_KEY_PREFIX):
+        instance = text_key[len(nodes.NODE_KEY_PREFIX) :]
+        if value is None:
+            return NodeDeleted(instance)
+        return NodePut(_decode(text_key, value, "node", lambda j: nodes.decode_node(instance, j)))
     return OtherRecord(text_key)
 
 
@@ -208,6 +232,11 @@ def _decode(text_key: str, value: bytes, kind: str, build: Callable[[Mapping[str
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MetadataCodecError(f"metadata record {text_key!r} is malformed: {exc!r}") from None
+
+
+def encode_node(node: nodes.NodeAdvert) -> bytes:
+    """The record value of an engine process's advert."""
+    return nodes.encode_node(node, SCHEMA_VERSION)
 
 
 def encode_kafka_cluster(cluster: KafkaCluster) -> bytes:

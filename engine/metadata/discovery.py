@@ -39,8 +39,8 @@ from yarl import URL
 
 from engine.invoker.http2 import Http2Client, Http2Error
 from engine.invoker.identity import RequestIdentity, request_identity_hint
-from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
-from engine.invoker.protocol.versions import negotiate_version
+from restate_protocol.errors import ProtocolError, UnsupportedProtocolVersion
+from restate_protocol.versions import negotiate_version
 from engine.logs import get_logger
 from engine.metadata.address_policy import AddressPolicy, DeniedAddress, GuardedResolver
 from engine.metadata.errors import (

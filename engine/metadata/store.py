@@ -41,17 +41,20 @@ from engine.metadata import kafka as kafka_codec
 from engine.metadata.errors import MetadataError, MetadataUnavailable
 from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.model import Deployment, HandlerMetadata, ResolvedHandler, ServiceMetadata
+from engine.metadata.nodes import NodeAdvert, node_key
 from engine.metadata.view import MetadataView
 from engine.tailing import TAIL_FETCH_WAIT_MS, TAIL_POLL_S
 
 __all__ = [
     "DeleteDeployment",
     "DeleteKafkaCluster",
+    "DeleteNode",
     "DeleteSubscription",
     "MetadataStore",
     "MetadataWrite",
     "PutDeployment",
     "PutKafkaCluster",
+    "PutNode",
     "PutSubscription",
     "consumer_config",
 ]
@@ -112,7 +115,22 @@ class DeleteSubscription:
     subscription_id: SubscriptionId
 
 
-MetadataWrite = PutDeployment | DeleteDeployment | PutKafkaCluster | DeleteKafkaCluster | PutSubscription | DeleteSubscription
+@dataclass(frozen=True)
+class PutNode:
+    """Advertise this engine process (its admin URL, the partitions it leads)."""
+
+    node: NodeAdvert
+
+
+@dataclass(frozen=True)
+class DeleteNode:
+    instance: str
+
+
+MetadataWrite = (
+    PutDeployment | DeleteDeployment | PutKafkaCluster | DeleteKafkaCluster | PutSubscription | DeleteSubscription
+    | PutNode | DeleteNode
+)
 
 
 class MetadataStore:
@@ -382,7 +400,10 @@ class MetadataStore:
     ) -> None:
         start, end_at_start = self._watermarks(consumer, timeout_s)
         consumer.assign([TopicPartition(self.topic, _PARTITION, OFFSET_BEGINNING)])
-        state = _Folded(dict(self._view.deployments), dict(self._view.kafka_clusters), dict(self._view.subscriptions))
+        state = _Folded(
+            dict(self._view.deployments), dict(self._view.kafka_clusters), dict(self._view.subscriptions),
+            dict(self._view.nodes),
+        )
         applied = self._view.applied_offset
         # Caught up once the last record that existed at start-up is applied; an empty
         # topic is caught up at once.
@@ -409,7 +430,8 @@ class MetadataStore:
                         raise MetadataUnavailable(f"fatal Kafka error reading {self.topic}: {err.str()}")
             if changed:
                 self._view = MetadataView(
-                    dict(state.deployments), applied, dict(state.clusters), dict(state.subscriptions)
+                    dict(state.deployments), applied, dict(state.clusters), dict(state.subscriptions),
+                    dict(state.nodes),
                 )
                 self._settle_waiters(applied)
                 self._notify_watchers()
@@ -451,6 +473,10 @@ class MetadataStore:
             state.subscriptions[record.subscription.id] = record.subscription
         elif isinstance(record, codec.SubscriptionDeleted):
             state.subscriptions.pop(record.subscription_id, None)
+        elif isinstance(record, codec.NodePut):
+            state.nodes[record.node.instance] = record.node
+        elif isinstance(record, codec.NodeDeleted):
+            state.nodes.pop(record.instance, None)
 
 
 @dataclass
@@ -460,6 +486,7 @@ class _Folded:
     deployments: dict[DeploymentId, Deployment]
     clusters: dict[str, KafkaCluster]
     subscriptions: dict[SubscriptionId, Subscription]
+    nodes: dict[str, NodeAdvert]
 
 
 def consumer_config(kafka: KafkaConfig, node_name: str) -> dict[str, Any]:
@@ -494,6 +521,10 @@ def _record_of(write: MetadataWrite) -> tuple[bytes, bytes | None]:
         return kafka_codec.cluster_key(write.name), None
     if isinstance(write, PutSubscription):
         return kafka_codec.subscription_key(write.subscription.id), codec.encode_subscription(write.subscription)
+    if isinstance(write, PutNode):
+        return node_key(write.node.instance), codec.encode_node(write.node)
+    if isinstance(write, DeleteNode):
+        return node_key(write.instance), None
     return kafka_codec.subscription_key(write.subscription_id), None
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from engine.ids import DeploymentId, SubscriptionId
 from engine.metadata.errors import DeploymentNotFound, HandlerNotFound, NotFoundError, ServiceNotFound
 from engine.metadata.kafka import KafkaCluster, Subscription
+from engine.metadata.nodes import NodeAdvert, leader_of
 from engine.metadata.model import Deployment, HandlerMetadata, ResolvedHandler, ServiceMetadata
 
 __all__ = ["MetadataView"]
@@ -31,6 +32,8 @@ class MetadataView:
     kafka_clusters: Mapping[str, KafkaCluster] = field(default_factory=dict)
     """Clusters by name: those declared in the engine config, then those written through the API."""
     subscriptions: Mapping[SubscriptionId, Subscription] = field(default_factory=dict)
+    nodes: Mapping[str, NodeAdvert] = field(default_factory=dict)
+    """Engine processes by instance name, as they advertised themselves."""
     _latest: Mapping[str, tuple[ServiceMetadata, Deployment]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -41,6 +44,10 @@ class MetadataView:
                 if current is None or _rank(service, deployment) > _rank(*current):
                     latest[service.name] = (service, deployment)
         object.__setattr__(self, "_latest", latest)
+
+    def partition_leader(self, partition: int) -> NodeAdvert | None:
+        """The engine process that leads WAL ``partition`` (:func:`engine.metadata.nodes.leader_of`)."""
+        return leader_of(self.nodes, partition)
 
     # --- deployments -------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ __all__ = [
     "RegisterTimer",
     "RespondToIngress",
     "SendOutbox",
+    "Submitted",
 ]
 
 
@@ -73,14 +74,23 @@ class SendOutbox:
 
 
 @dataclass(frozen=True, slots=True)
+class Submitted:
+    """The answer to a ``/send`` with a derived id (idempotency key, workflow run): its
+    ``Invoke`` was applied, and either created the invocation or found it there already."""
+
+    previously_accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RespondToIngress:
     """Answer HTTP request ``request_id`` waiting on engine process ``node_id``."""
 
     node_id: str
     request_id: str
     invocation_id: InvocationId
-    result: OutputResult | Void
-    """``Void`` answers an output query for an invocation that has not completed."""
+    result: OutputResult | Void | Submitted
+    """``Void`` answers an output query for an invocation that has not completed;
+    ``Submitted`` a send with a derived id (:func:`.state_machine.invoke.on_invoke`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ class PartitionProcessors:
         options: StateMachineOptions | None = None,
         before_announce: BeforeAnnounce | None = None,
         respond: Callable[[RespondToIngress], None] | None = None,
+        on_leading_changed: Callable[[dict[int, int]], None] | None = None,
     ) -> None:
         self._env = env
         # Answers to ingress requests are sent from here, leader or not: one applied while
@@ -64,6 +65,10 @@ class PartitionProcessors:
         # before announcing) is kept nowhere a later leader could send it from.
         self._respond = respond
         self._before_announce = before_announce
+        # Told {partition: epoch} of what this process leads whenever that changes (the
+        # node advertises it so other processes can forward admin lookups here).
+        self._on_leading_changed = on_leading_changed
+        self._leading_epochs: dict[int, int] = {}
         self._handles = handles
         self._partition_count = partition_count
         self._node_name = node_name
@@ -142,6 +147,10 @@ class PartitionProcessors:
     def leading(self) -> list[int]:
         return sorted(self._leaders)
 
+    def leading_epochs(self) -> dict[int, int]:
+        """{partition: epoch} of every partition this process leads."""
+        return dict(self._leading_epochs)
+
     def _on_assigned(self, partition: int, caught_up: bool) -> None:
         self._assigned.add(partition)
         if caught_up:
@@ -208,14 +217,22 @@ class PartitionProcessors:
             return
         leader = self._leader_factory(action.partition, action.epoch)
         self._leaders[action.partition] = leader
+        self._leading_epochs[action.partition] = action.epoch
         metrics.LEADER.labels(str(action.partition)).set(1)
         leader.start()
+        self._leading_changed()
 
     def _stop_leader(self, partition: int) -> None:
         leader = self._leaders.pop(partition, None)
         if leader is not None:
+            self._leading_epochs.pop(partition, None)
             metrics.LEADER.labels(str(partition)).set(0)
             self._loop.create_task(leader.stop())
+            self._leading_changed()
+
+    def _leading_changed(self) -> None:
+        if self._on_leading_changed is not None:
+            self._on_leading_changed(dict(self._leading_epochs))
 
     def _announce(self, partition: int) -> None:
         epoch = self.reader.read(partition, lambda t: t.fsm.current_epoch()) + 1

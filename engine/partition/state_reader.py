@@ -13,7 +13,7 @@ from typing import Final
 from engine.ids import DeploymentId, InvocationId
 from engine.partition.state_machine.invoke import input_entry
 from engine.storage.invocation_status import LastFailure, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.storage.tables import PartitionTables
 from engine.wal.records import Header, InvocationTarget, Invoke, StateEntry
 

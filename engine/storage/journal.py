@@ -1,7 +1,7 @@
 """Tables ``journal`` and ``journal_notifications``: each invocation's journal.
 
 ``journal`` holds the entries in order. Key: ``partition (u32) + invocation id (24
-bytes) + entry index (u32)``. Value: version byte 1, the protocol message type id
+bytes) + entry index (u32)``. Value (a :class:`restate_protocol.JournalEntry`): version byte 1, the protocol message type id
 (u16, big-endian), then the protobuf body exactly as it goes on the wire: commands as
 the SDK sent them, notifications as the engine built them. Replaying an attempt is
 reading this range and framing each row.
@@ -28,21 +28,14 @@ from engine.ids import InvocationId
 from engine.storage.codec import Reader, StorageCorruptError, Writer
 from engine.storage.keys import bounded, iter_prefix, partition_prefix, u32, u64
 from engine.wal import records as r
+from restate_protocol import JournalEntry
 
-__all__ = ["DB_NAME", "INDEX_DB_NAME", "JournalEntry", "JournalTable", "NotificationSlot"]
+__all__ = ["DB_NAME", "INDEX_DB_NAME", "JournalTable", "NotificationSlot"]
 
 DB_NAME: Final = b"journal"
 INDEX_DB_NAME: Final = b"journal_notifications"
 _VERSION: Final = 1
 _MAX_INLINE_SIGNAL_NAME: Final = 300
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One journal entry: a protocol message type id and its protobuf body."""
-
-    message_type: int
-    message: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from google.protobuf.message import Message
 
-from engine.invoker.protocol import Frame, encode_frame, is_command, is_notification, pb
-from engine.invoker.protocol.messages import MessageType, spec_for_message
+from restate_protocol import Frame, encode_frame, is_command, is_notification, pb
+from restate_protocol.messages import MessageType, spec_for_message
 from sdk.errors import (
     JOURNAL_MISMATCH,
     PROTOCOL_VIOLATION,

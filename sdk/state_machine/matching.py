@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from engine.invoker.protocol.messages import MessageType, message_name
+from restate_protocol.messages import MessageType, message_name
 
 __all__ = ["describe_command", "differences"]
 

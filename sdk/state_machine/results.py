@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from engine.invoker.protocol import pb
-from engine.invoker.protocol.messages import MessageType
+from restate_protocol import pb
+from restate_protocol.messages import MessageType
 from sdk.errors import ProtocolViolation
 
 __all__ = [

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
-from engine.invoker.protocol import Frame, FrameDecoder, encode_frame, pb
+from restate_protocol import Frame, FrameDecoder, encode_frame, pb
 from sdk.endpoint import Endpoint
 
 INVOCATION_ID = bytes(range(1, 17))

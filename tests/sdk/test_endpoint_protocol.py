@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 import sdk
-from engine.invoker.protocol import pb
+from restate_protocol import pb
 from sdk.endpoint import Endpoint
 from tests.sdk.protocol_driver import INVOCATION_ID, invoke, json_input, names, request
 

@@ -51,7 +51,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from engine.config import KafkaConfig
 from engine.egress import EgressRequest, EgressRequestError, encode_result, is_egress, parse_request
 from engine.ids import InvocationId
-from engine.invoker.protocol import MessageType, pb
+from restate_protocol import MessageType, pb
 from engine.invoker.task import AttemptFailure, FailureKind
 from engine.logs import get_logger
 from engine.partition.state_reader import InvocationTaskData

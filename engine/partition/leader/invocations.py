@@ -34,10 +34,11 @@ from typing import Protocol
 from engine.ids import InvocationId
 from engine.invoker.client import Invoker
 from engine.invoker.stream_session import AttemptChannel, Confirm
-from engine.invoker.protocol.errors import ProtocolError
-from engine.invoker.protocol.versions import ProtocolVersion, negotiate_version
+from restate_protocol.errors import ProtocolError
+from restate_protocol.versions import ProtocolVersion, negotiate_version
 from engine.invoker.retry import RetryAction, RetryPolicy, decide, failed_attempt_record
-from engine.invoker.task import AttemptFailure, EndpointTarget, FailureKind, InvocationTask, JournalEntry
+from engine.invoker.task import AttemptFailure, EndpointTarget, FailureKind, InvocationTask
+from restate_protocol import JournalEntry
 from engine.logs import get_logger
 from engine.metadata.errors import MetadataError
 from engine.metadata.model import (
@@ -259,7 +260,7 @@ class InvocationExecutor:
             key=data.target.key,
             endpoint=EndpointTarget(deployment.uri, ProtocolVersion(version), tuple(deployment.additional_headers.items()),
                                     bidi=deployment.protocol_type is ProtocolType.BIDI_STREAM),
-            journal=tuple(JournalEntry(e.message_type, e.message) for e in data.journal),
+            journal=data.journal,
             eager_state=tuple((s.key, s.value) for s in data.state),
             partial_state=data.partial_state or settings.enable_lazy_state,
             retry_count_since_last_stored_entry=data.retries_since_last_entry,

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from engine.ids import InvocationId
-from engine.invoker.task import JournalEntry
+from restate_protocol import JournalEntry
 from engine.invoker.client import Invoker
 from engine.logs import get_logger
 from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
@@ -149,8 +149,7 @@ class PartitionLeader:
         return bool(epoch == self.epoch)
 
     def _load_entry(self, invocation_id: InvocationId, index: int) -> JournalEntry | None:
-        entry = self._reader.read(self.partition, lambda t: t.journal.get(invocation_id, index))
-        return None if entry is None else JournalEntry(entry.message_type, entry.message)
+        return self._reader.read(self.partition, lambda t: t.journal.get(invocation_id, index))
 
     async def _deliver(self, target_partition: int, record: Record, dedup_id: DedupId) -> int:
         return await self._appender.append(target_partition, record, dedup_id=dedup_id)

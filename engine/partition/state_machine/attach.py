@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Final
 
 from engine.ids import IdParseError, InvocationId, InvocationUuid
-from engine.invoker.protocol import pb
+from restate_protocol import pb
 from engine.partition.actions import RespondToIngress
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.invoke import attach_sink

@@ -16,6 +16,12 @@ idempotency key gets the same result; a completed invocation answers it at once.
 workflow's ``run`` is the exception: its id is derived from the workflow key, and a
 second submission gets 409 "the workflow method was already invoked", as on
 restate-server (attach through ``/restate/workflow/{name}/{key}/attach`` instead).
+
+A ``/send`` with a derived id (an idempotency key, a workflow run) carries no response
+sink, but its ingress request waits for whether it created the invocation
+(``Accepted``) or found it (``PreviouslyAccepted``): the answer is a ``RespondToIngress``
+of :class:`Submitted` addressed by the record's ``IngressSource``, delivered like any
+answer (in-process, or through the responses topic when another process waits).
 """
 
 from __future__ import annotations
@@ -23,17 +29,18 @@ from __future__ import annotations
 from typing import Final
 
 from engine.ids import InvocationId
-from engine.invoker.protocol import MessageType, pb
-from engine.partition.actions import InvokeAction, RegisterTimer
+from restate_protocol import MessageType, pb
+from engine.partition.actions import InvokeAction, RegisterTimer, RespondToIngress, Submitted
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.journal_ops import append_command
 from engine.partition.state_machine.responses import answer_sinks
 from engine.storage.invocation_status import InvocationStatus, ResponseSinkEntry, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal.records import (
     Failure,
     HandlerKind,
     Header,
+    IngressSource,
     InvocationTarget,
     Invoke,
     TimerKey,
@@ -81,6 +88,7 @@ def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
     """Apply an ``Invoke`` record."""
     invocation_id = record.invocation_id
     existing = ctx.tables.status.get(invocation_id)
+    _acknowledge_send(ctx, record, existing)
     if existing is not None:
         if record.response_sink is None:
             ctx.log_for(invocation_id).debug("invocation exists already; Invoke ignored")
@@ -113,6 +121,21 @@ def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
         ctx.log_for(invocation_id).debug("invocation scheduled", execute_at_ms=record.execute_at_ms)
         return
     admit(ctx, invocation_id, status)
+
+
+def _acknowledge_send(ctx: ApplyContext, record: Invoke, existing: InvocationStatus | None) -> None:
+    """Tell the ingress request behind a send with a derived id whether it was new.
+
+    The same ``Invoke`` applied twice (a retried append) finds its own source on the
+    status, so it still reads as accepted by this request.
+    """
+    source = record.source
+    if record.response_sink is not None or not isinstance(source, IngressSource):
+        return
+    if record.idempotency_key is None and record.target.handler_kind is not HandlerKind.WORKFLOW:
+        return  # a random id: the ingress already knows the invocation is new
+    previously = existing is not None and existing.source != source
+    ctx.emit(RespondToIngress(source.node_id, source.request_id, record.invocation_id, Submitted(previously)))
 
 
 def attach_sink(

@@ -51,9 +51,9 @@ from typing import Final
 from google.protobuf.message import DecodeError
 
 from engine.ids import InvocationId, InvocationUuid
-from engine.invoker.notifications import failure_of
-from engine.invoker.protocol import MessageType, is_command, is_custom, message_name, pb
-from engine.invoker.protocol import is_notification as is_notification_type
+from engine.journal.notifications import failure_of
+from restate_protocol import MessageType, is_command, is_custom, message_name, pb
+from restate_protocol import is_notification as is_notification_type
 from engine.partition.actions import RegisterTimer
 from engine.partition.state_machine.attach import attach_command, get_output_command
 from engine.partition.state_machine.context import ApplyContext
@@ -62,7 +62,7 @@ from engine.partition.state_machine.promises import complete_promise, get_promis
 from engine.partition.state_machine.signals import complete_awakeable, send_signal
 from engine.partition.state_machine.responses import send_outbox
 from engine.storage.invocation_status import InvocationStatus, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import (
     CallTarget,

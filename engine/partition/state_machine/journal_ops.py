@@ -7,12 +7,12 @@ the notification index always move together with the rows.
 from __future__ import annotations
 
 from engine.ids import InvocationId
-from engine.invoker.notifications import completion_types, encode_notification
-from engine.invoker.protocol import ProtocolError
+from engine.journal.notifications import completion_types, encode_notification
+from restate_protocol import ProtocolError
 from engine.partition.actions import ForwardNotification, InvokeAction
 from engine.partition.state_machine.context import ApplyContext
 from engine.storage.invocation_status import InvocationStatus, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal.records import (
     CompletionId,
     NotificationId,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 
 from engine.ids import InvocationId
-from engine.invoker.protocol import MessageType, pb
+from restate_protocol import MessageType, pb
 from engine.partition.actions import CancelTimer
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.journal_commands import callee_invocation_id

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Final
 
 from engine.ids import InvocationId
-from engine.invoker.notifications import failure_of
-from engine.invoker.protocol import pb
+from engine.journal.notifications import failure_of
+from restate_protocol import pb
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.journal_ops import complete_now
 from engine.partition.state_machine.responses import send_outbox

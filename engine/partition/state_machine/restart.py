@@ -25,14 +25,13 @@ the new id is taken, or the prefix is no longer in the journal.
 from __future__ import annotations
 
 from engine.ids import InvocationId
-from engine.invoker.notifications import completion_types, decode_notification
-from engine.invoker.protocol import ProtocolError, is_notification
-from engine.invoker.task import JournalEntry as TaskJournalEntry
+from engine.journal.notifications import completion_types, decode_notification
+from restate_protocol import ProtocolError, is_notification
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.invoke import admit, journal_input
 from engine.partition.state_machine.journal_ops import append_command
 from engine.storage.invocation_status import InvocationStatus, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal.records import CompletionId, RestartAsNewInvocation, ServiceKind
 
 __all__ = ["on_restart_as_new"]
@@ -125,7 +124,7 @@ def _copy_prefix(
 def _completion_of(entry: JournalEntry) -> int | None:
     """The completion id a notification entry completes (``None``: a signal, or unreadable)."""
     try:
-        notification_id, _ = decode_notification(TaskJournalEntry(entry.message_type, entry.message))
+        notification_id, _ = decode_notification(entry)
     except ProtocolError:
         return None
     return notification_id.id if isinstance(notification_id, CompletionId) else None
@@ -138,7 +137,7 @@ def _append_notification(
     index = status.journal_length
     ctx.tables.journal.put(invocation_id, index, entry)
     try:
-        notification_id, _ = decode_notification(TaskJournalEntry(entry.message_type, entry.message))
+        notification_id, _ = decode_notification(entry)
     except ProtocolError:
         notification_id = None
     if notification_id is not None:

@@ -12,8 +12,8 @@ completion of the same signal is a duplicate notification and is ignored there.
 from __future__ import annotations
 
 from engine.ids import AwakeableId, AwakeableIdKind, IdParseError, InvocationId
-from engine.invoker.notifications import failure_of
-from engine.invoker.protocol import pb
+from engine.journal.notifications import failure_of
+from restate_protocol import pb
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.responses import send_outbox
 from engine.storage.invocation_status import InvocationStatus

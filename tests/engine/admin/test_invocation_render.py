@@ -10,10 +10,10 @@ from engine.admin.invocation_render import (
     timestamp_ms,
 )
 from engine.ids import DeploymentId, InvocationId, InvocationUuid, PartitionKey
-from engine.invoker.protocol import service_protocol_pb2 as pb
-from engine.invoker.protocol.messages import MessageType
+from restate_protocol import service_protocol_pb2 as pb
+from restate_protocol.messages import MessageType
 from engine.storage.invocation_status import InvocationStatus, LastFailure, StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal import records as r
 
 INVOCATION = InvocationId(PartitionKey(7), InvocationUuid(42))

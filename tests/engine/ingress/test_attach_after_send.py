@@ -100,9 +100,6 @@ def test_attach_to_a_completed_invocation_whose_output_was_not_kept_answers_at_o
     statuses = {plain: _completed_without_output(None), idempotent: _completed_without_output("k1")}
     appender = _Appender()
 
-    async def applied(partition: int, offset: int, timeout: float) -> bool:
-        return True
-
     deps = IngressDeps(
         node_name="test",
         appender=cast(WalAppender, appender),
@@ -111,7 +108,6 @@ def test_attach_to_a_completed_invocation_whose_output_was_not_kept_answers_at_o
         service_kind=lambda service: None,
         service_names=list,
         read_status=statuses.get,
-        wait_applied=applied,
     )
 
     async def scenario() -> list[tuple[str, int, dict[str, Any]]]:

@@ -6,6 +6,7 @@ import pytest
 
 from engine.ids import InvocationId, InvocationUuid
 from engine.ingress.response_channel import RESPONSE_PARTITIONS, decode_answer, encode_answer, partition_of
+from engine.partition.actions import Submitted
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import Failure, FailureMetadata, Value, Void
 
@@ -14,10 +15,11 @@ IID: InvocationId = invocation_id_for("Greeter", None, InvocationUuid.derive("te
 
 @pytest.mark.parametrize(
     "result",
-    [Value(b"\x00\xff binary"), Failure(409, "cancelled", (FailureMetadata("k", "v"),)), Void()],
-    ids=["value", "failure", "void"],
+    [Value(b"\x00\xff binary"), Failure(409, "cancelled", (FailureMetadata("k", "v"),)), Void(),
+     Submitted(True), Submitted(False)],
+    ids=["value", "failure", "void", "previously-accepted", "accepted"],
 )
-def test_answers_round_trip(result: Value | Failure | Void) -> None:
+def test_answers_round_trip(result: Value | Failure | Void | Submitted) -> None:
     data = encode_answer("host.1a2b3c4d", "req-9", IID, result)
     assert decode_answer(data) == ("host.1a2b3c4d", "req-9", IID, result)
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from engine.invoker.http1 import Http1Client
 
 from engine.ids import InvocationId, InvocationUuid, make_partition_key
-from engine.invoker.notifications import journal_completion_types, notification_entry
-from engine.invoker.protocol import MessageType, ProtocolVersion, is_notification, pb
+from engine.journal.notifications import journal_completion_types, notification_entry
+from restate_protocol import MessageType, ProtocolVersion, is_notification, pb
 from engine.invoker.session import ResolveCall, run_attempt
-from engine.invoker.task import AttemptOutcome, EndpointTarget, InvocationTask, JournalEntry
+from engine.invoker.task import AttemptOutcome, EndpointTarget, InvocationTask
+from restate_protocol import JournalEntry
 from engine.wal.records import JournalAppend, Notify, Record
 
 

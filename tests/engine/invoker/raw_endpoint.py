@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from engine.invoker.protocol import ProtocolVersion, content_type, encode_frames
+from restate_protocol import ProtocolVersion, content_type, encode_frames
 from google.protobuf.message import Message
 
 

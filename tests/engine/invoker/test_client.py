@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from engine.invoker.client import HttpClientConfig, Invoker
-from engine.invoker.protocol import encode_frames, pb
+from restate_protocol import encode_frames, pb
 from engine.wal.records import Record
 from tests.engine.invoker.driver import new_task
 from tests.engine.invoker.raw_endpoint import Reply, http_response, raw_endpoint

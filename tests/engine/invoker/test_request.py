@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 
-from engine.invoker.protocol import MessageType, ProtocolVersion, decode_frames, pb
+from restate_protocol import MessageType, ProtocolVersion, decode_frames, pb
 from engine.invoker.request import build_body, build_headers, build_start_message, invoke_url
-from engine.invoker.task import AttemptOutcome, EndpointTarget, JournalEntry, OutcomeKind
+from engine.invoker.task import AttemptOutcome, EndpointTarget, OutcomeKind
+from restate_protocol import JournalEntry
 from engine.wal.records import Value
 from tests.engine.invoker.driver import new_task
 

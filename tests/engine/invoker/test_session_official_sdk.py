@@ -20,7 +20,7 @@ import pytest
 
 from engine.ids import InvocationId, InvocationUuid, make_partition_key
 from engine.invoker.client import create_http_session
-from engine.invoker.protocol import MessageType, ProtocolVersion, pb
+from restate_protocol import MessageType, ProtocolVersion, pb
 from engine.invoker.retry import RetryAction, RetryPolicy, decide
 from engine.invoker.task import AttemptOutcome, FailureKind, OutcomeKind
 from engine.wal.records import (

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from engine.invoker.client import create_http_session
-from engine.invoker.protocol import (
+from restate_protocol import (
     REQUESTED_ACK,
     MessageType,
     ProtocolVersion,
@@ -28,7 +28,7 @@ from engine.invoker.protocol import (
 from engine.invoker.request import INVOCATION_ID_HEADER, SERVICE_KEY_HEADER
 from engine.invoker.retry import RetryAction, RetryPolicy, decide
 from engine.invoker.session import run_attempt
-from engine.invoker.protocol.messages import spec_for_message
+from restate_protocol.messages import spec_for_message
 from engine.invoker.task import (
     AttemptOutcome,
     ErrorBehavior,

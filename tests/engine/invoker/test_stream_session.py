@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from engine.invoker.http2 import Http2Client
-from engine.invoker.protocol import FrameDecoder, MessageType, ProtocolVersion, encode_frame, pb
+from restate_protocol import FrameDecoder, MessageType, ProtocolVersion, encode_frame, pb
 from engine.invoker.stream_session import AttemptChannel, run_stream_attempt
 from engine.invoker.task import FailureKind, OutcomeKind
 from engine.wal.records import InvokerEffect, JournalAppend, Notify, Value

@@ -9,12 +9,12 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from engine.ids import InvocationId, InvocationUuid
-from engine.invoker.protocol import pb, spec_for_id, spec_for_message
+from restate_protocol import pb, spec_for_id, spec_for_message
 from engine.partition.actions import Action
 from engine.partition.state_machine import DEFAULT_OPTIONS, StateMachineOptions, apply
 from engine.storage.environment import StorageEnvironment
 from engine.storage.invocation_status import InvocationStatus
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.storage.tables import PartitionTables, StorageTables, TableHandles
 from engine.wal import records as r
 from engine.wal.partitioning import invocation_id_for

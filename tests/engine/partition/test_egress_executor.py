@@ -15,10 +15,10 @@ from typing import Any
 from engine.config import KafkaConfig
 from engine.egress import EGRESS_TARGET, encode_request
 from engine.ids import InvocationId, InvocationUuid
-from engine.invoker.protocol import MessageType, pb
+from restate_protocol import MessageType, pb
 from engine.partition.leader.egress import EgressExecutor, EgressProducers
 from engine.partition.state_reader import InvocationTaskData
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal import codec
 from engine.wal.records import Failure, InvocationEnded, Record, Value
 from tests.engine.test_egress import read_all

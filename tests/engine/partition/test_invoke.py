@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.invoker.protocol import MessageType
-from engine.partition.actions import InvokeAction, RegisterTimer, RespondToIngress
+from restate_protocol import MessageType
+import dataclasses
+
+from engine.partition.actions import InvokeAction, RegisterTimer, RespondToIngress, Submitted
 from engine.storage.invocation_status import StatusKind
 from engine.wal import records as r
 from tests.engine.partition.harness import T0, Partition, decode, invoke, pb, service_target
@@ -60,6 +62,40 @@ def test_duplicate_invoke_with_new_sink_attaches(part: Partition) -> None:
     assert part.apply(late) == [
         RespondToIngress("node-1", "req-late", first.invocation_id, r.Value(b"done"))
     ]
+
+
+def _send(record: r.Invoke, request: str) -> r.Invoke:
+    """``record`` as a ``/send`` from ingress request ``request``: no response sink."""
+    return dataclasses.replace(record, source=r.IngressSource("node-2", request), response_sink=None)
+
+
+def test_send_with_idempotency_key_is_told_whether_it_was_new(part: Partition) -> None:
+    first = _send(invoke(service_target(), 1, idempotency_key="k"), "send-1")
+    actions = part.apply(first)
+    assert RespondToIngress("node-2", "send-1", first.invocation_id, Submitted(False)) in actions
+    # The same record applied again (a retried append) is still this request's creation.
+    assert part.apply(first) == [RespondToIngress("node-2", "send-1", first.invocation_id, Submitted(False))]
+    again = _send(first, "send-2")
+    assert part.apply(again) == [RespondToIngress("node-2", "send-2", first.invocation_id, Submitted(True))]
+    # Completed and retained: still previously accepted, and nothing else is answered.
+    part.apply(r.InvocationEnded(first.invocation_id, r.Value(b"done")))
+    late = _send(first, "send-3")
+    assert part.apply(late) == [RespondToIngress("node-2", "send-3", first.invocation_id, Submitted(True))]
+
+
+def test_send_of_a_workflow_run_is_told_whether_it_was_new(part: Partition) -> None:
+    target = r.InvocationTarget("Flow", "run", "wf-1", r.ServiceKind.WORKFLOW, r.HandlerKind.WORKFLOW)
+    first = _send(invoke(target, 1), "send-1")
+    assert RespondToIngress("node-2", "send-1", first.invocation_id, Submitted(False)) in part.apply(first)
+    again = _send(first, "send-2")
+    assert part.apply(again) == [RespondToIngress("node-2", "send-2", first.invocation_id, Submitted(True))]
+
+
+def test_send_with_a_random_id_and_calls_get_no_submission_answer(part: Partition) -> None:
+    send = _send(invoke(service_target(), 1), "send-1")
+    assert not [a for a in part.apply(send) if isinstance(a, RespondToIngress)]
+    call = invoke(service_target(), 2, idempotency_key="k")
+    assert not [a for a in part.apply(call) if isinstance(a, RespondToIngress)]
 
 
 def test_delayed_invoke_is_scheduled_then_started(part: Partition) -> None:

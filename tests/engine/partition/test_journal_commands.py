@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from engine.ids import InvocationId
-from engine.invoker.protocol import MessageType
+from restate_protocol import MessageType
 from engine.partition.actions import ForwardNotification, InvokeAction, RegisterTimer, SendOutbox
 from engine.partition.state_machine.journal_commands import callee_invocation_id
 from engine.storage.invocation_status import StatusKind

@@ -18,11 +18,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from engine.ids import InvocationId, InvocationUuid, PartitionKey
-from engine.invoker.protocol import MessageType, pb
+from restate_protocol import MessageType, pb
 from engine.invoker.task import AttemptOutcome, InvocationTask, OutcomeKind
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.state_reader import InvocationTaskData
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal import codec
 from engine.wal import records as r
 

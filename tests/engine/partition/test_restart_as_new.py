@@ -8,7 +8,7 @@ import dataclasses
 from engine.ids import DeploymentId, InvocationId, InvocationUuid
 from engine.partition.actions import InvokeAction
 from engine.storage.invocation_status import StatusKind
-from engine.storage.journal import JournalEntry
+from restate_protocol import JournalEntry
 from engine.wal import records as r
 from tests.engine.partition.harness import Partition, command, decode, entry, invoke, object_target, pb, service_target
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from engine.ids import DeploymentId
-from engine.invoker.protocol import MessageType
+from restate_protocol import MessageType
 from engine.partition.state_machine.invoke import starts_when_applied
 from engine.partition.state_reader import first_attempt_data, invoked_invocations, load_invocation_task_data
 from engine.wal import records as r

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from engine.storage.environment import StorageEnvironment
-from engine.storage.journal import JournalEntry, NotificationSlot
+from engine.storage.journal import NotificationSlot
+from restate_protocol import JournalEntry
 from engine.storage.tables import TableHandles
 from engine.wal import records as r
 from tests.engine.storage.helpers import iid, read, write

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.invoker.protocol import Frame, FrameDecoder, encode_frame, pb
+from restate_protocol import Frame, FrameDecoder, encode_frame, pb
 from sdk.errors import AttemptFailed, InvocationSuspended
 from sdk.state_machine import Closed, StateMachine, completion_key
 

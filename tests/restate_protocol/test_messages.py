@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.protobuf.message import Message
 
-from engine.invoker.protocol import (
+from restate_protocol import (
     MessageKind,
     MessageType,
     ProtocolError,
@@ -20,7 +20,7 @@ from engine.invoker.protocol import (
     spec_for_id,
     spec_for_message,
 )
-from engine.invoker.protocol.messages import PAYLOAD_TYPES, SPECS_BY_CLASS, SPECS_BY_ID
+from restate_protocol.messages import PAYLOAD_TYPES, SPECS_BY_CLASS, SPECS_BY_ID
 
 
 def _param_id(value: object) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.invoker.protocol import (
+from restate_protocol import (
     MAX_PROTOCOL_VERSION,
     MIN_PROTOCOL_VERSION,
     ProtocolError,

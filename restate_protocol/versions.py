@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 
-from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
+from restate_protocol.errors import ProtocolError, UnsupportedProtocolVersion
 
 
 class ProtocolVersion(enum.IntEnum):

@@ -24,8 +24,8 @@ from types import MappingProxyType
 
 from google.protobuf.message import Message
 
-from engine.invoker.protocol import service_protocol_pb2 as pb
-from engine.invoker.protocol.errors import ProtocolError
+from restate_protocol import service_protocol_pb2 as pb
+from restate_protocol.errors import ProtocolError
 
 COMMAND_RANGE_START = 0x0400
 NOTIFICATION_RANGE_START = 0x8000
@@ -295,7 +295,7 @@ def spec_for_message(message: Message) -> MessageSpec:
     if spec is None:
         raise TypeError(
             f"{type(message).__name__} is not a service protocol frame; "
-            "only the messages listed in engine.invoker.protocol.messages can be framed"
+            "only the messages listed in restate_protocol.messages can be framed"
         )
     return spec
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from google.protobuf.message import Message
 
-from engine.invoker.protocol import (
+from restate_protocol import (
     Frame,
     FrameDecoder,
     ProtocolVersion,

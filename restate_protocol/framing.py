@@ -36,8 +36,8 @@ from typing import NoReturn
 
 from google.protobuf.message import DecodeError, Message
 
-from engine.invoker.protocol.errors import ProtocolError
-from engine.invoker.protocol.messages import (
+from restate_protocol.errors import ProtocolError
+from restate_protocol.messages import (
     allows_ack,
     is_custom,
     message_name,

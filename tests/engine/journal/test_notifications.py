@@ -6,7 +6,7 @@ import pytest
 from google.protobuf.message import Message
 
 from engine.ids import InvocationId, InvocationUuid, make_partition_key
-from engine.invoker.notifications import (
+from engine.journal.notifications import (
     ALLOWED_RESULTS,
     completion_types,
     decode_notification,
@@ -14,8 +14,8 @@ from engine.invoker.notifications import (
     journal_completion_types,
     notification_entry,
 )
-from engine.invoker.protocol import MessageType, ProtocolError, decode_frames, encode_raw_frame, pb
-from engine.invoker.task import JournalEntry
+from restate_protocol import MessageType, ProtocolError, decode_frames, encode_raw_frame, pb
+from restate_protocol import JournalEntry
 from engine.wal.records import (
     CompletionId,
     Failure,

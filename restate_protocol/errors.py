@@ -1,9 +1,7 @@
 """Errors raised by the service protocol codec."""
 
-from engine.errors import EngineError
 
-
-class ProtocolError(EngineError):
+class ProtocolError(Exception):
     """A peer sent bytes that are not a valid Restate service protocol stream.
 
     Raised for unknown message type ids, frames longer than the configured limit,

@@ -1,13 +1,15 @@
-"""The Restate service protocol codec (versions 5 to 7, request/response mode).
+"""The Restate service protocol codec (versions 5 to 7).
 
-The invoker talks to service endpoints with this package: it frames protobuf messages
+Both sides of the protocol use this package: the engine's invoker, which calls service
+endpoints, and the SDK (``sdk/``), which serves them; it imports nothing of either, so
+the SDK ships without the engine. It frames protobuf messages
 (:func:`encode_frame`), decodes the endpoint's response stream incrementally
 (:class:`FrameDecoder`), maps type ids to message classes (:mod:`.messages`) and
 negotiates the protocol version (:mod:`.versions`). The protobuf classes themselves
-live in :mod:`engine.invoker.protocol.service_protocol_pb2`, generated from
+live in :mod:`restate_protocol.service_protocol_pb2`, generated from
 ``service_protocol.proto`` by ``scripts/gen_protos.sh``; import them as ``pb``::
 
-    from engine.invoker.protocol import pb, encode_frame, FrameDecoder
+    from restate_protocol import pb, encode_frame, FrameDecoder
 
     request = encode_frame(pb.StartMessage(id=raw_id, known_entries=1)) + encode_frame(
         pb.InputCommandMessage(value=pb.Value(content=b'"Ada"'))
@@ -21,9 +23,9 @@ live in :mod:`engine.invoker.protocol.service_protocol_pb2`, generated from
 Everything here is pure logic: no I/O, no event loop.
 """
 
-from engine.invoker.protocol import service_protocol_pb2 as pb
-from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
-from engine.invoker.protocol.framing import (
+from restate_protocol import service_protocol_pb2 as pb
+from restate_protocol.errors import ProtocolError, UnsupportedProtocolVersion
+from restate_protocol.framing import (
     DEFAULT_MAX_MESSAGE_SIZE,
     HEADER_SIZE,
     LEGACY_COMPLETED,
@@ -36,7 +38,8 @@ from engine.invoker.protocol.framing import (
     encode_frames,
     encode_raw_frame,
 )
-from engine.invoker.protocol.messages import (
+from restate_protocol.journal import JournalEntry
+from restate_protocol.messages import (
     MessageKind,
     MessageSpec,
     MessageType,
@@ -50,7 +53,7 @@ from engine.invoker.protocol.messages import (
     spec_for_id,
     spec_for_message,
 )
-from engine.invoker.protocol.versions import (
+from restate_protocol.versions import (
     CONTENT_TYPE_PREFIX,
     MAX_PROTOCOL_VERSION,
     MIN_PROTOCOL_VERSION,
@@ -71,6 +74,7 @@ __all__ = [
     "Frame",
     "FrameDecoder",
     "FrameHeader",
+    "JournalEntry",
     "MessageKind",
     "MessageSpec",
     "MessageType",

@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from engine.invoker.protocol.messages import SPECS_BY_ID
+from restate_protocol.messages import SPECS_BY_ID
 
 _MAX_DEPTH = 3
 

@@ -13,8 +13,10 @@ shape (same field numbers for the id and the result), so encoding and decoding g
 through that one template class; the per-type table below only checks which results a
 type may carry.
 
-The state machine uses this module when it journals a notification; the invoker's tests
-use it to drive replays the way the engine does.
+The partition state machine uses this module when it journals a notification, the
+invoker when it reads a failure out of an entry, the admin API when it checks a journal
+prefix; it lives outside both the state machine and the invoker so that neither imports
+the other (``tests/test_import_directions.py``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from types import MappingProxyType
 from google.protobuf.message import DecodeError
 
 from engine.ids import IdParseError, InvocationId
-from engine.invoker.protocol import MessageType, ProtocolError, message_name, pb
-from engine.invoker.task import JournalEntry
+from restate_protocol import MessageType, ProtocolError, message_name, pb
+from restate_protocol import JournalEntry
 from engine.wal.records import (
     CompletionId,
     Failure,

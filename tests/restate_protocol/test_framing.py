@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.invoker.protocol import (
+from restate_protocol import (
     HEADER_SIZE,
     REQUESTED_ACK,
     Frame,
@@ -23,8 +23,7 @@ from engine.invoker.protocol import (
     encode_raw_frame,
     pb,
 )
-from engine.errors import EngineError
-from tests.engine.invoker.protocol.samples import populate, sample_frames
+from tests.restate_protocol.samples import populate, sample_frames
 
 
 def _feed_all(decoder: FrameDecoder, chunks: list[bytes]) -> list[Frame]:
@@ -205,10 +204,6 @@ def test_unknown_type_id_fails_before_its_body_arrives() -> None:
     decoder = FrameDecoder()
     with pytest.raises(ProtocolError):
         decoder.feed(struct.pack(">HHI", 0x0415, 0, 1000))
-
-
-def test_protocol_error_is_an_engine_error() -> None:
-    assert issubclass(ProtocolError, EngineError)
 
 
 def test_oversized_frame_is_refused_from_its_header() -> None:
