@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import socket
 import ssl
 import time
@@ -459,8 +460,10 @@ class Http1Client:
                 return
 
 
+@functools.lru_cache(maxsize=4096)
 def _split(url: str) -> tuple[_Origin, str, str]:
-    """The origin, the request target (path and query) and the host header of ``url``."""
+    """The origin, the request target (path and query) and the host header of ``url``
+    (cached: an engine calls a handful of handler URLs over and over)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
