@@ -171,7 +171,9 @@ class Invoker:
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
             try:
                 if task.endpoint.bidi and self._http2 is not None and channel is not None:
-                    return await run_stream_attempt(task, self._http2, self._emit, channel, self._resolve_call)
+                    return await run_stream_attempt(
+                        task, self._http2, self._emit, channel, self._resolve_call, self._identity
+                    )
                 return await run_attempt(task, self._http, self._emit, self._resolve_call, self._identity)
             finally:
                 self._in_flight[key] -= 1
