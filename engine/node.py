@@ -199,7 +199,10 @@ class EngineNode:
         def resolve_call(service: str, handler: str) -> CallTarget:
             return resolve_call_target(metadata.view, service, handler)
 
-        http2 = self._http2 = Http2Client() if cfg.invoker_http2 else None
+        # Its own resolver under the same policy: every HTTP/2 connection is checked too.
+        http2 = self._http2 = (
+            Http2Client(resolver=GuardedResolver(self._address_policy())) if cfg.invoker_http2 else None
+        )
         invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity, http2=http2)
 
         def respond(action: RespondToIngress) -> None:

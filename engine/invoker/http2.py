@@ -20,6 +20,14 @@ Flow control: received data is acknowledged as soon as the reader takes it
 wait for window updates. Failures of the connection (refused, reset, GOAWAY, a
 protocol error) fail every stream on it with :class:`Http2Error`; the next
 ``open_stream`` makes a new connection.
+
+Every new connection resolves the host with the client's resolver (an aiohttp
+:class:`~aiohttp.abc.AbstractResolver`; the engine gives it the
+:class:`~engine.metadata.address_policy.GuardedResolver` its HTTP/1.1 clients use) and
+connects to the addresses it returned, so the deployment address policy is checked
+again each time a connection is (re)opened, exactly as for HTTP/1.1, and a name that
+now resolves to a denied address is never connected to. A denial is an
+:class:`Http2Error` caused by :class:`~engine.metadata.address_policy.DeniedAddress`.
 """
 
 from __future__ import annotations
@@ -38,8 +46,11 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from engine.logs import get_logger
+from engine.metadata.address_policy import DeniedAddress
 
 __all__ = ["Http2Client", "Http2Error", "Http2Stream"]
 
@@ -330,11 +341,21 @@ class Http2Client:
         connect_timeout_s: Longest a TCP (and TLS) connect may take.
         ssl_context: For ``https://``; the default verifies certificates. ALPN ``h2`` is
             set on it.
+        resolver: Resolves host names on every new connection (and may refuse them, as
+            :class:`~engine.metadata.address_policy.GuardedResolver` does); owned by the
+            client, closed by :meth:`close`. Default: aiohttp's default resolver.
     """
 
-    def __init__(self, *, connect_timeout_s: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self._connect_timeout_s = connect_timeout_s
         self._ssl = ssl_context
+        self._resolver: AbstractResolver = resolver if resolver is not None else DefaultResolver()
         self._connections: dict[str, _Connection] = {}
         self._connecting: dict[str, asyncio.Future[_Connection]] = {}
 
@@ -383,15 +404,47 @@ class Http2Client:
         future.set_result(connection)
         return connection
 
+    @property
+    def open_connections(self) -> int:
+        """Connections that new streams can use now."""
+        return sum(1 for c in self._connections.values() if c.usable)
+
+    async def _resolve(self, origin: str, host: str, port: int) -> list[ResolveResult]:
+        try:
+            addresses = await self._resolver.resolve(host.strip("[]"), port, family=socket.AF_UNSPEC)
+        except DeniedAddress as exc:
+            raise Http2Error(f"refusing to connect to {origin}: {exc}") from exc
+        except OSError as exc:
+            raise Http2Error(f"cannot connect to {origin}: cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise Http2Error(f"cannot connect to {origin}: {host} resolves to no address")
+        return addresses
+
     async def _connect(self, origin: str, scheme: str, host: str, port: int) -> _Connection:
         tls = self._tls() if scheme == "https" else None
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls is not None else None
-                )
+                addresses = await self._resolve(origin, host, port)
+                failure: OSError | None = None
+                for address in addresses:
+                    # The checked address itself, never the name again (it could resolve
+                    # elsewhere by now); TLS still verifies the certificate for the name.
+                    try:
+                        reader, writer = await asyncio.open_connection(
+                            address["host"], address["port"], family=address["family"], ssl=tls,
+                            server_hostname=host.strip("[]") if tls is not None else None,
+                        )
+                        break
+                    except ssl.SSLError:
+                        raise
+                    except OSError as exc:
+                        failure = exc
+                else:
+                    raise failure or OSError(f"{host} resolves to no address")
         except TimeoutError as exc:
             raise Http2Error(f"connecting to {origin} took longer than {self._connect_timeout_s:g} s") from exc
+        except ssl.SSLError as exc:
+            raise Http2Error(f"cannot connect to {origin}: TLS handshake failed: {exc}") from exc
         except OSError as exc:
             raise Http2Error(f"cannot connect to {origin}: {exc}") from exc
         if tls is not None:
@@ -410,3 +463,4 @@ class Http2Client:
         """Close every connection (their streams fail)."""
         connections, self._connections = list(self._connections.values()), {}
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+        await self._resolver.close()

@@ -22,7 +22,7 @@ into the API answer, so registering an internal URL cannot be used to read it.
 
 The endpoint's address must pass the :class:`~engine.metadata.address_policy.AddressPolicy`
 (link-local and cloud metadata addresses are denied by default): checked before the
-request (400) and on every connection the client makes.
+request (400) and on every connection the HTTP/1.1 and HTTP/2 clients make.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ class DiscoveryClient:
         self, url: str, headers: Mapping[str, str]
     ) -> tuple[int, str | None, bytes, str | None] | None:
         """``GET /discover`` over HTTP/2; ``None`` when the endpoint does not speak it."""
-        client = Http2Client(connect_timeout_s=self.timeout_s)
+        client = Http2Client(connect_timeout_s=self.timeout_s, resolver=GuardedResolver(self.policy))
         try:
             async with asyncio.timeout(self.timeout_s):
                 stream = await client.open_stream(url, headers, method="GET")
@@ -260,6 +260,8 @@ class DiscoveryClient:
                 "check that the endpoint is up, or register it with use_http_11: true"
             ) from None
         except Http2Error as exc:
+            if isinstance(exc.__cause__, DeniedAddress):
+                raise InvalidRequest(f"The request field 'uri' is invalid. Reason: {exc.__cause__}") from None
             if str(exc).startswith("cannot connect"):
                 raise EndpointUnreachable(
                     f"cannot reach {url}: {exc}; check the URI, that the endpoint is running and "
