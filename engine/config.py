@@ -141,6 +141,12 @@ class EngineConfig:
     restate-server's setting of the same name does, for SDK endpoints configured with
     ``identity_keys``. The public key to give them (``publickeyv1_...``) is logged at
     start-up. Read once at start-up; the key itself is never logged."""
+    invoker_tls_ca_file: Path | None = None
+    """A PEM file of CA certificates trusted, in addition to the system's, when calling
+    ``https://`` deployments (discovery and invocations, HTTP/1.1 and HTTP/2): for a
+    private CA or a self-signed endpoint certificate. Certificates are always verified.
+    Env ``LOGSTRATE_INVOKER_TLS_CA_FILE``, TOML ``invoker_tls_ca_file = "/etc/ca.pem"``,
+    flag ``--invoker-tls-ca-file``."""
     invoker_http2: bool = False
     """Discover deployments over HTTP/2 (h2c with prior knowledge, TLS with ALPN) unless
     they are registered with ``use_http_11: true``, and drive those whose manifest says

@@ -28,6 +28,7 @@ from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
+from engine.invoker.tls import TlsTrust
 from engine.logs import get_logger
 from engine.metadata.address_policy import AddressPolicy, GuardedResolver
 from engine.metadata.discovery import DiscoveryClient
@@ -91,6 +92,10 @@ class EngineNode:
                 public_key=identity.public_key,
                 path=str(path),
             )
+        tls = TlsTrust(cfg.invoker_tls_ca_file)
+        if cfg.invoker_tls_ca_file is not None:
+            log.info("https deployments are verified with the system CAs and a CA bundle",
+                     ca_file=str(cfg.invoker_tls_ca_file))
         try:
             try:
                 mappers = register_key_mappers(cfg.subscription_key_mappers)
@@ -111,7 +116,7 @@ class EngineNode:
             pending = PendingResponses()
             self._responses = ResponseChannel(cfg.kafka, self.instance, pending)
             await self._responses.start()
-            self._start_partitions(self._storage, self._metadata, pending, self._responses, identity)
+            self._start_partitions(self._storage, self._metadata, pending, self._responses, identity, tls)
             assert self._appender is not None
             resolver = MetadataResolver(self._metadata)
             ingress = IngressDeps(
@@ -139,7 +144,9 @@ class EngineNode:
                 ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
                 subscription_manager=self._subscriptions,
-                discovery=DiscoveryClient(identity=identity, http2=cfg.invoker_http2, policy=self._address_policy()),
+                discovery=DiscoveryClient(
+                    identity=identity, http2=cfg.invoker_http2, policy=self._address_policy(), tls=tls
+                ),
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             log.info(
@@ -177,14 +184,17 @@ class EngineNode:
 
     def _start_partitions(
         self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses,
-        responses: ResponseChannel, identity: RequestIdentity | None = None,
+        responses: ResponseChannel, identity: RequestIdentity | None = None, tls: TlsTrust | None = None,
     ) -> None:
         """WAL appender, partition processors (consumer thread) and their leaders' invoker."""
         cfg = self.config
         loop = asyncio.get_running_loop()
         appender = self._appender = WalAppender(cfg.kafka)
         handles = TableHandles.open(storage.env)
-        http = self._http = create_http_session(resolver=GuardedResolver(self._address_policy()))
+        tls = tls or TlsTrust()
+        http = self._http = create_http_session(
+            resolver=GuardedResolver(self._address_policy()), ssl_context=tls.http11()
+        )
         # Kafka egress: a transactional producer per partition, fenced in before leading it.
         egress = EgressProducers(cfg.kafka)
 
@@ -201,7 +211,8 @@ class EngineNode:
 
         # Its own resolver under the same policy: every HTTP/2 connection is checked too.
         http2 = self._http2 = (
-            Http2Client(resolver=GuardedResolver(self._address_policy())) if cfg.invoker_http2 else None
+            Http2Client(resolver=GuardedResolver(self._address_policy()), ssl_context=tls.http2())
+            if cfg.invoker_http2 else None
         )
         invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity, http2=http2)
 

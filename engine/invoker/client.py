@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -59,12 +60,16 @@ class HttpClientConfig:
 
 
 def create_http_session(
-    config: HttpClientConfig = HttpClientConfig(), resolver: AbstractResolver | None = None
+    config: HttpClientConfig = HttpClientConfig(),
+    resolver: AbstractResolver | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> aiohttp.ClientSession:
     """A pooled HTTP/1.1 client session for the invoker; call with a running event loop.
 
     ``resolver`` resolves endpoint host names (the engine passes one that refuses the
     addresses its deployment policy denies, see :mod:`engine.metadata.address_policy`).
+    ``ssl_context`` verifies ``https://`` endpoints (see :mod:`.tls`); default: the
+    system's CAs.
 
     Read timeouts are left to the session (per attempt, see :mod:`.session`); only the
     connect step has a client-wide bound. Bodies are passed through undecoded: they are
@@ -75,6 +80,7 @@ def create_http_session(
         limit_per_host=config.concurrency_per_deployment,
         keepalive_timeout=config.keepalive_timeout_s,
         resolver=resolver,
+        ssl=ssl_context if ssl_context is not None else True,
     )
     timeout = aiohttp.ClientTimeout(
         total=None, connect=None, sock_connect=config.connect_timeout_ms / 1000, sock_read=None

@@ -355,7 +355,7 @@ class Http2Client:
     ) -> None:
         self._connect_timeout_s = connect_timeout_s
         self._ssl = ssl_context
-        self._resolver: AbstractResolver = resolver if resolver is not None else DefaultResolver()
+        self._resolver = resolver  # default made on first use: it needs the running loop
         self._connections: dict[str, _Connection] = {}
         self._connecting: dict[str, asyncio.Future[_Connection]] = {}
 
@@ -410,6 +410,8 @@ class Http2Client:
         return sum(1 for c in self._connections.values() if c.usable)
 
     async def _resolve(self, origin: str, host: str, port: int) -> list[ResolveResult]:
+        if self._resolver is None:
+            self._resolver = DefaultResolver()
         try:
             addresses = await self._resolver.resolve(host.strip("[]"), port, family=socket.AF_UNSPEC)
         except DeniedAddress as exc:
@@ -463,4 +465,5 @@ class Http2Client:
         """Close every connection (their streams fail)."""
         connections, self._connections = list(self._connections.values()), {}
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
-        await self._resolver.close()
+        if self._resolver is not None:
+            await self._resolver.close()

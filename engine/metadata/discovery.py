@@ -41,6 +41,7 @@ from engine.invoker.http2 import Http2Client, Http2Error
 from engine.invoker.identity import RequestIdentity, request_identity_hint
 from engine.invoker.protocol.errors import ProtocolError, UnsupportedProtocolVersion
 from engine.invoker.protocol.versions import negotiate_version
+from engine.invoker.tls import TlsTrust
 from engine.logs import get_logger
 from engine.metadata.address_policy import AddressPolicy, DeniedAddress, GuardedResolver
 from engine.metadata.errors import (
@@ -135,7 +136,8 @@ class DiscoveryClient:
     """Runs discovery requests; one HTTP connection pool, closed by :meth:`close`.
 
     With ``identity`` every discovery request is signed (audience ``/discover``), as
-    restate-server does, so endpoints with ``identity_keys`` answer it.
+    restate-server does, so endpoints with ``identity_keys`` answer it. ``tls`` says which
+    CAs verify ``https://`` endpoints (default: the system's).
     """
 
     def __init__(
@@ -145,8 +147,10 @@ class DiscoveryClient:
         identity: RequestIdentity | None = None,
         http2: bool = False,
         policy: AddressPolicy | None = None,
+        tls: TlsTrust | None = None,
     ) -> None:
         self.timeout_s = timeout_s
+        self.tls = tls or TlsTrust()
         self.identity = identity
         self.http2 = http2
         self.policy = policy or AddressPolicy()
@@ -163,7 +167,7 @@ class DiscoveryClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.policy)),
+                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.policy), ssl=self.tls.http11()),
             )
         return self._session
 
@@ -243,7 +247,9 @@ class DiscoveryClient:
         self, url: str, headers: Mapping[str, str]
     ) -> tuple[int, str | None, bytes, str | None] | None:
         """``GET /discover`` over HTTP/2; ``None`` when the endpoint does not speak it."""
-        client = Http2Client(connect_timeout_s=self.timeout_s, resolver=GuardedResolver(self.policy))
+        client = Http2Client(
+            connect_timeout_s=self.timeout_s, resolver=GuardedResolver(self.policy), ssl_context=self.tls.http2()
+        )
         try:
             async with asyncio.timeout(self.timeout_s):
                 stream = await client.open_stream(url, headers, method="GET")
