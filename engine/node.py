@@ -28,6 +28,7 @@ from engine.ingress.resolver import MetadataResolver
 from engine.invoker.client import Invoker, create_http_session
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
+from engine.invoker.liveness import StallWatch
 from engine.invoker.tls import TlsTrust
 from engine.logs import get_logger
 from engine.metadata.address_policy import AddressPolicy, GuardedResolver
@@ -68,6 +69,7 @@ class EngineNode:
         self._processors: PartitionProcessors | None = None
         self._http: aiohttp.ClientSession | None = None
         self._http2: Http2Client | None = None
+        self._liveness: StallWatch | None = None
         self._fatal: BaseException | None = None
         self._subscriptions: SubscriptionManager | None = None
         self._responses: ResponseChannel | None = None
@@ -214,7 +216,10 @@ class EngineNode:
             Http2Client(resolver=GuardedResolver(self._address_policy()), ssl_context=tls.http2())
             if cfg.invoker_http2 else None
         )
-        invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity, http2=http2)
+        # A process that thaws after being replaced sends no attempt it had been about to send.
+        liveness = self._liveness = StallWatch()
+        liveness.start()
+        invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity, http2=http2, liveness=liveness)
 
         def respond(action: RespondToIngress) -> None:
             if action.node_id == self.instance:
@@ -280,6 +285,9 @@ class EngineNode:
         if self._http2 is not None:
             await self._http2.close()
             self._http2 = None
+        if self._liveness is not None:
+            await self._liveness.stop()
+            self._liveness = None
         if self._appender is not None:
             await asyncio.to_thread(self._appender.close)
             self._appender = None

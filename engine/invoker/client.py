@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver
 
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
+from engine.invoker.liveness import StallWatch
 from engine.invoker.session import Emit, ResolveCall, run_attempt
 from engine.invoker.stream_session import AttemptChannel, run_stream_attempt
 from engine.invoker.task import AttemptOutcome, InvocationTask
@@ -108,6 +109,8 @@ class Invoker:
         identity: Signs every attempt's request (see :mod:`.identity`); ``None``: unsigned.
         http2: The HTTP/2 client for bidirectional attempts (``invoker_http2``); without
             it every attempt runs in request/response mode over HTTP/1.1.
+        liveness: No request leaves right after the process was stalled (see
+            :mod:`.liveness`); ``None``: not watched.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class Invoker:
         resolve_call: ResolveCall | None = None,
         identity: RequestIdentity | None = None,
         http2: Http2Client | None = None,
+        liveness: StallWatch | None = None,
     ) -> None:
         if concurrency_per_deployment < 1:
             raise ValueError("concurrency_per_deployment must be at least 1")
@@ -127,6 +131,7 @@ class Invoker:
         self._emit = emit
         self._resolve_call = resolve_call
         self._identity = identity
+        self._guard = liveness.check if liveness is not None else None
         self._limit = concurrency_per_deployment
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[str, int] = {}
@@ -178,9 +183,11 @@ class Invoker:
             try:
                 if task.endpoint.bidi and self._http2 is not None and channel is not None:
                     return await run_stream_attempt(
-                        task, self._http2, self._emit, channel, self._resolve_call, self._identity
+                        task, self._http2, self._emit, channel, self._resolve_call, self._identity, self._guard
                     )
-                return await run_attempt(task, self._http, self._emit, self._resolve_call, self._identity)
+                return await run_attempt(
+                    task, self._http, self._emit, self._resolve_call, self._identity, self._guard
+                )
             finally:
                 self._in_flight[key] -= 1
 

@@ -8,7 +8,7 @@ response is read, which is what the service protocol's bidirectional mode needs.
 
 Interface used by :mod:`engine.invoker.stream_session`::
 
-    stream = await client.open_stream(url, headers)   # HEADERS sent, body open
+    stream = await client.open_stream(url, headers, body=start)  # HEADERS (+ DATA) sent, body open
     await stream.send(data)                           # DATA, flow-controlled
     status, headers = await stream.response()         # response HEADERS
     chunk = await stream.read()                       # b"" once the response ended
@@ -20,6 +20,12 @@ Flow control: received data is acknowledged as soon as the reader takes it
 wait for window updates. Failures of the connection (refused, reset, GOAWAY, a
 protocol error) fail every stream on it with :class:`Http2Error`; the next
 ``open_stream`` makes a new connection.
+
+The first bytes of the request body can be given to ``open_stream``: they leave in the
+same write as the HEADERS (as far as the endpoint's flow-control window allows; the
+rest is :attr:`Http2Stream.unsent`), so no endpoint ever holds a request whose body is
+still waiting in this process. (A leader frozen between the two and thawed after it
+was replaced would otherwise hand the endpoint a start it no longer leads.)
 
 Every new connection resolves the host with the client's resolver (an aiohttp
 :class:`~aiohttp.abc.AbstractResolver`; the engine gives it the
@@ -36,7 +42,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -78,11 +84,13 @@ class _StreamState:
 class Http2Stream:
     """One request/response exchange on a shared connection (see the module docstring)."""
 
-    def __init__(self, connection: _Connection, state: _StreamState) -> None:
+    def __init__(self, connection: _Connection, state: _StreamState, unsent: bytes = b"") -> None:
         self._connection = connection
         self._state = state
         self._ended = False
         self._finished = False
+        self.unsent = unsent
+        """What of the body given to ``open_stream`` did not fit the window; the caller sends it."""
 
     @property
     def stream_id(self) -> int:
@@ -167,7 +175,14 @@ class _Connection:
             self._writer.write(data)
 
     async def open_stream(
-        self, method: str, path: str, authority: str, scheme: str, headers: Mapping[str, str]
+        self,
+        method: str,
+        path: str,
+        authority: str,
+        scheme: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        guard: Callable[[], None] | None = None,
     ) -> Http2Stream:
         async with self._capacity:
             await self._capacity.wait_for(
@@ -176,6 +191,8 @@ class _Connection:
             )
         if self._failure is not None:
             raise self._failure
+        if guard is not None:
+            guard()  # after the last await: nothing can pass between it and the write
         stream_id = self._h2.get_next_available_stream_id()
         request = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
         request.extend((name.lower(), value) for name, value in headers.items())
@@ -184,11 +201,22 @@ class _Connection:
         self._streams[stream_id] = state
         try:
             self._h2.send_headers(stream_id, request, end_stream=False)
+            unsent = self._queue_data(stream_id, memoryview(body))
         except h2.exceptions.H2Error as exc:
             self._streams.pop(stream_id, None)
             raise Http2Error(f"cannot open a stream to {self.origin}: {exc}") from exc
-        self._flush()
-        return Http2Stream(self, state)
+        self._flush()  # HEADERS and the first DATA in one write
+        return Http2Stream(self, state, unsent)
+
+    def _queue_data(self, stream_id: int, view: memoryview) -> bytes:
+        """Hand h2 as much of ``view`` as the windows allow now; return the rest."""
+        while view:
+            window = min(self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size)
+            if window <= 0:
+                break
+            chunk, view = view[:window], view[window:]
+            self._h2.send_data(stream_id, bytes(chunk))
+        return bytes(view)
 
     async def send_data(self, state: _StreamState, data: bytes) -> None:
         view = memoryview(data)
@@ -365,8 +393,21 @@ class Http2Client:
         self._ssl.set_alpn_protocols(["h2"])
         return self._ssl
 
-    async def open_stream(self, url: str, headers: Mapping[str, str], *, method: str = "POST") -> Http2Stream:
+    async def open_stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        method: str = "POST",
+        body: bytes = b"",
+        guard: Callable[[], None] | None = None,
+    ) -> Http2Stream:
         """Open a ``method`` (POST) stream to ``url`` with ``headers``; the body stays open.
+
+        ``body`` is sent in the same write as the HEADERS, as far as the flow-control
+        window allows; the rest is the stream's :attr:`~Http2Stream.unsent`. ``guard``
+        is called after the last ``await``, right before the HEADERS are written; what
+        it raises propagates and nothing is sent.
 
         Raises:
             Http2Error: connecting failed, or the endpoint does not speak HTTP/2.
@@ -381,7 +422,7 @@ class Http2Client:
             path += "?" + parts.query
         authority = parts.netloc.rsplit("@", 1)[-1]
         connection = await self._connection(origin, parts.scheme, parts.hostname, port)
-        return await connection.open_stream(method, path, authority, parts.scheme, headers)
+        return await connection.open_stream(method, path, authority, parts.scheme, headers, body, guard)
 
     async def _connection(self, origin: str, scheme: str, host: str, port: int) -> _Connection:
         existing = self._connections.get(origin)

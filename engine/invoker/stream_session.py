@@ -43,6 +43,7 @@ from engine.invoker.session import (
     UNREACHABLE,
     Attempt,
     Emit,
+    Guard,
     ResolveCall,
 )
 from engine.invoker.task import AttemptOutcome, FailureKind, InvocationTask, JournalEntry
@@ -79,11 +80,12 @@ async def run_stream_attempt(
     channel: AttemptChannel,
     resolve_call: ResolveCall | None = None,
     identity: RequestIdentity | None = None,
+    guard: Guard | None = None,
 ) -> AttemptOutcome:
     """Run one attempt of ``task`` as a bidirectional stream; returns and raises like
     :func:`engine.invoker.session.run_attempt` (``identity`` signs the stream's request
-    as it signs an HTTP/1.1 one)."""
-    attempt = _StreamAttempt(task, emit, resolve_call, channel, identity)
+    as it signs an HTTP/1.1 one; ``guard`` is checked right before it is written)."""
+    attempt = _StreamAttempt(task, emit, resolve_call, channel, identity, guard)
     return await attempt.run(lambda: attempt.exchange(client))
 
 
@@ -95,8 +97,9 @@ class _StreamAttempt(Attempt):
         resolve_call: ResolveCall | None,
         channel: AttemptChannel,
         identity: RequestIdentity | None = None,
+        guard: Guard | None = None,
     ) -> None:
-        super().__init__(task, emit, resolve_call, identity)
+        super().__init__(task, emit, resolve_call, identity, guard)
         self._channel = channel
         self._stream: Http2Stream | None = None
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
@@ -214,12 +217,15 @@ class _StreamAttempt(Attempt):
         finished = False
         try:
             try:
+                # The start and the journal leave with the HEADERS, in one write.
                 stream = self._stream = await client.open_stream(
-                    self._url, build_headers(self._task, self._identity)
+                    self._url, build_headers(self._task, self._identity), body=build_body(self._task),
+                    guard=self._check_guard,
                 )
             except Http2Error as exc:
                 raise self._transport(UNREACHABLE, f"cannot reach {self._url} over HTTP/2: {exc}") from exc
-            self._outgoing.put_nowait(build_body(self._task))
+            if stream.unsent:
+                self._outgoing.put_nowait(stream.unsent)
             self._spawn(self._write_loop(stream))
             self._spawn(self._forward_loop())
             try:
