@@ -46,7 +46,8 @@ def serve(
         help="PEM CA bundle trusted (besides the system's CAs) for https:// deployments.")] = None,
     invoker_http2: Annotated[Optional[bool], typer.Option(
         "--invoker-http2/--no-invoker-http2",
-        help="Discover over HTTP/2 and drive BIDI_STREAM deployments as HTTP/2 streams (default off).")] = None,
+        help="Discover over HTTP/2 and drive BIDI_STREAM deployments as HTTP/2 streams (default on; "
+        "--no-invoker-http2 calls every deployment over HTTP/1.1 request/response).")] = None,
 ) -> None:
     """Run an engine process until SIGTERM or Ctrl-C.
 

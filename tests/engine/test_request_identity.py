@@ -26,7 +26,7 @@ from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
 from engine.invoker.protocol import content_type
 from tests.engine.invoker.test_identity import write_pem
-from tests.fixtures.engine import EngineProcess
+from tests.fixtures.engine import INVOKER_TRANSPORTS, EngineProcess
 from tests.fixtures.restate_server import RestateServer
 from tests.fixtures.service_endpoint import ServiceEndpoint, spawn_service_endpoint, wait_ready
 from tests.fixtures.systems import http
@@ -52,7 +52,7 @@ def endpoint(keys: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
 
 
 #: How the engine talks to the endpoint: HTTP/1.1 request/response, or HTTP/2 streams.
-TRANSPORTS = {"http1.1": [], "h2": ["--invoker-http2"]}
+TRANSPORTS = INVOKER_TRANSPORTS
 
 
 def _register(admin_url: str, uri: str, transport: str = "http1.1") -> tuple[int, object]:
