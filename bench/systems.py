@@ -2,12 +2,10 @@
 
 - **logstrate**: a local single-node Kafka broker (``compose/kafka_local.py``, or
   ``--kafka`` for an existing one), one engine process (``python -m engine serve``) and its
-  own service endpoint, registered with ``use_http_11``: request/response over HTTP/1.1,
-  logstrate's default;
+  own service endpoint, registered with ``use_http_11``: request/response over HTTP/1.1;
 - **logstrate-h2** (``logstrate (h2 bidi)``): the same engine started with
   ``--invoker-http2`` and the endpoint registered without ``use_http_11``, so it is
-  discovered over HTTP/2 and driven as bidirectional streams (off by default in
-  logstrate for now);
+  discovered over HTTP/2 and driven as bidirectional streams (logstrate's default);
 - **restate** (``restate (h1 req/resp)``): the pinned restate-server, single node, default
   settings, with its own endpoint registered with ``"use_http_11": true``: request/response;
 - **restate-h2** (``restate (h2 bidi)``): the same, with the endpoint registered without it,

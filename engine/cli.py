@@ -42,9 +42,12 @@ def serve(
         help="...and resume once that queue is down to this many.")] = None,
     request_identity_private_key_pem_file: Annotated[Optional[Path], typer.Option(
         help="PKCS#8 PEM ed25519 private key that signs every request to a deployment (request identity).")] = None,
+    invoker_tls_ca_file: Annotated[Optional[Path], typer.Option(
+        help="PEM CA bundle trusted (besides the system's CAs) for https:// deployments.")] = None,
     invoker_http2: Annotated[Optional[bool], typer.Option(
         "--invoker-http2/--no-invoker-http2",
-        help="Discover over HTTP/2 and drive BIDI_STREAM deployments as HTTP/2 streams (default off).")] = None,
+        help="Discover over HTTP/2 and drive BIDI_STREAM deployments as HTTP/2 streams (default on; "
+        "--no-invoker-http2 calls every deployment over HTTP/1.1 request/response).")] = None,
 ) -> None:
     """Run an engine process until SIGTERM or Ctrl-C.
 
@@ -67,6 +70,7 @@ def serve(
                 "subscription_pause_at_queued": subscription_pause_at_queued,
                 "subscription_resume_at_queued": subscription_resume_at_queued,
                 "request_identity_private_key_pem_file": request_identity_private_key_pem_file,
+                "invoker_tls_ca_file": invoker_tls_ca_file,
                 "invoker_http2": invoker_http2,
             },
         )

@@ -183,19 +183,24 @@ class EngineConfig:
     restate-server's setting of the same name does, for SDK endpoints configured with
     ``identity_keys``. The public key to give them (``publickeyv1_...``) is logged at
     start-up. Read once at start-up; the key itself is never logged."""
-    invoker_http2: bool = False
-    """Discover deployments over HTTP/2 (h2c with prior knowledge, TLS with ALPN) unless
-    they are registered with ``use_http_11: true``, and drive those whose manifest says
-    ``BIDI_STREAM`` as bidirectional HTTP/2 streams (commands acknowledged in the open
-    stream once applied, notifications pushed), as restate-server does by default.
-    Off by default for now: with it off nothing changes (discovery and invocation over
-    HTTP/1.1 in request/response mode, BIDI_STREAM manifests refused). Missing before it
-    can be the default: request identity and TLS client settings on the HTTP/2 client,
-    connection health (PING, idle close, GOAWAY drain), the TypeScript SDK and kill -9
-    tests in this mode, and a fallback for deployments registered in bidi mode when the
-    setting is later turned off (they would be called over HTTP/1.1 request/response).
-    Env ``LOGSTRATE_INVOKER_HTTP2``, TOML ``invoker_http2 = true``, flag
-    ``--invoker-http2``."""
+    invoker_tls_ca_file: Path | None = None
+    """A PEM file of CA certificates trusted, in addition to the system's, when calling
+    ``https://`` deployments (discovery and invocations, HTTP/1.1 and HTTP/2): for a
+    private CA or a self-signed endpoint certificate. Certificates are always verified.
+    Env ``LOGSTRATE_INVOKER_TLS_CA_FILE``, TOML ``invoker_tls_ca_file = "/etc/ca.pem"``,
+    flag ``--invoker-tls-ca-file``."""
+    invoker_http2: bool = True
+    """Call deployments over HTTP/2 where they speak it, as restate-server does: discovery
+    goes over HTTP/2 (h2c with prior knowledge for ``http://``, TLS with ALPN ``h2`` for
+    ``https://``) unless the deployment is registered with ``use_http_11: true``, falling
+    back to HTTP/1.1 when the endpoint does not speak HTTP/2; the manifest's
+    ``protocolMode`` then decides: ``BIDI_STREAM`` deployments run each attempt as one
+    bidirectional HTTP/2 stream (commands acknowledged in the open stream once applied,
+    notifications pushed), ``REQUEST_RESPONSE`` ones are called over HTTP/1.1. Off
+    (``false``): everything over HTTP/1.1 in request/response mode, discovery included
+    (``BIDI_STREAM`` manifests refused; deployments registered in bidi mode earlier are
+    called request/response over HTTP/1.1). Env ``LOGSTRATE_INVOKER_HTTP2``, TOML
+    ``invoker_http2 = false``, flag ``--no-invoker-http2``."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     default_retry_policy: RetryPolicyConfig = field(default_factory=RetryPolicyConfig)
     """The retry policy of invocations whose service and handler set none (see

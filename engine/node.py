@@ -32,6 +32,8 @@ from engine.invoker.client import Invoker, create_http_session
 from engine.invoker.http1 import Http1Client
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
+from engine.invoker.liveness import StallWatch
+from engine.invoker.tls import TlsTrust
 from engine.logs import get_logger
 from engine.metadata.address_policy import AddressPolicy, GuardedResolver
 from engine.metadata.discovery import DiscoveryClient
@@ -71,6 +73,7 @@ class EngineNode:
         self._processors: PartitionProcessors | None = None
         self._http: Http1Client | None = None
         self._http2: Http2Client | None = None
+        self._liveness: StallWatch | None = None
         self._fatal: BaseException | None = None
         self._subscriptions: SubscriptionManager | None = None
         self._responses: ResponseChannel | None = None
@@ -96,6 +99,10 @@ class EngineNode:
                 public_key=identity.public_key,
                 path=str(path),
             )
+        tls = TlsTrust(cfg.invoker_tls_ca_file)
+        if cfg.invoker_tls_ca_file is not None:
+            log.info("https deployments are verified with the system CAs and a CA bundle",
+                     ca_file=str(cfg.invoker_tls_ca_file))
         try:
             try:
                 mappers = register_key_mappers(cfg.subscription_key_mappers)
@@ -120,7 +127,7 @@ class EngineNode:
             pending = PendingResponses()
             self._responses = ResponseChannel(cfg.kafka, self.instance, pending)
             await self._responses.start()
-            self._start_partitions(self._storage, self._metadata, pending, self._responses, identity)
+            self._start_partitions(self._storage, self._metadata, pending, self._responses, identity, tls)
             assert self._appender is not None
             resolver = MetadataResolver(self._metadata)
             ingress = IngressDeps(
@@ -148,7 +155,9 @@ class EngineNode:
                 ingress_url=f"http://{advertised}:{ingress_port}/", metadata=self._metadata,
                 appender=self._appender, processors=self._processors, kafka=cfg.kafka,
                 subscription_manager=self._subscriptions,
-                discovery=DiscoveryClient(identity=identity, http2=cfg.invoker_http2, policy=self._address_policy()),
+                discovery=DiscoveryClient(
+                    identity=identity, http2=cfg.invoker_http2, policy=self._address_policy(), tls=tls
+                ),
                 default_retry_policy=cfg.default_retry_policy.effective(),
                 forwarder=Forwarder(self._metadata, self.instance),
             )
@@ -200,14 +209,17 @@ class EngineNode:
 
     def _start_partitions(
         self, storage: StorageEnvironment, metadata: MetadataStore, pending: PendingResponses,
-        responses: ResponseChannel, identity: RequestIdentity | None = None,
+        responses: ResponseChannel, identity: RequestIdentity | None = None, tls: TlsTrust | None = None,
     ) -> None:
         """WAL appender, partition processors (consumer thread) and their leaders' invoker."""
         cfg = self.config
         loop = asyncio.get_running_loop()
         appender = self._appender = WalAppender(cfg.kafka)
         handles = TableHandles.open(storage.env)
-        http = self._http = create_http_session(resolver=GuardedResolver(self._address_policy()))
+        tls = tls or TlsTrust()
+        http = self._http = create_http_session(
+            resolver=GuardedResolver(self._address_policy()), ssl_context=tls.http11()
+        )
         # Kafka egress: a transactional producer per partition, fenced in before leading it.
         egress = EgressProducers(cfg.kafka)
 
@@ -222,8 +234,15 @@ class EngineNode:
         def resolve_call(service: str, handler: str) -> CallTarget:
             return resolve_call_target(metadata.view, service, handler)
 
-        http2 = self._http2 = Http2Client() if cfg.invoker_http2 else None
-        invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity, http2=http2)
+        # Its own resolver under the same policy: every HTTP/2 connection is checked too.
+        http2 = self._http2 = (
+            Http2Client(resolver=GuardedResolver(self._address_policy()), ssl_context=tls.http2())
+            if cfg.invoker_http2 else None
+        )
+        # A process that thaws after being replaced sends no attempt it had been about to send.
+        liveness = self._liveness = StallWatch()
+        liveness.start()
+        invoker = Invoker(http, emit, resolve_call=resolve_call, identity=identity, http2=http2, liveness=liveness)
 
         def respond(action: RespondToIngress) -> None:
             if action.node_id == self.instance:
@@ -294,6 +313,9 @@ class EngineNode:
         if self._http2 is not None:
             await self._http2.close()
             self._http2 = None
+        if self._liveness is not None:
+            await self._liveness.stop()
+            self._liveness = None
         if self._appender is not None:
             await asyncio.to_thread(self._appender.close)
             self._appender = None

@@ -41,3 +41,13 @@ if [ ! -x compose/restate-server/node_modules/.bin/restate-server ] \
 else
   echo "bootstrap: reference restate-server up to date"
 fi
+
+# The official TypeScript SDK from npm, for the test services in tests/fixtures/ts_services.
+if [ ! -f tests/fixtures/ts_services/node_modules/@restatedev/restate-sdk/package.json ] \
+   || [ tests/fixtures/ts_services/package-lock.json -nt tests/fixtures/ts_services/node_modules/.package-lock.json ]; then
+  command -v npm >/dev/null 2>&1 || { echo "bootstrap: 'npm' is required (it installs the TypeScript SDK for the tests)" >&2; exit 1; }
+  echo "bootstrap: installing the TypeScript SDK test services (npm ci in tests/fixtures/ts_services)"
+  npm ci --prefix tests/fixtures/ts_services --no-audit --no-fund --loglevel=error
+else
+  echo "bootstrap: TypeScript SDK test services up to date"
+fi

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from aiohttp.abc import AbstractResolver
 from engine.invoker.http1 import Http1Client
 from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
+from engine.invoker.liveness import StallWatch
 from engine.invoker.session import Emit, ResolveCall, run_attempt
 from engine.invoker.stream_session import AttemptChannel, run_stream_attempt
 from engine.invoker.task import AttemptOutcome, InvocationTask
@@ -57,12 +59,17 @@ class HttpClientConfig:
 
 
 def create_http_session(
-    config: HttpClientConfig = HttpClientConfig(), resolver: AbstractResolver | None = None
+    config: HttpClientConfig = HttpClientConfig(),
+    resolver: AbstractResolver | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Http1Client:
     """The invoker's pooled HTTP/1.1 client; call with a running event loop.
 
     ``resolver`` resolves endpoint host names (the engine passes one that refuses the
     addresses its deployment policy denies, see :mod:`engine.metadata.address_policy`).
+    ``ssl_context`` verifies ``https://`` endpoints (see :mod:`.tls`); default: the
+    system's CAs.
+
     Read timeouts are left to the session (per attempt, see :mod:`.session`); only the
     connect step has a client-wide bound.
     """
@@ -72,6 +79,7 @@ def create_http_session(
         connect_timeout_s=config.connect_timeout_ms / 1000,
         keepalive_timeout_s=config.keepalive_timeout_s,
         user_agent=f"logstrate/{__version__}",
+        tls=ssl_context,
     )
 
 
@@ -87,6 +95,8 @@ class Invoker:
         identity: Signs every attempt's request (see :mod:`.identity`); ``None``: unsigned.
         http2: The HTTP/2 client for bidirectional attempts (``invoker_http2``); without
             it every attempt runs in request/response mode over HTTP/1.1.
+        liveness: No request leaves right after the process was stalled (see
+            :mod:`.liveness`); ``None``: not watched.
     """
 
     def __init__(
@@ -98,6 +108,7 @@ class Invoker:
         resolve_call: ResolveCall | None = None,
         identity: RequestIdentity | None = None,
         http2: Http2Client | None = None,
+        liveness: StallWatch | None = None,
     ) -> None:
         if concurrency_per_deployment < 1:
             raise ValueError("concurrency_per_deployment must be at least 1")
@@ -106,6 +117,7 @@ class Invoker:
         self._emit = emit
         self._resolve_call = resolve_call
         self._identity = identity
+        self._guard = liveness.check if liveness is not None else None
         self._limit = concurrency_per_deployment
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[str, int] = {}
@@ -156,8 +168,12 @@ class Invoker:
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
             try:
                 if task.endpoint.bidi and self._http2 is not None and channel is not None:
-                    return await run_stream_attempt(task, self._http2, self._emit, channel, self._resolve_call)
-                return await run_attempt(task, self._http, self._emit, self._resolve_call, self._identity)
+                    return await run_stream_attempt(
+                        task, self._http2, self._emit, channel, self._resolve_call, self._identity, self._guard
+                    )
+                return await run_attempt(
+                    task, self._http, self._emit, self._resolve_call, self._identity, self._guard
+                )
             finally:
                 self._in_flight[key] -= 1
 

@@ -8,7 +8,7 @@ response is read, which is what the service protocol's bidirectional mode needs.
 
 Interface used by :mod:`engine.invoker.stream_session`::
 
-    stream = await client.open_stream(url, headers)   # HEADERS sent, body open
+    stream = await client.open_stream(url, headers, body=start)  # HEADERS (+ DATA) sent, body open
     await stream.send(data)                           # DATA, flow-controlled
     status, headers = await stream.response()         # response HEADERS
     chunk = await stream.read()                       # b"" once the response ended
@@ -20,6 +20,20 @@ Flow control: received data is acknowledged as soon as the reader takes it
 wait for window updates. Failures of the connection (refused, reset, GOAWAY, a
 protocol error) fail every stream on it with :class:`Http2Error`; the next
 ``open_stream`` makes a new connection.
+
+The first bytes of the request body can be given to ``open_stream``: they leave in the
+same write as the HEADERS (as far as the endpoint's flow-control window allows; the
+rest is :attr:`Http2Stream.unsent`), so no endpoint ever holds a request whose body is
+still waiting in this process. (A leader frozen between the two and thawed after it
+was replaced would otherwise hand the endpoint a start it no longer leads.)
+
+Every new connection resolves the host with the client's resolver (an aiohttp
+:class:`~aiohttp.abc.AbstractResolver`; the engine gives it the
+:class:`~engine.metadata.address_policy.GuardedResolver` its HTTP/1.1 clients use) and
+connects to the addresses it returned, so the deployment address policy is checked
+again each time a connection is (re)opened, exactly as for HTTP/1.1, and a name that
+now resolves to a denied address is never connected to. A denial is an
+:class:`Http2Error` caused by :class:`~engine.metadata.address_policy.DeniedAddress`.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -38,8 +52,11 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from engine.logs import get_logger
+from engine.metadata.address_policy import DeniedAddress
 
 __all__ = ["Http2Client", "Http2Error", "Http2Stream"]
 
@@ -67,11 +84,13 @@ class _StreamState:
 class Http2Stream:
     """One request/response exchange on a shared connection (see the module docstring)."""
 
-    def __init__(self, connection: _Connection, state: _StreamState) -> None:
+    def __init__(self, connection: _Connection, state: _StreamState, unsent: bytes = b"") -> None:
         self._connection = connection
         self._state = state
         self._ended = False
         self._finished = False
+        self.unsent = unsent
+        """What of the body given to ``open_stream`` did not fit the window; the caller sends it."""
 
     @property
     def stream_id(self) -> int:
@@ -156,7 +175,14 @@ class _Connection:
             self._writer.write(data)
 
     async def open_stream(
-        self, method: str, path: str, authority: str, scheme: str, headers: Mapping[str, str]
+        self,
+        method: str,
+        path: str,
+        authority: str,
+        scheme: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        guard: Callable[[], None] | None = None,
     ) -> Http2Stream:
         async with self._capacity:
             await self._capacity.wait_for(
@@ -165,6 +191,8 @@ class _Connection:
             )
         if self._failure is not None:
             raise self._failure
+        if guard is not None:
+            guard()  # after the last await: nothing can pass between it and the write
         stream_id = self._h2.get_next_available_stream_id()
         request = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
         request.extend((name.lower(), value) for name, value in headers.items())
@@ -173,11 +201,22 @@ class _Connection:
         self._streams[stream_id] = state
         try:
             self._h2.send_headers(stream_id, request, end_stream=False)
+            unsent = self._queue_data(stream_id, memoryview(body))
         except h2.exceptions.H2Error as exc:
             self._streams.pop(stream_id, None)
             raise Http2Error(f"cannot open a stream to {self.origin}: {exc}") from exc
-        self._flush()
-        return Http2Stream(self, state)
+        self._flush()  # HEADERS and the first DATA in one write
+        return Http2Stream(self, state, unsent)
+
+    def _queue_data(self, stream_id: int, view: memoryview) -> bytes:
+        """Hand h2 as much of ``view`` as the windows allow now; return the rest."""
+        while view:
+            window = min(self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size)
+            if window <= 0:
+                break
+            chunk, view = view[:window], view[window:]
+            self._h2.send_data(stream_id, bytes(chunk))
+        return bytes(view)
 
     async def send_data(self, state: _StreamState, data: bytes) -> None:
         view = memoryview(data)
@@ -330,11 +369,21 @@ class Http2Client:
         connect_timeout_s: Longest a TCP (and TLS) connect may take.
         ssl_context: For ``https://``; the default verifies certificates. ALPN ``h2`` is
             set on it.
+        resolver: Resolves host names on every new connection (and may refuse them, as
+            :class:`~engine.metadata.address_policy.GuardedResolver` does); owned by the
+            client, closed by :meth:`close`. Default: aiohttp's default resolver.
     """
 
-    def __init__(self, *, connect_timeout_s: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self._connect_timeout_s = connect_timeout_s
         self._ssl = ssl_context
+        self._resolver = resolver  # default made on first use: it needs the running loop
         self._connections: dict[str, _Connection] = {}
         self._connecting: dict[str, asyncio.Future[_Connection]] = {}
 
@@ -344,8 +393,21 @@ class Http2Client:
         self._ssl.set_alpn_protocols(["h2"])
         return self._ssl
 
-    async def open_stream(self, url: str, headers: Mapping[str, str], *, method: str = "POST") -> Http2Stream:
+    async def open_stream(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        method: str = "POST",
+        body: bytes = b"",
+        guard: Callable[[], None] | None = None,
+    ) -> Http2Stream:
         """Open a ``method`` (POST) stream to ``url`` with ``headers``; the body stays open.
+
+        ``body`` is sent in the same write as the HEADERS, as far as the flow-control
+        window allows; the rest is the stream's :attr:`~Http2Stream.unsent`. ``guard``
+        is called after the last ``await``, right before the HEADERS are written; what
+        it raises propagates and nothing is sent.
 
         Raises:
             Http2Error: connecting failed, or the endpoint does not speak HTTP/2.
@@ -360,7 +422,7 @@ class Http2Client:
             path += "?" + parts.query
         authority = parts.netloc.rsplit("@", 1)[-1]
         connection = await self._connection(origin, parts.scheme, parts.hostname, port)
-        return await connection.open_stream(method, path, authority, parts.scheme, headers)
+        return await connection.open_stream(method, path, authority, parts.scheme, headers, body, guard)
 
     async def _connection(self, origin: str, scheme: str, host: str, port: int) -> _Connection:
         existing = self._connections.get(origin)
@@ -383,15 +445,49 @@ class Http2Client:
         future.set_result(connection)
         return connection
 
+    @property
+    def open_connections(self) -> int:
+        """Connections that new streams can use now."""
+        return sum(1 for c in self._connections.values() if c.usable)
+
+    async def _resolve(self, origin: str, host: str, port: int) -> list[ResolveResult]:
+        if self._resolver is None:
+            self._resolver = DefaultResolver()
+        try:
+            addresses = await self._resolver.resolve(host.strip("[]"), port, family=socket.AF_UNSPEC)
+        except DeniedAddress as exc:
+            raise Http2Error(f"refusing to connect to {origin}: {exc}") from exc
+        except OSError as exc:
+            raise Http2Error(f"cannot connect to {origin}: cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise Http2Error(f"cannot connect to {origin}: {host} resolves to no address")
+        return addresses
+
     async def _connect(self, origin: str, scheme: str, host: str, port: int) -> _Connection:
         tls = self._tls() if scheme == "https" else None
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls is not None else None
-                )
+                addresses = await self._resolve(origin, host, port)
+                failure: OSError | None = None
+                for address in addresses:
+                    # The checked address itself, never the name again (it could resolve
+                    # elsewhere by now); TLS still verifies the certificate for the name.
+                    try:
+                        reader, writer = await asyncio.open_connection(
+                            address["host"], address["port"], family=address["family"], ssl=tls,
+                            server_hostname=host.strip("[]") if tls is not None else None,
+                        )
+                        break
+                    except ssl.SSLError:
+                        raise
+                    except OSError as exc:
+                        failure = exc
+                else:
+                    raise failure or OSError(f"{host} resolves to no address")
         except TimeoutError as exc:
             raise Http2Error(f"connecting to {origin} took longer than {self._connect_timeout_s:g} s") from exc
+        except ssl.SSLError as exc:
+            raise Http2Error(f"cannot connect to {origin}: TLS handshake failed: {exc}") from exc
         except OSError as exc:
             raise Http2Error(f"cannot connect to {origin}: {exc}") from exc
         if tls is not None:
@@ -410,3 +506,5 @@ class Http2Client:
         """Close every connection (their streams fail)."""
         connections, self._connections = list(self._connections.values()), {}
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+        if self._resolver is not None:
+            await self._resolver.close()

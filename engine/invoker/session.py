@@ -76,6 +76,7 @@ from restate_protocol import (
 )
 from engine.invoker.http1 import Http1Client, Http1Error, Http1Response
 from engine.invoker.identity import RequestIdentity, request_identity_hint
+from engine.invoker.liveness import Stalled
 from engine.invoker.request import build_body, build_headers, invoke_url
 from engine.invoker.task import (
     AttemptFailure,
@@ -100,11 +101,14 @@ from engine.wal.records import (
     Value,
 )
 
-__all__ = ["Attempt", "AttemptFailed", "Emit", "ResolveCall", "run_attempt"]
+__all__ = ["Attempt", "AttemptFailed", "Emit", "Guard", "ResolveCall", "run_attempt"]
 
 Emit = Callable[[InvokerEffect | Notify], Awaitable[object]]
 """Hands one record to the WAL now (calls keep their order) and returns an awaitable
 that resolves once the record is durable (see the module docstring)."""
+
+Guard = Callable[[], None]
+"""Raises :class:`engine.invoker.liveness.Stalled` when no request may leave now."""
 
 ResolveCall = Callable[[str, str], CallTarget]
 """The kinds of a call command's target ``(service, handler)``, recorded on its
@@ -138,6 +142,7 @@ async def run_attempt(
     emit: Emit,
     resolve_call: ResolveCall | None = None,
     identity: RequestIdentity | None = None,
+    guard: Guard | None = None,
 ) -> AttemptOutcome:
     """Run one attempt of ``task`` against its endpoint; see the module docstring.
 
@@ -148,6 +153,8 @@ async def run_attempt(
             the outcome is returned.
         resolve_call: Fills ``call_target`` of call commands; ``None`` leaves it unset.
         identity: Signs the request (see :mod:`.identity`); ``None`` sends it unsigned.
+        guard: Called right before the request is sent; raising :class:`.liveness.Stalled`
+            fails the attempt instead (see :mod:`.liveness`).
 
     Returns:
         ENDED or SUSPENDED after the matching record was emitted, or FAILED with the
@@ -157,7 +164,7 @@ async def run_attempt(
         Whatever ``emit`` raises, and ``asyncio.CancelledError`` when cancelled; the HTTP
         request is closed in both cases.
     """
-    attempt = Attempt(task, emit, resolve_call, identity)
+    attempt = Attempt(task, emit, resolve_call, identity, guard)
     return await attempt.run(lambda: attempt._exchange(http))
 
 
@@ -179,9 +186,11 @@ class Attempt:
         emit: Emit,
         resolve_call: ResolveCall | None,
         identity: RequestIdentity | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self._task = task
         self._identity = identity
+        self._guard = guard
         self._emit = emit
         self._handed_over: list[Awaitable[object]] = []
         self._held: list[InvokerEffect | Notify] = []
@@ -281,6 +290,7 @@ class Attempt:
         response: Http1Response | None = None
         try:
             async with self._waiting_on_endpoint("sending the request"):
+                self._check_guard()
                 try:
                     response = await http.post(self._url, build_headers(self._task, self._identity), body)
                 except (Http1Error, OSError) as exc:
@@ -593,6 +603,15 @@ class Attempt:
             behavior=_BEHAVIORS.get(message.behavior, ErrorBehavior.RETRY),
             http_status=200,
         )
+
+    def _check_guard(self) -> None:
+        """Fail the attempt (no request sent) if the guard says no request may leave now."""
+        if self._guard is None:
+            return
+        try:
+            self._guard()
+        except Stalled as exc:
+            raise self._transport(UNREACHABLE, str(exc)) from exc
 
     def _transport(
         self, code: int, message: str, *, http_status: int | None = None

@@ -3,7 +3,9 @@
 The message handling is :class:`engine.invoker.session.Attempt`'s (the same records for
 the same messages); what differs is the transport and what can go back to the endpoint:
 
-* The request opens with StartMessage + the journal and **stays open**. Each record is
+* The request carries the HTTP/1.1 attempt's headers, signed with the request identity
+  key when one is configured (:mod:`engine.invoker.identity`), and opens with
+  StartMessage + the journal and **stays open**. Each record is
   handed to ``emit`` as its message arrives (not held until the answer is complete).
 * **Acks only for applied records.** A command sent with ``REQUESTED_ACK`` is answered
   with ``CommandAck`` once its record is durable *and* the partition processor applied
@@ -33,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from engine.invoker.http2 import Http2Client, Http2Error, Http2Stream
+from engine.invoker.identity import RequestIdentity
 from restate_protocol import FrameDecoder, MessageType, ProtocolError, encode_frame, encode_raw_frame, pb
 from engine.invoker.request import build_body, build_headers
 from engine.invoker.session import (
@@ -40,6 +43,7 @@ from engine.invoker.session import (
     UNREACHABLE,
     Attempt,
     Emit,
+    Guard,
     ResolveCall,
 )
 from engine.invoker.task import AttemptOutcome, FailureKind, InvocationTask
@@ -76,18 +80,27 @@ async def run_stream_attempt(
     emit: Emit,
     channel: AttemptChannel,
     resolve_call: ResolveCall | None = None,
+    identity: RequestIdentity | None = None,
+    guard: Guard | None = None,
 ) -> AttemptOutcome:
     """Run one attempt of ``task`` as a bidirectional stream; returns and raises like
-    :func:`engine.invoker.session.run_attempt`."""
-    attempt = _StreamAttempt(task, emit, resolve_call, channel)
+    :func:`engine.invoker.session.run_attempt` (``identity`` signs the stream's request
+    as it signs an HTTP/1.1 one; ``guard`` is checked right before it is written)."""
+    attempt = _StreamAttempt(task, emit, resolve_call, channel, identity, guard)
     return await attempt.run(lambda: attempt.exchange(client))
 
 
 class _StreamAttempt(Attempt):
     def __init__(
-        self, task: InvocationTask, emit: Emit, resolve_call: ResolveCall | None, channel: AttemptChannel
+        self,
+        task: InvocationTask,
+        emit: Emit,
+        resolve_call: ResolveCall | None,
+        channel: AttemptChannel,
+        identity: RequestIdentity | None = None,
+        guard: Guard | None = None,
     ) -> None:
-        super().__init__(task, emit, resolve_call)
+        super().__init__(task, emit, resolve_call, identity, guard)
         self._channel = channel
         self._stream: Http2Stream | None = None
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
@@ -205,10 +218,15 @@ class _StreamAttempt(Attempt):
         finished = False
         try:
             try:
-                stream = self._stream = await client.open_stream(self._url, build_headers(self._task))
+                # The start and the journal leave with the HEADERS, in one write.
+                stream = self._stream = await client.open_stream(
+                    self._url, build_headers(self._task, self._identity), body=build_body(self._task),
+                    guard=self._check_guard,
+                )
             except Http2Error as exc:
                 raise self._transport(UNREACHABLE, f"cannot reach {self._url} over HTTP/2: {exc}") from exc
-            self._outgoing.put_nowait(build_body(self._task))
+            if stream.unsent:
+                self._outgoing.put_nowait(stream.unsent)
             self._spawn(self._write_loop(stream))
             self._spawn(self._forward_loop())
             try:

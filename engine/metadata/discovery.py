@@ -5,15 +5,22 @@ answers in one of them and says which in its ``content-type``. The manifest is t
 checked against what this engine can serve:
 
 * service protocol versions: the endpoint's range must overlap 5..7 (else ``META0012``);
-* protocol mode: over HTTP/1.1, which cannot carry a bidirectional stream, an endpoint
-  announcing ``BIDI_STREAM`` is refused (``META0014``, as restate-server does for
-  HTTP/1.1 discovery) with advice to serve request/response.
+* protocol mode: ``BIDI_STREAM`` needs HTTP/2 here. An endpoint announcing it when
+  discovered over HTTP/1.1 is refused (``META0014``) with advice to serve
+  request/response or HTTP/2. (restate-server trusts such an endpoint and streams over
+  HTTP/1.1; logstrate's invoker streams over HTTP/2 only.)
 
-With ``http2`` (the engine setting ``invoker_http2``) discovery goes over HTTP/2 first
-(h2c with prior knowledge, or TLS with ALPN ``h2``) unless the registration says
-``use_http_11``, as restate-server does; an SDK under an HTTP/2 server then announces
-``BIDI_STREAM`` and is invoked in bidirectional streams. An endpoint that does not speak
-HTTP/2 (the connection is refused at the HTTP/2 level) is discovered over HTTP/1.1.
+With ``http2`` (the engine setting ``invoker_http2``, on by default) discovery goes over
+HTTP/2 (h2c with prior knowledge for ``http://``, TLS with ALPN ``h2`` for ``https://``)
+unless the registration says ``use_http_11``, as restate-server does; an SDK under an
+HTTP/2 server then announces ``BIDI_STREAM`` and is invoked in bidirectional streams.
+An endpoint that does not speak HTTP/2 (it answers the h2c preface with HTTP/1.1 or
+closes the connection, or its TLS ALPN does not pick ``h2``) is discovered again over
+HTTP/1.1 and called request/response. restate-server does not fall back: it answers
+``META0014`` ("server possibly supports only HTTP1.1, consider discovery with
+--use-http1.1"); logstrate accepts what restate-server accepts and, in addition,
+HTTP/1.1-only endpoints registered without ``use_http_11``. A connection that cannot be
+made at all (refused, TLS handshake failed, address denied) is an error, not a fallback.
 
 Failures are typed (:mod:`engine.metadata.errors`): unreachable, timed out, a
 non-manifest answer, an invalid manifest, an incompatible endpoint. An answer that is not
@@ -22,7 +29,7 @@ into the API answer, so registering an internal URL cannot be used to read it.
 
 The endpoint's address must pass the :class:`~engine.metadata.address_policy.AddressPolicy`
 (link-local and cloud metadata addresses are denied by default): checked before the
-request (400) and on every connection the client makes.
+request (400) and on every connection the HTTP/1.1 and HTTP/2 clients make.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from yarl import URL
 
 from engine.invoker.http2 import Http2Client, Http2Error
 from engine.invoker.identity import RequestIdentity, request_identity_hint
+from engine.invoker.tls import TlsTrust
 from restate_protocol.errors import ProtocolError, UnsupportedProtocolVersion
 from restate_protocol.versions import negotiate_version
 from engine.logs import get_logger
@@ -135,7 +143,8 @@ class DiscoveryClient:
     """Runs discovery requests; one HTTP connection pool, closed by :meth:`close`.
 
     With ``identity`` every discovery request is signed (audience ``/discover``), as
-    restate-server does, so endpoints with ``identity_keys`` answer it.
+    restate-server does, so endpoints with ``identity_keys`` answer it. ``tls`` says which
+    CAs verify ``https://`` endpoints (default: the system's).
     """
 
     def __init__(
@@ -145,8 +154,10 @@ class DiscoveryClient:
         identity: RequestIdentity | None = None,
         http2: bool = False,
         policy: AddressPolicy | None = None,
+        tls: TlsTrust | None = None,
     ) -> None:
         self.timeout_s = timeout_s
+        self.tls = tls or TlsTrust()
         self.identity = identity
         self.http2 = http2
         self.policy = policy or AddressPolicy()
@@ -163,7 +174,7 @@ class DiscoveryClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.policy)),
+                connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.policy), ssl=self.tls.http11()),
             )
         return self._session
 
@@ -177,7 +188,8 @@ class DiscoveryClient:
         """Fetch, parse and check the manifest of the endpoint at ``uri``.
 
         ``additional_headers`` go with the request (API keys and the like).
-        ``use_http_11`` is accepted for compatibility; logstrate always uses HTTP/1.1.
+        ``use_http_11`` discovers over HTTP/1.1 only (otherwise HTTP/2 first, with
+        ``http2``; see the module docstring).
 
         Raises:
             InvalidRequest: ``uri`` is not an absolute http(s) URI, or its address is denied.
@@ -213,8 +225,8 @@ class DiscoveryClient:
             ) from None
         except aiohttp.ServerDisconnectedError:
             raise EndpointUnreachable(
-                f"{url} closed the connection without answering; if the endpoint serves HTTP/2 only, serve it "
-                "over HTTP/1.1 (logstrate invokes endpoints over HTTP/1.1 in request/response mode)"
+                f"{url} closed the connection without answering over HTTP/1.1; "
+                + self._http2_only_hint(use_http_11)
             ) from None
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, DeniedAddress):
@@ -230,20 +242,31 @@ class DiscoveryClient:
             ) from None
         except aiohttp.ClientError as exc:
             raise BadDiscoveryResponse(
-                f"{url} did not answer with valid HTTP/1.1 ({exc}); logstrate calls endpoints over "
-                "HTTP/1.1, so serve the endpoint over HTTP/1.1 (request/response mode)"
+                f"{url} did not answer with valid HTTP/1.1 ({exc}); " + self._http2_only_hint(use_http_11)
             ) from None
         bound.debug("discovery answered", status=status, content_type=content_type, sdk=sdk_version)
         if not 200 <= status < 300:
             excerpt = body[:_BODY_EXCERPT].decode("utf-8", errors="replace").strip()
             bound.warning("discovery answered with an error", status=status, body_excerpt=excerpt)
-        return _check(uri, url, status, content_type, body, sdk_version, self.identity)
+        return _check(uri, url, status, content_type, body, sdk_version, self.identity, http2_on=self.http2)
+
+    def _http2_only_hint(self, use_http_11: bool) -> str:
+        if self.http2 and use_http_11:
+            return "if the endpoint serves HTTP/2 only, register it without use_http_11"
+        if self.http2:
+            return "the endpoint did not answer over HTTP/2 either; check that it is a Restate service endpoint"
+        return (
+            "this engine calls endpoints over HTTP/1.1 only (invoker_http2 is off): serve the endpoint over "
+            "HTTP/1.1 in request/response mode, or turn invoker_http2 on"
+        )
 
     async def _discover_h2(
         self, url: str, headers: Mapping[str, str]
     ) -> tuple[int, str | None, bytes, str | None] | None:
         """``GET /discover`` over HTTP/2; ``None`` when the endpoint does not speak it."""
-        client = Http2Client(connect_timeout_s=self.timeout_s)
+        client = Http2Client(
+            connect_timeout_s=self.timeout_s, resolver=GuardedResolver(self.policy), ssl_context=self.tls.http2()
+        )
         try:
             async with asyncio.timeout(self.timeout_s):
                 stream = await client.open_stream(url, headers, method="GET")
@@ -260,6 +283,8 @@ class DiscoveryClient:
                 "check that the endpoint is up, or register it with use_http_11: true"
             ) from None
         except Http2Error as exc:
+            if isinstance(exc.__cause__, DeniedAddress):
+                raise InvalidRequest(f"The request field 'uri' is invalid. Reason: {exc.__cause__}") from None
             if str(exc).startswith("cannot connect"):
                 raise EndpointUnreachable(
                     f"cannot reach {url}: {exc}; check the URI, that the endpoint is running and "
@@ -301,7 +326,9 @@ def _check(
     identity: RequestIdentity | None = None,
     *,
     http2: bool = False,
+    http2_on: bool = False,
 ) -> DiscoveredEndpoint:
+    """``http2``: the answer came over HTTP/2; ``http2_on``: the engine could have used it."""
     if status == 401:
         raise BadDiscoveryResponse(
             f"{url} answered HTTP 401 Unauthorized: {request_identity_hint(identity)}"
@@ -342,10 +369,16 @@ def _check(
     if manifest.protocol_type is ProtocolType.BIDI_STREAM and http2:
         return DiscoveredEndpoint(uri=uri, manifest=manifest, sdk_version=sdk_version, http_version="HTTP/2.0")
     if manifest.protocol_type is ProtocolType.BIDI_STREAM:
+        advice = (
+            "register it without use_http_11 so that it is discovered (and streamed to) over HTTP/2, or configure "
+            "the SDK to serve request/response"
+            if http2_on
+            else "logstrate invokes endpoints over HTTP/1.1 in request/response mode here (invoker_http2 is off), "
+            "so configure the SDK to serve request/response (e.g. serve it over HTTP/1.1), or turn invoker_http2 on"
+        )
         raise IncompatibleEndpoint(
-            f"{uri} announces protocolMode BIDI_STREAM, but discovery went over HTTP/1.1, which "
-            "cannot carry a bidirectional stream; logstrate invokes endpoints in request/response mode over "
-            "HTTP/1.1, so configure the SDK to serve request/response (e.g. serve it over HTTP/1.1)",
+            f"{uri} announces protocolMode BIDI_STREAM, but discovery went over HTTP/1.1, over which logstrate "
+            f"cannot stream; {advice}",
             restate_code="META0014",
         )
     return DiscoveredEndpoint(uri=uri, manifest=manifest, sdk_version=sdk_version)

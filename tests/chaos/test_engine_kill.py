@@ -7,6 +7,10 @@ invocation must complete, the counter must end at exactly 20, and no step whose 
 was journaled may run again: each kill can catch at most the one step in flight
 (sent to the counter, result not yet durable), so the counter's requests may exceed 20
 by at most the number of kills.
+
+It runs with both invoker transports: HTTP/1.1 request/response (every step a new
+request that replays the journal) and HTTP/2 bidirectional streams (every step
+acknowledged inside one open stream once applied).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.chaos.counter_server import CounterServer
 from tests.engine.test_invocations import call, register
-from tests.fixtures.engine import EngineProcess
+from tests.fixtures.engine import INVOKER_TRANSPORTS, PROTOCOL_TYPES, EngineProcess
 from tests.fixtures.ports import wait_until
 from tests.fixtures.service_endpoint import ServiceEndpoints
 
@@ -25,14 +31,18 @@ STEPS = 20
 KILL_AT = (3, 8, 13)  # kill once the counter has seen this many distinct steps
 
 
+@pytest.mark.parametrize("transport", sorted(INVOKER_TRANSPORTS))
 def test_twenty_side_effects_survive_repeated_kill_9(
-    engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, tmp_path: Path
+    engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, tmp_path: Path,
+    transport: str,
 ) -> None:
     endpoint = service_endpoints.get(COUNTING_APP)
     data_dir = tmp_path / "engine-data"
-    engine = engine_factory(data_dir=data_dir)
+    args = INVOKER_TRANSPORTS[transport]
+    engine = engine_factory(data_dir=data_dir, extra_args=args)
     engine.start_and_wait()
     register(engine, endpoint)
+    assert engine.protocol_type(endpoint.url) == PROTOCOL_TYPES[transport]
 
     with CounterServer() as counter:
         status, body, _ = call(f"{engine.ingress_url}/Counting/count_to/send",
@@ -43,7 +53,7 @@ def test_twenty_side_effects_survive_repeated_kill_9(
                        f"the handler to reach step {threshold} (kill {kills})")
             engine.kill()
             engine = engine_factory(data_dir=data_dir, ingress_port=engine.ingress_port,
-                                    admin_port=engine.admin_port)
+                                    admin_port=engine.admin_port, extra_args=args)
             engine.start_and_wait()
 
         wait_until(lambda: counter.finished, 120, "the invocation to finish after the restarts")

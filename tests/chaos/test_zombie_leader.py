@@ -26,7 +26,7 @@ import pytest
 from engine.ids import InvocationUuid
 from engine.wal.partitioning import invocation_id_for
 from tests.chaos.counter_server import CounterServer
-from tests.fixtures.engine import EngineProcess
+from tests.fixtures.engine import INVOKER_TRANSPORTS, PROTOCOL_TYPES, EngineProcess
 from tests.fixtures.ports import wait_until
 from tests.fixtures.service_endpoint import ServiceEndpoints
 from tests.chaos.test_early_start_kill import early_starts
@@ -39,20 +39,24 @@ INVOCATIONS = 240
 CLIENTS = 12
 
 
+@pytest.mark.parametrize("transport", sorted(INVOKER_TRANSPORTS))
 @pytest.mark.parametrize("idempotent", [True, False], ids=["idempotency-keys", "fresh-ids-early-start"])
 def test_a_frozen_and_thawed_leader_changes_no_outcome(
-    engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, idempotent: bool
+    engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, idempotent: bool,
+    transport: str,
 ) -> None:
     """With idempotency keys a client may retry; with fresh ids every call to a process
     leading the call's partition starts its first attempt before its Invoke is read back
     (``leader.start_early``), the path a frozen leader's late writes must not corrupt."""
     endpoint = service_endpoints.get(EFFECTS_APP)
-    zombie = engine_factory(partitions=PARTITIONS)
+    args = INVOKER_TRANSPORTS[transport]
+    zombie = engine_factory(partitions=PARTITIONS, extra_args=args)
     zombie.start_and_wait()
-    survivor = engine_factory(partitions=PARTITIONS)
+    survivor = engine_factory(partitions=PARTITIONS, extra_args=args)
     survivor.start_and_wait()
     status, body = http("POST", f"{survivor.admin_url}/deployments", {"uri": endpoint.url})
     assert status == 201, body
+    assert survivor.protocol_type(endpoint.url) == PROTOCOL_TYPES[transport]
 
     def split() -> bool:
         a, b = zombie.led_partitions(), survivor.led_partitions()

@@ -1,9 +1,11 @@
-"""Bidirectional HTTP/2 streaming (``invoker_http2``) with the official Python SDK.
+"""Bidirectional HTTP/2 streaming (``invoker_http2``, on by default) with the official Python SDK.
 
 The SDK runs under hypercorn, which speaks h2c on its HTTP/1.1 port; the engine runs
-with ``--invoker-http2`` and the deployment is registered WITHOUT ``use_http_11``, so
+with its defaults and the deployment is registered WITHOUT ``use_http_11``, so
 discovery goes over HTTP/2, the manifest says ``BIDI_STREAM`` and each attempt is one
 open stream: commands acknowledged in-stream once applied, notifications pushed.
+``--no-invoker-http2`` calls everything over HTTP/1.1 request/response, deployments
+registered in bidi mode before included.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +42,6 @@ def engine(kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory,
         topic_prefix=f"t-bidi-{uuid.uuid4().hex[:8]}",
         data_dir=tmp_path_factory.mktemp("bidi") / "engine",
         partitions=2,
-        extra_args=["--invoker-http2"],
     )
     process.start_and_wait()
     try:
@@ -121,3 +123,33 @@ def test_awakeable_resolved_through_the_ingress(engine: EngineProcess) -> None:
         status, _ = http("POST", f"{engine.ingress_url}/restate/awakeables/{awakeable_id}/resolve", "hello")
         assert status in (200, 202)
         assert waiting.result(timeout=60) == (200, "got hello")
+
+
+def test_the_http11_switch_calls_bidi_deployments_request_response(
+    engine_factory: Callable[..., EngineProcess], bidi_endpoint: ServiceEndpoint, tmp_path: Path
+) -> None:
+    """A deployment registered in bidi mode (the default) is called over HTTP/1.1 in
+    request/response mode once the engine runs with ``--no-invoker-http2``; registered
+    again, it is discovered over HTTP/1.1 as REQUEST_RESPONSE."""
+    data_dir = tmp_path / "engine-data"
+    engine = engine_factory(data_dir=data_dir, partitions=1)
+    engine.start_and_wait()
+    status, body = http("POST", f"{engine.admin_url}/deployments", {"uri": bidi_endpoint.url, "force": True})
+    assert status in (200, 201), body
+    assert engine.protocol_type(bidi_endpoint.url) == "BidiStream"
+    engine.kill()
+
+    engine = engine_factory(data_dir=data_dir, partitions=1, extra_args=["--no-invoker-http2"],
+                            ingress_port=engine.ingress_port, admin_port=engine.admin_port)
+    engine.start_and_wait()
+    engine.wait_leading_all()
+    before = requests_served(bidi_endpoint)
+    assert call(engine, "BidiSteps/ten") == (200, 45)
+    after = requests_served(bidi_endpoint)
+    assert after.get("2", 0) == before.get("2", 0), (before, after)
+    # Request/response: each step the SDK has no result for ends a request, replayed after.
+    assert after.get("1.1", 0) - before.get("1.1", 0) > 1, (before, after)
+
+    status, body = http("POST", f"{engine.admin_url}/deployments", {"uri": bidi_endpoint.url, "force": True})
+    assert status in (200, 201), body
+    assert engine.protocol_type(bidi_endpoint.url) == "RequestResponse"

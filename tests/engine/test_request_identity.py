@@ -6,18 +6,27 @@ key A. Our engine started with key A (``LOGSTRATE_REQUEST_IDENTITY_PRIVATE_KEY_P
 registers it (discovery signed) and invokes it (attempts signed); an engine without a key,
 or with another key, cannot register it and says why. restate-server behaves the same
 with and without its ``RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE`` (issue 13 item 4).
+
+The same holds over HTTP/2 (hypercorn speaks h2c on the endpoint's port): discovery
+over h2c and each bidirectional stream carry the signature, and the SDK refuses an
+unsigned HTTP/2 request as it refuses an unsigned HTTP/1.1 one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from engine.invoker.http2 import Http2Client
 from engine.invoker.identity import RequestIdentity
+from restate_protocol import content_type
 from tests.engine.invoker.test_identity import write_pem
-from tests.fixtures.engine import EngineProcess
+from tests.fixtures.engine import INVOKER_TRANSPORTS, EngineProcess
 from tests.fixtures.restate_server import RestateServer
 from tests.fixtures.service_endpoint import ServiceEndpoint, spawn_service_endpoint, wait_ready
 from tests.fixtures.systems import http
@@ -42,8 +51,20 @@ def endpoint(keys: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
         ep.stop()
 
 
-def _register(admin_url: str, uri: str) -> tuple[int, object]:
-    return http("POST", f"{admin_url}/deployments", {"uri": uri, "use_http_11": True, "force": True})
+#: How the engine talks to the endpoint: HTTP/1.1 request/response, or HTTP/2 streams.
+TRANSPORTS = INVOKER_TRANSPORTS
+
+
+def _register(admin_url: str, uri: str, transport: str = "http1.1") -> tuple[int, object]:
+    body: dict[str, object] = {"uri": uri, "force": True}
+    if transport == "http1.1":
+        body["use_http_11"] = True
+    return http("POST", f"{admin_url}/deployments", body)
+
+
+def _requests_served(endpoint: ServiceEndpoint) -> dict[str, int]:
+    with urllib.request.urlopen(f"{endpoint.url}/bench/requests", timeout=5) as resp:
+        return dict(json.loads(resp.read()))
 
 
 def _invoke_greet(ingress_url: str) -> tuple[int, object]:
@@ -74,13 +95,65 @@ def test_engine_with_the_key_registers_and_invokes(
     assert pem_body not in output
 
 
+def test_the_endpoint_refuses_unsigned_http2_requests(endpoint: ServiceEndpoint, keys: dict[str, Path]) -> None:
+    """Over h2c, straight to the SDK: unsigned discovery and invocation streams get 401,
+    the engine's signed ones are accepted."""
+    identity = RequestIdentity.from_pem_file(keys["a"])
+    invoke = {"content-type": content_type(5), "accept": content_type(5)}
+    discover = {"accept": "application/vnd.restate.endpointmanifest.v3+json"}
+
+    async def status_of(path: str, headers: dict[str, str], method: str) -> int:
+        client = Http2Client(connect_timeout_s=5)
+        try:
+            stream = await client.open_stream(f"{endpoint.url}{path}", headers, method=method)
+            if method == "GET":
+                await stream.end()
+            status, _ = await asyncio.wait_for(stream.response(), 10)
+            stream.reset()
+            return status
+        finally:
+            await client.close()
+
+    async def main() -> None:
+        assert await status_of("/discover", discover, "GET") == 401
+        assert await status_of("/invoke/IdentityGreeter/greet", invoke, "POST") == 401
+        assert await status_of("/discover", {**discover, **identity.headers("/discover")}, "GET") == 200
+        signed = {**invoke, **identity.headers("/invoke/IdentityGreeter/greet")}
+        assert await status_of("/invoke/IdentityGreeter/greet", signed, "POST") == 200
+
+    asyncio.run(main())
+
+
+def test_engine_with_the_key_streams_signed_over_http2(
+    engine_factory: Callable[..., EngineProcess], endpoint: ServiceEndpoint, keys: dict[str, Path]
+) -> None:
+    engine = engine_factory(env={ENV: str(keys["a"])}, extra_args=TRANSPORTS["h2"])
+    engine.start_and_wait()
+    engine.wait_leading_all()
+    status, body = _register(engine.admin_url, endpoint.url, "h2")
+    assert status in (200, 201), body
+    status, listing = http("GET", f"{engine.admin_url}/deployments")
+    assert isinstance(listing, dict)
+    mine = [d for d in listing["deployments"] if d["uri"].rstrip("/") == endpoint.url]
+    assert mine and (mine[0]["http_version"], mine[0]["protocol_type"]) == ("HTTP/2.0", "BidiStream"), mine
+    before = _requests_served(endpoint)
+    assert _invoke_greet(engine.ingress_url) == (200, "Hello signed")
+    after = _requests_served(endpoint)
+    # One signed HTTP/2 stream (an unsigned one would get 401 and be retried until the
+    # test's timeout), and nothing over HTTP/1.1.
+    assert after.get("2", 0) - before.get("2", 0) == 1, (before, after)
+    assert after.get("1.1", 0) == before.get("1.1", 0)
+
+
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
 @pytest.mark.parametrize("key", [None, "b"], ids=["no-key", "other-key"])
 def test_engine_without_the_key_cannot_register(
-    engine_factory: Callable[..., EngineProcess], endpoint: ServiceEndpoint, keys: dict[str, Path], key: str | None
+    engine_factory: Callable[..., EngineProcess], endpoint: ServiceEndpoint, keys: dict[str, Path], key: str | None,
+    transport: str,
 ) -> None:
-    engine = engine_factory(env={} if key is None else {ENV: str(keys[key])})
+    engine = engine_factory(env={} if key is None else {ENV: str(keys[key])}, extra_args=TRANSPORTS[transport])
     engine.start_and_wait()
-    status, body = _register(engine.admin_url, endpoint.url)
+    status, body = _register(engine.admin_url, endpoint.url, transport)
     assert status == 502, body
     assert isinstance(body, dict)
     message = str(body["message"])

@@ -2,7 +2,9 @@
 
 Unit tests of the policy; the real resolver and a real discovery client against real
 sockets; a real engine refusing ``POST /deployments`` to the metadata address and not
-echoing the body of an endpoint's error answer.
+echoing the body of an endpoint's error answer; a real engine checking its HTTP/2
+connections again when it opens them (the HTTP/2 client's own checks are in
+``tests/engine/invoker/test_http2.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,8 @@ from engine.metadata.address_policy import AddressPolicy, DeniedAddress, Guarded
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.errors import BadDiscoveryResponse, InvalidRequest
 from tests.fixtures.engine import EngineProcess
+from tests.fixtures.ports import wait_until
+from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
 from tests.fixtures.systems import http
 
 SECRET = "aws-secret-access-key=AKIA-NEVER-ECHOED"
@@ -113,3 +118,50 @@ def test_the_engine_refuses_metadata_addresses_and_hides_error_bodies(
     assert status != 201 and "answered HTTP 404" in body["message"], body
     assert SECRET not in str(body)
     assert SECRET in engine.output()  # kept for the operator, in the engine's log
+
+
+BIDI_APP = "tests.fixtures.official_sdk_bidi:app"
+
+
+def _requests_served(endpoint: ServiceEndpoint) -> dict[str, int]:
+    status, body = http("GET", f"{endpoint.url}/bench/requests")
+    assert status == 200 and isinstance(body, dict), body
+    return {str(k): int(v) for k, v in body.items()}
+
+
+def test_http2_connections_are_checked_against_the_policy_when_reopened(
+    engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, tmp_path: Path,
+) -> None:
+    """A deployment registered (and streamed to over HTTP/2) while its address was allowed
+    is not called once the policy denies it: the restarted engine's new HTTP/2
+    connection is checked again, the attempt fails with the policy's reason, and the
+    endpoint sees no request."""
+    endpoint = service_endpoints.get(BIDI_APP)
+    data_dir = tmp_path / "engine-data"
+    engine = engine_factory(data_dir=data_dir, extra_args=["--invoker-http2"])
+    engine.start_and_wait()
+    engine.wait_leading_all()
+    status, body = http("POST", f"{engine.admin_url}/deployments", {"uri": endpoint.url, "force": True})
+    assert status in (200, 201), body
+    assert http("POST", f"{engine.ingress_url}/BidiSteps/noop") == (200, "ok")
+    engine.kill()
+
+    engine = engine_factory(
+        data_dir=data_dir, extra_args=["--invoker-http2"], ingress_port=engine.ingress_port,
+        admin_port=engine.admin_port, env={"LOGSTRATE_DEPLOYMENT_DENY_NETWORKS": "127.0.0.0/8"},
+    )
+    engine.start_and_wait()
+    engine.wait_leading_all()
+    before = _requests_served(endpoint)
+    status, body = http("POST", f"{engine.ingress_url}/BidiSteps/noop/send")
+    assert status == 202, body
+    invocation = body["invocationId"]
+
+    def refused() -> str | None:
+        status, row = http("GET", f"{engine.admin_url}/invocations/{invocation}?journal=false")
+        failure = str(row.get("last_failure") or "") if status == 200 and isinstance(row, dict) else ""
+        return failure or None
+
+    failure = wait_until(refused, 30, "the attempt to fail on the address policy")
+    assert "over HTTP/2" in failure and "the address 127.0.0.1 is in 127.0.0.0/8" in failure, failure
+    assert _requests_served(endpoint) == before

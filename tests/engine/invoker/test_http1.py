@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import uvloop
 
 from engine.invoker.http1 import Http1Client, Http1Error
 from engine.metadata.address_policy import AddressPolicy, GuardedResolver
-from tests.fixtures.tls import Certificate, self_signed
+from tests.fixtures.tls import TlsFiles, make_certificates
 
 def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Run an async test on asyncio's own loop, then on uvloop (the engine's)."""
@@ -60,7 +61,7 @@ def ok(body: bytes, *extra: str) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def serve(handler: Handler, tls: Certificate | None = None) -> AsyncIterator[Server]:
+async def serve(handler: Handler, tls: TlsFiles | None = None) -> AsyncIterator[Server]:
     state = Server()
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -73,7 +74,11 @@ async def serve(handler: Handler, tls: Certificate | None = None) -> AsyncIterat
             writer.close()
             state.disconnected.set()
 
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=tls.server_context() if tls else None)
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.cert, tls.key)
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=context)
     state.port = server.sockets[0].getsockname()[1]
     try:
         yield state
@@ -241,13 +246,13 @@ async def test_denied_addresses_are_never_connected_to() -> None:
 
 @in_loop
 async def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
-    cert = self_signed(tmp_path)
-    async with serve(echo_forever, tls=cert) as server:
+    files = make_certificates(tmp_path)
+    async with serve(echo_forever, tls=files) as server:
         url = f"https://127.0.0.1:{server.port}/"
         async with Http1Client() as untrusting:
             with pytest.raises(Http1Error, match="CERTIFICATE_VERIFY_FAILED"):
                 await untrusting.post(url, {}, b"")
-        async with Http1Client(tls=cert.client_context()) as client:
+        async with Http1Client(tls=ssl.create_default_context(cafile=str(files.ca))) as client:
             assert await read_all(client, url, b"secret") == (200, b"echo:secret")
             assert await read_all(client, url, b"again") == (200, b"echo:again")
     # The refused handshake never reached the server's handler; the trusted client kept one.

@@ -13,10 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp.abc import ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from engine.invoker.http2 import Http2Client, Http2Error
+from engine.metadata.address_policy import AddressPolicy, DeniedAddress, GuardedResolver
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -50,11 +53,13 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def h2c_server(app: Any = echo_app) -> AsyncIterator[str]:
+async def h2c_server(app: Any = echo_app, keep_alive_timeout: float | None = None) -> AsyncIterator[str]:
     port = _free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
+    if keep_alive_timeout is not None:
+        config.keep_alive_timeout = keep_alive_timeout
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     for _ in range(100):
@@ -141,6 +146,79 @@ async def _a_connection_dropped_by_the_server_fails_its_open_streams() -> None:
     finally:
         await client.close()
         server.close()
+
+
+class _Renamed(ThreadedResolver):
+    """The system resolver, asked for ``target`` whatever name it is given: a DNS record
+    that the test can change (rebinding), resolved for real each time."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+        self.lookups = 0
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        self.lookups += 1
+        return await super().resolve(self.target, port, family)
+
+
+async def _echo_once(client: Http2Client, url: str) -> bytes:
+    stream = await client.open_stream(url, {})
+    await stream.send(b"hello")
+    await stream.end()
+    received = bytearray()
+    while chunk := await asyncio.wait_for(stream.read(), 5):
+        received += chunk
+    return bytes(received)
+
+
+async def _every_new_connection_is_checked_against_the_address_policy() -> None:
+    # The server closes a connection idle for 0.2 s, so each exchange below needs a new one.
+    async with h2c_server(keep_alive_timeout=0.2) as base:
+        port = base.rsplit(":", 1)[1]
+        dns = _Renamed("127.0.0.1")
+        client = Http2Client(connect_timeout_s=5, resolver=GuardedResolver(AddressPolicy(), dns))
+        url = f"http://endpoint.test:{port}/invoke/S/h"
+        try:
+            assert await _echo_once(client, url) == b"hello"
+            assert dns.lookups == 1
+            for expected_lookups in (2, 3):
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while client.open_connections:
+                    assert loop.time() < deadline, "the server never closed the idle connection"
+                    await asyncio.sleep(0.02)
+                if expected_lookups == 3:
+                    dns.target = "169.254.169.254"  # the name now points at the metadata service
+                    with pytest.raises(Http2Error, match=r"169\.254\.169\.254 is in 169\.254\.0\.0/16") as denied:
+                        await client.open_stream(url, {})
+                    assert isinstance(denied.value.__cause__, DeniedAddress)
+                else:
+                    assert await _echo_once(client, url) == b"hello"
+                assert dns.lookups == expected_lookups  # resolved (and checked) again
+        finally:
+            await client.close()
+
+
+async def _denied_address_literals_are_never_connected() -> None:
+    client = Http2Client(connect_timeout_s=30, resolver=GuardedResolver(AddressPolicy()))
+    try:
+        for url in ("http://169.254.169.254/x", "https://[fe80::1]:8443/x", "http://[::ffff:169.254.169.254]/x"):
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(Http2Error, match="refusing to connect") as denied:
+                await client.open_stream(url, {})
+            assert isinstance(denied.value.__cause__, DeniedAddress)
+            assert asyncio.get_running_loop().time() - started < 5  # refused, not a connect timing out
+    finally:
+        await client.close()
+
+
+def test_every_new_connection_is_checked_against_the_address_policy() -> None:
+    asyncio.run(_every_new_connection_is_checked_against_the_address_policy())
+
+
+def test_denied_address_literals_are_never_connected() -> None:
+    asyncio.run(_denied_address_literals_are_never_connected())
 
 
 def test_full_duplex_stream_over_h2c() -> None:
