@@ -43,9 +43,14 @@ def call(url: str, body: Any = None, *, raw: bytes | None = None, content_type: 
         return status, payload.decode(errors="replace"), headers
 
 
-def register(engine: EngineProcess, endpoint: ServiceEndpoint) -> None:
-    status, body, _ = call(f"{engine.admin_url}/deployments", {"uri": endpoint.url})
-    assert status in (200, 201), body
+def register(engine: EngineProcess, endpoint: ServiceEndpoint, *, use_http_11: bool = False) -> None:
+    """Register ``endpoint``: over HTTP/2 (bidirectional streams) by default, as
+    restate-server does; ``use_http_11`` for request/response attempts."""
+    body: dict[str, Any] = {"uri": endpoint.url}
+    if use_http_11:
+        body["use_http_11"] = True
+    status, answer, _ = call(f"{engine.admin_url}/deployments", body)
+    assert status in (200, 201), answer
 
 
 @pytest.fixture

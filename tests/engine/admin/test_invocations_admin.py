@@ -27,8 +27,10 @@ LONG_SLEEP_MS = 60_000
 
 @pytest.fixture
 def ready(engine: EngineProcess, service_endpoints: ServiceEndpoints) -> EngineProcess:
-    """The engine with the semantics endpoint (Account, Proxy, Flaky) registered."""
-    register(engine, service_endpoints.get(SEMANTICS_APP))
+    """The engine with the semantics endpoint (Account, Proxy, Flaky) registered for
+    request/response attempts: these tests watch invocations suspend while they wait,
+    which an open HTTP/2 stream does only after its inactivity timeout."""
+    register(engine, service_endpoints.get(SEMANTICS_APP), use_http_11=True)
     return engine
 
 

@@ -14,7 +14,8 @@ def test_services_show_the_options_endpoints_declare_and_patch_changes_them(
 ) -> None:
     tuned_endpoint = service_endpoints.get("tests.fixtures.endpoint_apps:tuned_app")
     admin = engine.admin_url
-    assert call("POST", f"{admin}/deployments", {"uri": tuned_endpoint.url}).status == 201
+    # Request/response (HTTP/1.1), whose services show no inactivity timeout (below).
+    assert call("POST", f"{admin}/deployments", {"uri": tuned_endpoint.url, "use_http_11": True}).status == 201
 
     listing = call("GET", f"{admin}/services").json
     assert_schema(listing, "ListServicesResponse")
