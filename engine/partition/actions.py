@@ -11,10 +11,13 @@ re-registering a timer or re-sending an outbox sequence is deduplicated.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from engine.ids import InvocationId
 from engine.wal.records import NotificationId, OutputResult, Record, TimerKey, Void
+
+if TYPE_CHECKING:
+    from engine.partition.state_reader import InvocationTaskData
 
 __all__ = [
     "AbortInvocation",
@@ -35,11 +38,16 @@ __all__ = [
 class InvokeAction:
     """Start or resume an attempt of ``invocation_id``.
 
-    The invoker reads everything else (target, deployment pin, journal, state) from
-    LMDB after the batch committed (:mod:`engine.partition.state_reader`).
+    The invoker needs the target, deployment pin, journal and state
+    (:mod:`engine.partition.state_reader`). The state machine names only the
+    invocation; the processor of a partition this process leads fills ``task`` from the
+    batch's own write transaction (its end state, what a read after the commit would
+    see), so the event loop need not open a read transaction and decode the status
+    again. ``None``: the leader reads it from LMDB.
     """
 
     invocation_id: InvocationId
+    task: InvocationTaskData | None = None
 
 
 @dataclass(frozen=True, slots=True)

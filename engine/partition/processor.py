@@ -21,12 +21,14 @@ import lmdb
 
 from engine.logs import get_logger
 from engine.partition import metrics
-from engine.partition.actions import Action, BecameLeader, LostLeadership, RespondToIngress
+from engine.ids import InvocationId
+from engine.partition.actions import Action, BecameLeader, InvokeAction, LostLeadership, RespondToIngress
 from engine.partition.consumer import WalMessage
 from engine.partition.leader.leader import PartitionLeader
 from engine.partition.state_machine import StateMachineOptions, apply
+from engine.partition.state_reader import InvocationTaskData, load_invocation_task_data
 from engine.storage.reader import TableReader
-from engine.storage.tables import StorageTables, TableHandles
+from engine.storage.tables import PartitionTables, StorageTables, TableHandles
 from engine.wal import codec
 from engine.wal.appender import WalAppender
 from engine.wal.records import AnnounceLeader
@@ -97,7 +99,7 @@ class PartitionProcessors:
     def apply(self, partition: int, messages: Sequence[WalMessage]) -> None:
         actions: list[Action] = []
         with self._env.begin(write=True) as txn:
-            tables = StorageTables(txn, self._handles)
+            tables = StorageTables(txn, self._handles, write_back=True)
             for message in messages:
                 try:
                     envelope = codec.decode(message.value)
@@ -112,6 +114,10 @@ class PartitionProcessors:
                     apply(tables, partition, envelope, message.offset, message.timestamp_ms, self._partition_count,
                           options=self._options)
                 )
+                # Status rows are written back once per record (StorageTables.write_back).
+                tables.flush()
+            if partition in self._leaders:
+                actions = _with_task_data(tables.partition(partition), actions)
         last = messages[-1].offset
         announce = False
         target = self._catch_up_to.get(partition)
@@ -254,3 +260,19 @@ class PartitionProcessors:
         leaders = list(self._leaders.values())
         self._leaders.clear()
         await asyncio.gather(*(leader.stop() for leader in leaders), return_exceptions=True)
+
+
+def _with_task_data(tables: PartitionTables, actions: list[Action]) -> list[Action]:
+    """``actions`` with every ``InvokeAction``'s task data read in the batch's transaction."""
+    loaded: dict[InvocationId, InvocationTaskData | None] = {}
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, InvokeAction) and action.task is None:
+            invocation_id = action.invocation_id
+            if invocation_id not in loaded:
+                loaded[invocation_id] = load_invocation_task_data(tables, invocation_id)
+            data = loaded[invocation_id]
+            out.append(action if data is None else InvokeAction(invocation_id, data))
+        else:
+            out.append(action)
+    return out

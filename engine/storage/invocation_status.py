@@ -264,16 +264,23 @@ def decode_status(raw: bytes) -> InvocationStatus:
 class InvocationStatusTable:
     """The ``invocation_status`` rows of one partition, inside one LMDB transaction."""
 
-    def __init__(self, txn: lmdb.Transaction[bytes], db: lmdb._Database, partition: int) -> None:
+    def __init__(
+        self, txn: lmdb.Transaction[bytes], db: lmdb._Database, partition: int, *, write_back: bool = False
+    ) -> None:
         self._txn = txn
         self._db = db
         self._prefix = partition_prefix(partition)
         # Statuses read or written in this transaction, decoded (they are immutable).
         # One batch often touches an invocation several times (pinned, a command, its
         # end): each get after the first is a dict lookup instead of an LMDB read and a
-        # decode. Writes still go to LMDB at once, so scans and other readers of the
-        # transaction see them.
+        # decode.
         self._seen: dict[InvocationId, InvocationStatus | None] = {}
+        # With ``write_back`` (the partition processor), puts are kept here and written
+        # by :meth:`flush`: the three records of an attempt's batch (pinned, output, end)
+        # then encode and write the row once instead of three times. The processor
+        # flushes after every WAL record, before the transaction commits, so nothing
+        # outside the record's apply can see the difference; :meth:`scan` flushes first.
+        self._dirty: dict[InvocationId, InvocationStatus] | None = {} if write_back else None
 
     def _key(self, invocation_id: InvocationId) -> bytes:
         return self._prefix + invocation_id.to_bytes()
@@ -291,13 +298,27 @@ class InvocationStatusTable:
 
     def put(self, invocation_id: InvocationId, status: InvocationStatus) -> None:
         """Insert or replace the status of ``invocation_id``."""
-        self._txn.put(self._key(invocation_id), encode_status(status), db=self._db)
         self._seen[invocation_id] = status
+        if self._dirty is not None:
+            self._dirty[invocation_id] = status
+            return
+        self._txn.put(self._key(invocation_id), encode_status(status), db=self._db)
+
+    def flush(self) -> None:
+        """Write the statuses put since the last flush (write-back tables only)."""
+        dirty = self._dirty
+        if not dirty:
+            return
+        put, db, prefix = self._txn.put, self._db, self._prefix
+        for invocation_id, status in dirty.items():
+            put(prefix + invocation_id.to_bytes(), encode_status(status), db=db)
+        dirty.clear()
 
     def delete(self, invocation_id: InvocationId) -> bool:
         """Forget ``invocation_id``; True if it existed."""
         self._seen[invocation_id] = None
-        return self._txn.delete(self._key(invocation_id), db=self._db)
+        pending = self._dirty is not None and self._dirty.pop(invocation_id, None) is not None
+        return self._txn.delete(self._key(invocation_id), db=self._db) or pending
 
     def scan(
         self, kind: StatusKind | None = None
@@ -307,6 +328,7 @@ class InvocationStatusTable:
         Used on becoming leader, to restart what is Invoked. Do not write to this table
         while iterating.
         """
+        self.flush()
         start = len(self._prefix)
         for key, value in iter_prefix(self._txn, self._db, self._prefix):
             status = decode_status(value)

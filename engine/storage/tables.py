@@ -83,6 +83,8 @@ class StorageTables:
 
     txn: lmdb.Transaction[bytes]
     handles: TableHandles
+    # Status writes kept until :meth:`flush` (the partition processor's transactions).
+    write_back: bool = False
     _partitions: dict[int, PartitionTables] = field(default_factory=dict, compare=False, repr=False)
 
     def partition(self, partition: int) -> PartitionTables:
@@ -90,18 +92,27 @@ class StorageTables:
         so what they cache about the transaction is shared by every record of a batch)."""
         tables = self._partitions.get(partition)
         if tables is None:
-            tables = self._partitions[partition] = PartitionTables(self.txn, self.handles, partition)
+            tables = self._partitions[partition] = PartitionTables(
+                self.txn, self.handles, partition, write_back=self.write_back
+            )
         return tables
+
+    def flush(self) -> None:
+        """Write what write-back tables keep (call before the transaction commits)."""
+        for tables in self._partitions.values():
+            tables.status.flush()
 
 
 class PartitionTables:
     """One partition's tables in one transaction, as typed table objects."""
 
-    def __init__(self, txn: lmdb.Transaction[bytes], handles: TableHandles, partition: int) -> None:
+    def __init__(
+        self, txn: lmdb.Transaction[bytes], handles: TableHandles, partition: int, *, write_back: bool = False
+    ) -> None:
         self.txn = txn
         self.partition = partition
         self.fsm = FsmTable(txn, handles.fsm, partition)
-        self.status = InvocationStatusTable(txn, handles.invocation_status, partition)
+        self.status = InvocationStatusTable(txn, handles.invocation_status, partition, write_back=write_back)
         self.journal = JournalTable(txn, handles.journal, handles.journal_notifications, partition)
         self.state = StateTable(txn, handles.state, partition)
         self.inbox = InboxTable(txn, handles.inbox, partition)

@@ -138,8 +138,12 @@ class InvocationExecutor:
         # InvokeAction of that Invoke is theirs already (see start_early).
         self._early: set[InvocationId] = set()
 
-    def start(self, invocation_id: InvocationId) -> None:
-        """Run an attempt now, or right after the one in flight."""
+    def start(self, invocation_id: InvocationId, data: InvocationTaskData | None = None) -> None:
+        """Run an attempt now, or right after the one in flight.
+
+        ``data``: the task as the applied batch left it (``InvokeAction.task``), used by
+        an attempt that starts now; one that runs after the attempt in flight reads the
+        task again, since that attempt's records change it."""
         if invocation_id in self._early:
             # Applying the Invoke of an early start: its first attempt runs (or ran)
             # already. Only this first action is absorbed; later ones (retries,
@@ -149,8 +153,21 @@ class InvocationExecutor:
         if invocation_id in self._running:
             self._rerun.add(invocation_id)
             return
-        task = asyncio.create_task(self._attempt_loop(invocation_id), name=f"invoke-{invocation_id}")
+        channel: AttemptChannel | None = None
+        if data is not None and self._confirm is not None and self._invoker.streams:
+            # The data is from the batch that asked for this attempt: notifications
+            # applied after it must reach the stream, so its channel exists before the
+            # next batch's actions are carried out (not when the task first runs).
+            channel = self._channels[invocation_id] = AttemptChannel(self._confirm)
+        task = asyncio.create_task(self._attempt_loop(invocation_id, data, channel), name=f"invoke-{invocation_id}")
         self._running[invocation_id] = task
+        if channel is not None:
+            # A task cancelled before its first step never reaches the loop's cleanup.
+            task.add_done_callback(lambda _: self._drop_channel(invocation_id, channel))
+
+    def _drop_channel(self, invocation_id: InvocationId, channel: AttemptChannel) -> None:
+        if self._channels.get(invocation_id) is channel:
+            del self._channels[invocation_id]
 
     def start_early(self, data: InvocationTaskData) -> bool:
         """Start the first attempt of an invocation whose ``Invoke`` was handed to the WAL
@@ -206,14 +223,17 @@ class InvocationExecutor:
     def __len__(self) -> int:
         return len(self._running)
 
-    async def _attempt_loop(self, invocation_id: InvocationId, early: InvocationTaskData | None = None) -> None:
+    async def _attempt_loop(
+        self, invocation_id: InvocationId, early: InvocationTaskData | None = None,
+        first_channel: AttemptChannel | None = None,
+    ) -> None:
         # The task runs in its own copy of the context: this marks its records only.
         _ATTEMPT_EXECUTOR.set(self)
         try:
             while True:
                 self._rerun.discard(invocation_id)
-                channel: AttemptChannel | None = None
-                if self._confirm is not None and self._invoker.streams:
+                channel, first_channel = first_channel, None
+                if channel is None and self._confirm is not None and self._invoker.streams:
                     # Registered before the task is read, so no notification applied
                     # after that read is missed; the session skips those already in it.
                     channel = self._channels[invocation_id] = AttemptChannel(self._confirm)

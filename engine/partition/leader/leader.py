@@ -197,7 +197,7 @@ class PartitionLeader:
     def handle(self, action: Action) -> None:
         """Carry out one action of an applied batch."""
         if isinstance(action, InvokeAction):
-            self._executor.start(action.invocation_id)
+            self._executor.start(action.invocation_id, action.task)
         elif isinstance(action, RegisterTimer):
             self._timers.schedule(action.timer)
         elif isinstance(action, CancelTimer):

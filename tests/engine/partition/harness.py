@@ -59,8 +59,10 @@ class Partition:
             self.now_ms = at_ms
         applied_at = self.offset if offset is None else offset
         with self.env.env.begin(write=True) as txn:
+            # Write-back status rows, flushed after the record: as the processor does.
+            tables = StorageTables(txn, self.handles, write_back=True)
             actions = apply(
-                StorageTables(txn, self.handles),
+                tables,
                 self.partition,
                 r.Envelope(record, epoch=epoch, dedup_id=dedup_id),
                 applied_at,
@@ -68,6 +70,7 @@ class Partition:
                 self.partition_count,
                 options=self.options,
             )
+            tables.flush()
         self.offset = max(self.offset, applied_at + 1)
         self.now_ms += 1
         return actions

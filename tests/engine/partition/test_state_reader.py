@@ -6,8 +6,12 @@ import dataclasses
 
 from engine.ids import DeploymentId
 from restate_protocol import MessageType
+from engine.partition.actions import InvokeAction
+from engine.partition.processor import _with_task_data
+from engine.partition.state_machine import apply
 from engine.partition.state_machine.invoke import starts_when_applied
 from engine.partition.state_reader import first_attempt_data, invoked_invocations, load_invocation_task_data
+from engine.storage.tables import StorageTables
 from engine.wal import records as r
 from tests.engine.partition.harness import (
     T0,
@@ -84,3 +88,28 @@ def test_only_invokes_that_always_start_at_once_may_start_early() -> None:
     assert not starts_when_applied(invoke(workflow, 1))
     ordered = dataclasses.replace(invoke(service_target(), 1), ordering_key="topic-key")
     assert not starts_when_applied(ordered)
+
+
+def test_task_data_read_in_the_batch_transaction_is_what_a_read_after_commit_gives(part: Partition) -> None:
+    """The processor fills ``InvokeAction.task`` from the batch's own write transaction
+    (``processor._with_task_data``) for partitions it leads; the attempt must get
+    exactly what the leader would read from LMDB once the batch committed."""
+    first = invoke(object_target("k"), 1, b"1")
+    queued = invoke(object_target("k"), 2, b"2")
+    part.apply(first)
+    part.apply(command(pb.SetStateCommandMessage(key=b"x", value=pb.Value(content=b"7")), first.invocation_id, 1))
+    with part.env.env.begin(write=True) as txn:
+        tables = StorageTables(txn, part.handles, write_back=True)
+        actions = apply(tables, part.partition, r.Envelope(queued), part.offset, part.now_ms, part.partition_count)
+        actions += apply(tables, part.partition, r.Envelope(r.InvocationEnded(first.invocation_id, r.Void())),
+                         part.offset + 1, part.now_ms + 1, part.partition_count)
+        tables.flush()
+        filled = _with_task_data(tables.partition(part.partition), actions)
+    invokes = [a for a in filled if isinstance(a, InvokeAction)]
+    # The end of the first frees the lock: the queued one starts, with its data attached.
+    assert [a.invocation_id for a in invokes] == [queued.invocation_id]
+    with part.read() as t:
+        assert invokes[0].task == load_invocation_task_data(t, queued.invocation_id)
+    assert invokes[0].task is not None and {e.key for e in invokes[0].task.state} == {b"x"}
+    # Other actions pass through untouched, in order.
+    assert [type(a) for a in filled] == [type(a) for a in actions]

@@ -19,7 +19,7 @@ from engine.storage.invocation_status import (
     decode_status,
     encode_status,
 )
-from engine.storage.tables import TableHandles
+from engine.storage.tables import StorageTables, TableHandles
 from engine.wal import records as r
 from tests.engine.storage.helpers import iid, read, write
 from tests.engine.wal import strategies as ws
@@ -164,3 +164,33 @@ def test_touched_sets_modification_time() -> None:
     changed = status.touched(9, attempt=2)
     assert (changed.modified_at_ms, changed.attempt, changed.created_at_ms) == (9, 2, 5)
     assert status.in_flight and not InvocationStatus(StatusKind.COMPLETED, TARGET, b"").in_flight
+
+
+def test_write_back_writes_the_row_once_at_flush(storage: Storage) -> None:
+    env, handles = storage
+    first = InvocationStatus(StatusKind.INVOKED, TARGET, b"1", deployment_id=DeploymentId(9))
+    last = first.touched(12, attempt=3)
+    with env.env.begin(write=True) as txn:
+        tables = StorageTables(txn, handles, write_back=True)
+        t = tables.partition(0)
+        with mock.patch.object(status_module, "encode_status", wraps=status_module.encode_status) as encode:
+            t.status.put(iid(1), first)
+            t.status.put(iid(1), last)
+            t.status.put(iid(2), first)
+            assert t.status.get(iid(1)) == last  # the transaction sees its own puts
+            assert txn.get(t.status._key(iid(1)), db=handles.invocation_status) is None
+            assert t.status.delete(iid(2))  # only pending, still "existed"
+            tables.flush()
+            assert encode.call_count == 1  # iid(1) once, iid(2) never
+    with read(storage) as t:
+        assert t.status.get(iid(1)) == last
+        assert t.status.get(iid(2)) is None
+
+
+def test_write_back_scan_sees_pending_puts(storage: Storage) -> None:
+    env, handles = storage
+    invoked = InvocationStatus(StatusKind.INVOKED, TARGET, b"1", deployment_id=DeploymentId(9))
+    with env.env.begin(write=True) as txn:
+        t = StorageTables(txn, handles, write_back=True).partition(0)
+        t.status.put(iid(1), invoked)
+        assert [i for i, _ in t.status.scan(StatusKind.INVOKED)] == [iid(1)]
