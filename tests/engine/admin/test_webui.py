@@ -124,10 +124,20 @@ def _click(driver: WebDriver, css: str) -> None:
 
 def _action(driver: WebDriver, name: str) -> None:
     """Press an action button (danger actions need a second press to confirm)."""
-    button = driver.find_element(By.CSS_SELECTOR, f'#view button[data-action="{name}"]')
-    button.click()
-    if button.text.startswith("Confirm"):
+    css = f'#view button[data-action="{name}"]'
+
+    def press(d: WebDriver) -> bool:
+        # Found afresh each time: a render that lands between two presses replaces the button.
+        button = d.find_element(By.CSS_SELECTOR, css)
+        if button.get_attribute("class") == "danger" and not button.text.startswith("Confirm"):
+            button.click()
+            button = d.find_element(By.CSS_SELECTOR, css)
+        if button.get_attribute("class") == "danger" and not button.text.startswith("Confirm"):
+            return False
         button.click()
+        return True
+
+    wait_for(driver, press, 10, f"the {name} button to be pressed")
 
 
 def _errors(driver: WebDriver) -> list[str]:
@@ -290,12 +300,11 @@ def test_journal_timeline_shows_calls_runs_sleeps_state_retries_and_awakeables(
     assert _errors(browser) == []
 
 
-@pytest.mark.skip(reason="timed out waiting for the state view's entries in its first run; not debugged before the deadline")
 def test_state_is_shown_and_edited(seeded: dict[str, str], proxied: str, restate_server: RestateServer,
                                    browser: WebDriver) -> None:
     route = f"state?service=Shop&key={seeded['alice']}"
     open_view(browser, proxied, route)
-    _wait_text(browser, f"Shop/{seeded['alice']} (2 entries)", "cart", "status")
+    _wait_text(browser, f"Shop/{seeded['alice']} (2 entries)")  # the keys are input values, not text
     values = {tr.get_attribute("data-key"): tr.find_element(By.CSS_SELECTOR, "textarea").get_attribute("value")
               for tr in browser.find_elements(By.CSS_SELECTOR, ".state-editor tbody tr")}
     assert values == {"cart": '["book"]', "status": '"done"'}
