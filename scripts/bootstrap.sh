@@ -51,3 +51,15 @@ if [ ! -f tests/fixtures/ts_services/node_modules/@restatedev/restate-sdk/packag
 else
   echo "bootstrap: TypeScript SDK test services up to date"
 fi
+
+# Headless Chromium from Debian for the web UI tests (tests/engine/admin/test_webui.py);
+# selenium drives it through Debian's chromedriver, nothing is downloaded by the tests.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "bootstrap: installing Debian's chromium and chromium-driver (apt-get)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q chromium chromium-driver
+else
+  echo "bootstrap: chromium up to date"
+fi

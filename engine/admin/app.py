@@ -3,7 +3,7 @@
 Resources live in their own modules (:mod:`engine.admin.deployments`,
 :mod:`engine.admin.services`, :mod:`engine.admin.invocations`,
 :mod:`engine.admin.object_state`, :mod:`engine.admin.kafka_clusters`,
-:mod:`engine.admin.subscriptions`); ``/metrics`` serves Prometheus metrics; errors and their JSON shape in :mod:`engine.admin.errors`.
+:mod:`engine.admin.subscriptions`); ``/metrics`` serves Prometheus metrics; ``/ui`` the web UI (:mod:`engine.admin.webui`); errors and their JSON shape in :mod:`engine.admin.errors`.
 Every route is served unversioned and under ``/v2`` and ``/v3``
 (:mod:`engine.admin.versions`).
 """
@@ -16,7 +16,7 @@ from importlib import resources
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from engine.admin import deployments, invocations, kafka_clusters, object_state, restart, services, subscriptions
+from engine.admin import deployments, invocations, kafka_clusters, object_state, restart, services, subscriptions, webui
 from engine.admin.errors import error_middleware
 from engine.admin.partitions import LocalPartitions, PartitionAccess
 from engine.admin.forwarding import Forwarder
@@ -86,6 +86,7 @@ def create_admin_app(
         kafka_clusters.add_routes(app.router, prefix)
         subscriptions.add_routes(app.router, prefix)
     app.router.add_get("/metrics", _metrics)
+    webui.add_routes(app)
     return app
 
 
