@@ -177,7 +177,7 @@ class EngineNode:
         finally:
             await self._shutdown()
         if self._fatal is not None:
-            raise StartupError(f"the WAL consumer failed: {self._fatal}")
+            raise StartupError(f"a WAL client failed: {self._fatal}")
         log.info("engine stopped")
 
     def _address_policy(self) -> AddressPolicy:
@@ -214,7 +214,15 @@ class EngineNode:
         """WAL appender, partition processors (consumer thread) and their leaders' invoker."""
         cfg = self.config
         loop = asyncio.get_running_loop()
-        appender = self._appender = WalAppender(cfg.kafka)
+
+        def on_fatal(exc: BaseException) -> None:
+            def fail() -> None:
+                self._fatal = exc
+                self._stop.set()
+
+            loop.call_soon_threadsafe(fail)
+
+        appender = self._appender = WalAppender(cfg.kafka, on_fatal=on_fatal)
         handles = TableHandles.open(storage.env)
         tls = tls or TlsTrust()
         http = self._http = create_http_session(
@@ -264,13 +272,6 @@ class EngineNode:
             appender=appender, loop=loop, leader_factory=make_leader, before_announce=egress.fence,
             respond=respond, on_leading_changed=self._advertise,
         )
-
-        def on_fatal(exc: BaseException) -> None:
-            def fail() -> None:
-                self._fatal = exc
-                self._stop.set()
-
-            loop.call_soon_threadsafe(fail)
 
         # A static member of the processors' group: a restart on this data dir takes its
         # partitions back at once (a dead process's session would otherwise hold them

@@ -9,7 +9,6 @@ confluent-kafka consumer and LMDB write transactions are both thread-affine.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from engine.config import KafkaConfig
+from engine.kafka import clients
 from engine.logs import get_logger
 
 log = get_logger(__name__)
@@ -71,7 +71,7 @@ class WalConsumer:
         self._on_fatal = on_fatal
         self._stop = threading.Event()
         static = {} if group_instance_id is None else {"group.instance.id": group_instance_id}
-        self._consumer = Consumer(
+        self._consumer = clients.consumer(
             kafka.client_config(
                 **static,
                 **{
@@ -92,9 +92,9 @@ class WalConsumer:
                     "fetch.wait.max.ms": 500,
                     "socket.nagle.disable": True,
                     "partition.assignment.strategy": "cooperative-sticky",
-                    "logger": logging.getLogger("librdkafka"),
                 }
-            )
+            ),
+            client="wal-consumer",
         )
         self._thread = threading.Thread(target=self._run, name="wal-consumer", daemon=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
@@ -10,6 +9,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from engine.config import KafkaConfig
+from engine.kafka import clients
 from engine.ingress.response_channel import RESPONSE_PARTITIONS
 from engine.errors import StartupError
 from engine.logs import get_logger
@@ -43,7 +43,7 @@ def engine_topics(kafka: KafkaConfig) -> list[TopicSpec]:
 
 def admin_client(kafka: KafkaConfig) -> AdminClient:
     """An AdminClient whose librdkafka logs go through the engine's logging."""
-    return AdminClient(kafka.client_config(logger=logging.getLogger("librdkafka")))
+    return clients.admin_client(kafka.client_config(), client="topics-admin")
 
 
 def ensure_topics(kafka: KafkaConfig) -> None:
