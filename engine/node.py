@@ -47,6 +47,7 @@ from engine.partition.leader.leader import PartitionLeader
 from engine.partition.processor import PartitionProcessors
 from engine.storage.environment import StorageEnvironment
 from engine.storage.invocation_status import InvocationStatus
+from engine.storage.reader import next_wal_offsets
 from engine.storage.tables import TableHandles
 from engine.version import __version__
 from engine.wal.appender import WalAppender
@@ -114,7 +115,8 @@ class EngineNode:
             self._storage = StorageEnvironment(cfg.data_dir, cfg.lmdb_map_size_mb)
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
                 _check_port_free(name, *address)
-            await asyncio.to_thread(ensure_topics, cfg.kafka)
+            next_offsets = next_wal_offsets(self._storage.env, cfg.kafka.partitions)
+            await asyncio.to_thread(ensure_topics, cfg.kafka, next_offsets)
             # Read all cluster metadata before serving, so no request sees a partial view.
             self._metadata = MetadataStore(
                 cfg.kafka, node_name=cfg.node_name, declared_clusters=_declared_clusters(cfg)

@@ -17,6 +17,7 @@ from typing import Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from engine.config import KafkaConfig
+from engine.errors import EngineError
 from engine.kafka import clients
 from engine.logs import get_logger
 
@@ -52,6 +53,11 @@ class WalListener(Protocol):
         """``partition`` is no longer ours: stop leading it at once."""
 
 
+class WalGapError(EngineError):
+    """The record after the applied offset is gone from the WAL (deleted): applying on
+    would skip it and diverge from the replicas that applied it."""
+
+
 class WalConsumer:
     """The consumer thread: poll, group by partition, hand batches to the listener."""
 
@@ -78,7 +84,10 @@ class WalConsumer:
                     "group.id": group_id or f"{kafka.topic_prefix}.partition-processors",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
+                    # Never jump over missing records: a position that no longer exists
+                    # (records deleted below it) is an error, not a silent skip to the
+                    # earliest offset. A new partition seeks OFFSET_BEGINNING explicitly.
+                    "auto.offset.reset": "error",
                     "isolation.level": "read_committed",
                     # End-of-partition events tell catch-up it is done even when the
                     # last offsets are transaction markers, which are never delivered.
@@ -149,6 +158,11 @@ class WalConsumer:
                             continue
                         if err.fatal():
                             raise KafkaException(err)
+                        if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                            raise WalGapError(
+                                f"WAL partition {msg.partition()}: the record after the applied offset was deleted "
+                                f"({err.str()}); the engine stops rather than skip it (see engine.wal.topics)"
+                            )
                         log.warning("wal consumer error", error=err.str())
                         continue
                     _, ts = msg.timestamp()
