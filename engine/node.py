@@ -21,7 +21,7 @@ from engine.admin.app import create_admin_app
 from engine.admin.forwarding import Advertiser, Forwarder
 from engine.config import EngineConfig, Secret
 from engine.egress import reserve_engine_topics
-from engine.errors import StartupError
+from engine.errors import LeadershipLost, StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
 from engine.ingress.deps import IngressDeps
@@ -238,7 +238,7 @@ class EngineNode:
             # epoch of this process's leadership; no leadership, no write.
             leader = processors.leader_of(appender.partition_of(record.invocation_id))
             if leader is None:
-                raise asyncio.CancelledError("partition leadership lost during the attempt")
+                raise LeadershipLost("partition leadership lost during the attempt")
             return leader.submit_own(record)
 
         def resolve_call(service: str, handler: str) -> CallTarget:
