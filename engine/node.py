@@ -21,7 +21,7 @@ from engine.admin.app import create_admin_app
 from engine.admin.forwarding import Advertiser, Forwarder
 from engine.config import EngineConfig, Secret
 from engine.egress import reserve_engine_topics
-from engine.errors import StartupError
+from engine.errors import LeadershipLost, StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
 from engine.ingress.deps import IngressDeps
@@ -47,6 +47,7 @@ from engine.partition.leader.leader import PartitionLeader
 from engine.partition.processor import PartitionProcessors
 from engine.storage.environment import StorageEnvironment
 from engine.storage.invocation_status import InvocationStatus
+from engine.storage.reader import next_wal_offsets
 from engine.storage.tables import TableHandles
 from engine.version import __version__
 from engine.wal.appender import WalAppender
@@ -114,7 +115,8 @@ class EngineNode:
             self._storage = StorageEnvironment(cfg.data_dir, cfg.lmdb_map_size_mb)
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
                 _check_port_free(name, *address)
-            await asyncio.to_thread(ensure_topics, cfg.kafka)
+            next_offsets = next_wal_offsets(self._storage.env, cfg.kafka.partitions)
+            await asyncio.to_thread(ensure_topics, cfg.kafka, next_offsets)
             # Read all cluster metadata before serving, so no request sees a partial view.
             self._metadata = MetadataStore(
                 cfg.kafka, node_name=cfg.node_name, declared_clusters=_declared_clusters(cfg)
@@ -177,7 +179,7 @@ class EngineNode:
         finally:
             await self._shutdown()
         if self._fatal is not None:
-            raise StartupError(f"the WAL consumer failed: {self._fatal}")
+            raise StartupError(f"a WAL client failed: {self._fatal}")
         log.info("engine stopped")
 
     def _address_policy(self) -> AddressPolicy:
@@ -214,7 +216,15 @@ class EngineNode:
         """WAL appender, partition processors (consumer thread) and their leaders' invoker."""
         cfg = self.config
         loop = asyncio.get_running_loop()
-        appender = self._appender = WalAppender(cfg.kafka)
+
+        def on_fatal(exc: BaseException) -> None:
+            def fail() -> None:
+                self._fatal = exc
+                self._stop.set()
+
+            loop.call_soon_threadsafe(fail)
+
+        appender = self._appender = WalAppender(cfg.kafka, on_fatal=on_fatal)
         handles = TableHandles.open(storage.env)
         tls = tls or TlsTrust()
         http = self._http = create_http_session(
@@ -228,7 +238,7 @@ class EngineNode:
             # epoch of this process's leadership; no leadership, no write.
             leader = processors.leader_of(appender.partition_of(record.invocation_id))
             if leader is None:
-                raise asyncio.CancelledError("partition leadership lost during the attempt")
+                raise LeadershipLost("partition leadership lost during the attempt")
             return leader.submit_own(record)
 
         def resolve_call(service: str, handler: str) -> CallTarget:
@@ -264,13 +274,6 @@ class EngineNode:
             appender=appender, loop=loop, leader_factory=make_leader, before_announce=egress.fence,
             respond=respond, on_leading_changed=self._advertise,
         )
-
-        def on_fatal(exc: BaseException) -> None:
-            def fail() -> None:
-                self._fatal = exc
-                self._stop.set()
-
-            loop.call_soon_threadsafe(fail)
 
         # A static member of the processors' group: a restart on this data dir takes its
         # partitions back at once (a dead process's session would otherwise hold them

@@ -37,6 +37,7 @@ from typing import Any, Final, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from engine.ids import InvocationId
+from engine.kafka import clients
 from engine.logs import get_logger
 from engine.metadata.kafka import ORDERING_PARTITION, KafkaCluster, Subscription, consumer_properties
 from engine.tailing import TAIL_POLL_S
@@ -192,7 +193,7 @@ class SubscriptionConsumer:
 
     def _consume(self) -> None:
         try:
-            consumer = Consumer(self._conf)
+            consumer = clients.consumer(self._conf, client=f"subscription-{self._sub}")
         except KafkaException as exc:
             self.status.last_error = f"cannot create the Kafka consumer: {exc}"
             self._log.error("subscription consumer not started", error=str(exc))
@@ -441,7 +442,7 @@ class SubscriptionConsumer:
         if self._dead_letters is None:
             conf: dict[str, Any] = dict(self.cluster.properties)
             conf.update({"enable.idempotence": True, "acks": "all"})
-            self._dead_letters = Producer(conf)
+            self._dead_letters = clients.producer(conf, client=f"dead-letters-{self._sub}")
         return self._dead_letters
 
     def _update_lag(self, consumer: Consumer) -> None:

@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from engine.admin.errors import AdminError, optional_string_map, read_json_object
 from engine.admin.kafka_clusters import subscription_json
+from engine.kafka import clients
 from engine.admin.state import METADATA, SUBSCRIPTIONS
 from engine.egress import engine_topic_reason
 from engine.ids import IdParseError, SubscriptionId
@@ -208,7 +209,7 @@ def _check_options(sub: Subscription) -> None:
 def _check_kafka(cluster: KafkaCluster, sub: Subscription, topic: str) -> None:
     """Consumer properties librdkafka accepts, and a topic that exists (blocking)."""
     try:
-        consumer = Consumer(consumer_properties(cluster, sub))
+        consumer = clients.consumer(consumer_properties(cluster, sub), client="admin-subscription-check")
     except KafkaException as exc:
         raise InvalidRequest(f"invalid Kafka consumer options: {exc.args[0].str() if exc.args else exc}") from None
     try:
@@ -224,7 +225,7 @@ def _check_kafka(cluster: KafkaCluster, sub: Subscription, topic: str) -> None:
 
 def _group_lag(cluster: KafkaCluster, sub: Subscription) -> list[dict[str, Any]]:
     """Committed offset, end offset and lag of each source partition, for the whole group."""
-    consumer = Consumer(consumer_properties(cluster, sub))
+    consumer = clients.consumer(consumer_properties(cluster, sub), client="admin-subscription-lag")
     try:
         metadata = consumer.list_topics(sub.topic, timeout=_KAFKA_TIMEOUT_S)
         topic = metadata.topics.get(sub.topic)

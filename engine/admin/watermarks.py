@@ -9,12 +9,12 @@ the local processor applied everything below it.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from engine.config import KafkaConfig
+from engine.kafka import clients
 from engine.logs import get_logger
 
 __all__ = ["WalWatermarks"]
@@ -34,16 +34,16 @@ class WalWatermarks:
 
     def _client(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer(
+            self._consumer = clients.consumer(
                 self._kafka.client_config(
                     **{
                         # Required by librdkafka; never joined (no subscribe, no commit).
                         "group.id": f"{self._kafka.topic_prefix}.admin-watermarks",
                         "client.id": f"logstrate-{self._node_name}-admin",
                         "enable.auto.commit": False,
-                        "logger": logging.getLogger("librdkafka"),
                     }
-                )
+                ),
+                client="admin-watermarks",
             )
         return self._consumer
 

@@ -28,7 +28,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import logging
 import threading
 import time
 from typing import Any, Final
@@ -38,6 +37,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Pr
 from engine.config import KafkaConfig
 from engine.ids import IdParseError, InvocationId
 from engine.ingress.pending import PendingResponses
+from engine.kafka import clients
 from engine.logs import get_logger
 from engine.partition.actions import Submitted
 from engine.tailing import TAIL_FETCH_WAIT_MS, TAIL_POLL_S
@@ -121,7 +121,6 @@ def consumer_config(kafka: KafkaConfig, instance: str) -> dict[str, Any]:
             # idle engine costs the broker: 2 a second, not 100 (engine.tailing). The
             # watermark query in start() runs before any fetch, so it never waits behind one.
             "fetch.wait.max.ms": TAIL_FETCH_WAIT_MS,
-            "logger": logging.getLogger("librdkafka"),
         }
     )
 
@@ -164,20 +163,20 @@ class ResponseChannel:
         self._log = log.bind(topic=self._topic, partition=self._partition, node=instance)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._producer = Producer(
+        self._producer = clients.producer(
             kafka.client_config(
                 **{
                     "client.id": f"logstrate-{instance}-responses",
                     "linger.ms": 0,
                     "acks": 1,
-                    "logger": logging.getLogger("librdkafka"),
                 }
-            )
+            ),
+            client="responses-producer",
         )
 
     async def start(self) -> None:
         """Start reading this process's partition from its current end."""
-        consumer = Consumer(consumer_config(self._kafka, self._instance))
+        consumer = clients.consumer(consumer_config(self._kafka, self._instance), client="responses-tail")
         # Requests are only accepted after this returns, so nothing addressed to this
         # instance can precede the end offset read here.
         high = await asyncio.to_thread(
@@ -201,14 +200,17 @@ class ResponseChannel:
                 )
 
         try:
-            self._producer.produce(
+            # Called on the event loop: never wait for room (wait_s=0).
+            clients.produce(
+                self._producer,
                 self._topic,
+                wait_s=0,
                 key=instance.encode("utf-8"),
                 value=encode_answer(instance, request_id, invocation_id, result),
                 partition=partition_of(instance),
                 on_delivery=delivered,
             )
-        except BufferError:
+        except clients.KafkaQueueFull:
             self._log.warning("responses producer queue full; answer dropped", target=instance)
         self._producer.poll(0)
 

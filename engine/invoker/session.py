@@ -61,6 +61,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from google.protobuf.message import DecodeError
 
+from engine.errors import LeadershipLost
 from engine.invoker.awaiting import awaited_notifications
 from engine.journal.notifications import failure_of
 from restate_protocol import (
@@ -245,6 +246,9 @@ class Attempt:
                 new_entries=self._new_entries,
             )
             return outcome
+        except LeadershipLost:
+            self._log.debug("attempt stopped: leadership lost", new_entries=self._new_entries)
+            raise
         except Exception:
             # emit failed (or a bug): which records are durable is unknown to us.
             self._log.exception("attempt abandoned", new_entries=self._new_entries)

@@ -23,7 +23,6 @@ processes writing at the same instant both succeed, the later record winning per
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from engine.config import KafkaConfig
 from engine.errors import StartupError
 from engine.ids import DeploymentId, SubscriptionId
+from engine.kafka import clients
 from engine.logs import get_logger
 from engine.metadata import codec
 from engine.metadata import kafka as kafka_codec
@@ -176,8 +176,8 @@ class MetadataStore:
         timeout_s = self._kafka.connect_timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
-        consumer = Consumer(consumer_config(self._kafka, self._node_name))
-        self._producer = Producer(
+        consumer = clients.consumer(consumer_config(self._kafka, self._node_name), client="metadata-tail")
+        self._producer = clients.producer(
             self._kafka.client_config(
                 **{
                     "client.id": f"logstrate-{self._node_name}-metadata",
@@ -185,9 +185,9 @@ class MetadataStore:
                     "acks": "all",
                     "linger.ms": 0,
                     "delivery.timeout.ms": int(self._write_timeout_s * 1000),
-                    "logger": logging.getLogger("librdkafka"),
                 }
-            )
+            ),
+            client="metadata-producer",
         )
         self._thread = threading.Thread(
             target=self._run, args=(consumer, loop, ready, timeout_s), name="metadata-view", daemon=True
@@ -325,8 +325,9 @@ class MetadataStore:
             outcome.append((err, -1 if err is not None else _offset(msg)))
 
         try:
-            self._producer.produce(self.topic, key=key, value=value, partition=_PARTITION, on_delivery=delivered)
-        except (KafkaException, BufferError) as exc:
+            clients.produce(self._producer, self.topic, wait_s=self._write_timeout_s, key=key, value=value,
+                            partition=_PARTITION, on_delivery=delivered)
+        except (KafkaException, clients.KafkaQueueFull) as exc:
             raise MetadataUnavailable(f"cannot write to the metadata topic {self.topic}: {exc}; nothing was changed") from None
         self._producer.flush(self._write_timeout_s + 5.0)
         if not outcome:
@@ -504,7 +505,6 @@ def consumer_config(kafka: KafkaConfig, node_name: str) -> dict[str, Any]:
             # second, and a write is still read back the moment it lands (engine.tailing).
             # Only a start-up whose last records were compacted away waits for EOF.
             "fetch.wait.max.ms": TAIL_FETCH_WAIT_MS,
-            "logger": logging.getLogger("librdkafka"),
         }
     )
 

@@ -9,7 +9,6 @@ confluent-kafka consumer and LMDB write transactions are both thread-affine.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from engine.config import KafkaConfig
+from engine.errors import EngineError
+from engine.kafka import clients
 from engine.logs import get_logger
 
 log = get_logger(__name__)
@@ -52,6 +53,11 @@ class WalListener(Protocol):
         """``partition`` is no longer ours: stop leading it at once."""
 
 
+class WalGapError(EngineError):
+    """The record after the applied offset is gone from the WAL (deleted): applying on
+    would skip it and diverge from the replicas that applied it."""
+
+
 class WalConsumer:
     """The consumer thread: poll, group by partition, hand batches to the listener."""
 
@@ -71,14 +77,17 @@ class WalConsumer:
         self._on_fatal = on_fatal
         self._stop = threading.Event()
         static = {} if group_instance_id is None else {"group.instance.id": group_instance_id}
-        self._consumer = Consumer(
+        self._consumer = clients.consumer(
             kafka.client_config(
                 **static,
                 **{
                     "group.id": group_id or f"{kafka.topic_prefix}.partition-processors",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
+                    # Never jump over missing records: a position that no longer exists
+                    # (records deleted below it) is an error, not a silent skip to the
+                    # earliest offset. A new partition seeks OFFSET_BEGINNING explicitly.
+                    "auto.offset.reset": "error",
                     "isolation.level": "read_committed",
                     # End-of-partition events tell catch-up it is done even when the
                     # last offsets are transaction markers, which are never delivered.
@@ -92,9 +101,9 @@ class WalConsumer:
                     "fetch.wait.max.ms": 500,
                     "socket.nagle.disable": True,
                     "partition.assignment.strategy": "cooperative-sticky",
-                    "logger": logging.getLogger("librdkafka"),
                 }
-            )
+            ),
+            client="wal-consumer",
         )
         self._thread = threading.Thread(target=self._run, name="wal-consumer", daemon=True)
 
@@ -149,6 +158,11 @@ class WalConsumer:
                             continue
                         if err.fatal():
                             raise KafkaException(err)
+                        if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                            raise WalGapError(
+                                f"WAL partition {msg.partition()}: the record after the applied offset was deleted "
+                                f"({err.str()}); the engine stops rather than skip it (see engine.wal.topics)"
+                            )
                         log.warning("wal consumer error", error=err.str())
                         continue
                     _, ts = msg.timestamp()

@@ -26,3 +26,16 @@ class TableReader:
     def read(self, partition: int, fn: Callable[[PartitionTables], T]) -> T:
         with self._env.begin(write=False) as txn:
             return fn(StorageTables(txn, self._handles).partition(partition))
+
+
+def next_wal_offsets(env: lmdb.Environment, partitions: int) -> dict[int, int]:
+    """Per WAL partition, the offset this state needs next: applied + 1 (0 before any).
+
+    Checked against the WAL's earliest offsets at start-up (``engine.wal.topics``): a
+    gap below it means records this state never saw were deleted."""
+    reader = TableReader(env, TableHandles.open(env))
+    offsets = {}
+    for partition in range(partitions):
+        applied = reader.read(partition, lambda t: t.fsm.applied_offset())
+        offsets[partition] = 0 if applied is None else applied + 1
+    return offsets

@@ -11,17 +11,16 @@ import asyncio
 import collections
 import contextlib
 import functools
-import logging
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
 from engine.config import KafkaConfig
 from engine.errors import EngineError
 from engine.ids import InvocationId
+from engine.kafka import clients
 from engine.logs import get_logger
 from engine.wal import codec
 from engine.wal.partitioning import partition_for
@@ -42,11 +41,20 @@ class WalAppender:
     appends, with one wake-up of that loop for all of them.
     """
 
-    def __init__(self, kafka: KafkaConfig, *, delivery_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        *,
+        delivery_timeout_ms: int = 30_000,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """``on_fatal`` is told (on the poll thread) when the producer hit a fatal error
+        (:class:`engine.kafka.clients.KafkaFatalError`): no append can succeed any more."""
         self.topic = kafka.wal_topic
         self.partition_count = kafka.partitions
         self._full_queue_wait_s = delivery_timeout_ms / 1000
-        self._producer = Producer(
+        self._on_fatal = on_fatal
+        self._producer = clients.producer(
             kafka.client_config(
                 **{
                     "enable.idempotence": True,
@@ -60,9 +68,9 @@ class WalAppender:
                     "linger.ms": 0,
                     "socket.nagle.disable": True,
                     "delivery.timeout.ms": delivery_timeout_ms,
-                    "logger": logging.getLogger("librdkafka"),
                 }
-            )
+            ),
+            client="wal-producer",
         )
         # Delivery reports waiting to be handed to their loops (deque: thread-safe ends).
         self._settled: collections.deque[_Delivery] = collections.deque()
@@ -135,22 +143,17 @@ class WalAppender:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         on_delivery = functools.partial(self._delivered, loop, future)
-        deadline = time.monotonic() + self._full_queue_wait_s
-        while True:
-            try:
-                self._producer.produce(self.topic, value=payload, partition=partition, on_delivery=on_delivery)
-                return future
-            except BufferError:
-                # The local queue (100k records) is full: the broker is far behind or
-                # gone. Serving delivery reports here frees room without giving up the
-                # caller's place in the partition's order (an await would let others
-                # in first); past the delivery timeout the append fails like one that
-                # Kafka did not acknowledge.
-                if time.monotonic() >= deadline:
-                    future.set_exception(WalAppendError("WAL append failed: the producer's local queue stayed full"))
-                    return future
-                self._producer.poll(0.01)
-                self._hand_over()
+        try:
+            # A full local queue is waited out for up to the delivery timeout (settled
+            # reports handed over meanwhile); past it the append fails like one that
+            # Kafka did not acknowledge.
+            clients.produce(
+                self._producer, self.topic, wait_s=self._full_queue_wait_s, on_wait=self._hand_over,
+                value=payload, partition=partition, on_delivery=on_delivery,
+            )
+        except clients.KafkaQueueFull as exc:
+            future.set_exception(WalAppendError(f"WAL append failed: {exc}"))
+        return future
 
     def _delivered(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[int], err: KafkaError | None, msg: Message
@@ -171,7 +174,14 @@ class WalAppender:
         while not self._closed.is_set():
             # poll() returns as soon as a delivery report is ready; the timeout only
             # bounds how long close() waits for this thread.
-            self._producer.poll(0.2)
+            try:
+                self._producer.poll(0.2)
+            except clients.KafkaFatalError as exc:
+                # Nothing can be appended any more: the process must stop, not stall.
+                self._hand_over()
+                if self._on_fatal is not None:
+                    self._on_fatal(exc)
+                return
             self._hand_over()
 
     def _hand_over(self) -> None:

@@ -51,6 +51,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from engine.config import KafkaConfig
 from engine.egress import EgressRequest, EgressRequestError, encode_result, is_egress, parse_request
 from engine.ids import InvocationId
+from engine.kafka import clients
 from restate_protocol import MessageType, pb
 from engine.invoker.task import AttemptFailure, FailureKind
 from engine.logs import get_logger
@@ -109,7 +110,7 @@ class EgressProducers:
         Called before this process announces leadership of ``partition``; raises the
         Kafka error when ``init_transactions`` fails (the announcement is then skipped).
         """
-        producer = Producer(self._config(partition))
+        producer = clients.producer(self._config(partition), client=f"egress-{partition}")
         started = time.monotonic()
         await asyncio.to_thread(producer.init_transactions, _KAFKA_TIMEOUT_S)
         self._producers[partition] = producer
@@ -376,12 +377,11 @@ class EgressExecutor:
 
 
 def _produce(producer: Producer, topic: str, kwargs: dict[str, Any]) -> None:
-    while True:
-        try:
-            producer.produce(topic, **kwargs)
-            return
-        except BufferError:
-            producer.poll(0.05)  # local queue full: serve delivery reports, then retry
+    try:
+        clients.produce(producer, topic, wait_s=_KAFKA_TIMEOUT_S, **kwargs)
+    except clients.KafkaQueueFull as exc:
+        # Fails the transaction like an undelivered record: aborted, the attempts retried.
+        raise KafkaException(KafkaError(KafkaError._QUEUE_FULL, str(exc))) from None
 
 
 def _flush(producer: Producer) -> None:

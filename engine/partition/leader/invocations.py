@@ -31,6 +31,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Protocol
 
+from engine.errors import LeadershipLost
 from engine.ids import InvocationId
 from engine.invoker.client import Invoker
 from engine.invoker.stream_session import AttemptChannel, Confirm
@@ -247,6 +248,10 @@ class InvocationExecutor:
                     return
         except asyncio.CancelledError:
             raise
+        except LeadershipLost as exc:
+            # The partition's new leader runs the invocation from the WAL; nothing to record.
+            log.debug("attempt stopped: leadership lost", invocation_id=str(invocation_id),
+                      partition=self._partition, reason=str(exc))
         except Exception:  # noqa: BLE001 - one invocation's bug must not stop the leader
             log.exception("invocation attempt crashed", invocation_id=str(invocation_id), partition=self._partition)
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from engine.errors import LeadershipLost
 from engine.ids import InvocationId
 from restate_protocol import JournalEntry
 from engine.invoker.client import Invoker
@@ -102,13 +103,13 @@ class PartitionLeader:
         (fencing) and batched with what else is handed over in this turn of the event
         loop (:mod:`.own_writes`); the future gives its offset once durable.
 
-        Refused (``CancelledError``, as for lost leadership) when the calling task is an
+        Refused (:class:`engine.errors.LeadershipLost`) when the calling task is an
         attempt another leader started: a superseded leader's attempt must not write
         with this leader's epoch (:mod:`engine.partition.leader.invocations`).
         """
         owner = attempt_executor()
         if owner is not None and owner is not self._executor:
-            raise asyncio.CancelledError("the attempt belongs to a superseded partition leader")
+            raise LeadershipLost("the attempt belongs to a superseded partition leader")
         return self._own_writes.submit(record)
 
     def start_early(self, record: Invoke, now_ms: int) -> bool:

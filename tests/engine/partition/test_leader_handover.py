@@ -17,6 +17,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from engine.errors import LeadershipLost
 from engine.ids import InvocationId, InvocationUuid, PartitionKey
 from restate_protocol import MessageType, pb
 from engine.invoker.task import AttemptOutcome, InvocationTask, OutcomeKind
@@ -76,7 +77,7 @@ class _Invoker:
             await self.resume.wait()
             await self.emit(_append(2))
             await self.emit(r.InvocationEnded(INVOCATION, r.Value(b"done")))
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeadershipLost):
             self.cancelled += 1
             raise
         return AttemptOutcome(OutcomeKind.ENDED, result=r.Value(b"done"), new_entries=2)
@@ -117,7 +118,7 @@ def test_an_attempt_of_a_superseded_leader_cannot_write_with_the_successor_epoch
         async def emit(record: r.Record) -> None:  # what engine/node.py's emit does
             leader = leaders.get(0)
             if leader is None:
-                raise asyncio.CancelledError("partition leadership lost during the attempt")
+                raise LeadershipLost("partition leadership lost during the attempt")
             await leader.append_own(record)
 
         invoker = _Invoker(emit)
