@@ -17,7 +17,7 @@ transactions, off the event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -87,7 +87,7 @@ def rows_of(spec: PartitionedTable, tables: PartitionTables, constraints: Constr
     return list(spec.rows(tables, constraints, context))
 
 
-def execute(sql: str, loaded: dict[str, Iterable[pa.Table]], view: MetadataView) -> QueryResult:
+def execute(sql: str, loaded: Mapping[str, Iterable[pa.Table]], view: MetadataView) -> QueryResult:
     """Run ``sql`` over ``loaded`` partitioned tables (absent ones empty) and the view."""
     ctx = _context()
     for name, spec in PARTITIONED_TABLES.items():

@@ -85,5 +85,5 @@ def entry_json(entry: JournalEntry) -> tuple[str | None, str | None]:
     full, lite = _fields(message, False), _fields(message, True)
     if kind == "Command":
         full.setdefault("name", "")
-    dump = lambda body: json.dumps({kind: {name: body}}, separators=(",", ":"))  # noqa: E731
-    return dump(full), dump(lite)
+    return (json.dumps({kind: {name: full}}, separators=(",", ":")),
+            json.dumps({kind: {name: lite}}, separators=(",", ":")))
