@@ -8,11 +8,18 @@ no invocation left shows null names.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from engine.query.pushdown import Constraints
+from engine.query.spec import Row
 from engine.storage.keys import ObjectComponent, object_component
 from engine.storage.tables import PartitionTables
 from engine.wal.partitioning import partition_key_for_key
 
-__all__ = ["ObjectNames"]
+__all__ = ["ObjectNames", "instance_rows"]
+
+T = TypeVar("T")
 
 
 class ObjectNames:
@@ -38,3 +45,15 @@ class ObjectNames:
     def partition_key(service: str | None, key: str | None) -> int | None:
         """The partition key of an instance (its key alone places it)."""
         return None if key is None else partition_key_for_key(service or "", key)
+
+
+def instance_rows(
+    tables: PartitionTables, constraints: Constraints, entries: Iterable[tuple[ObjectComponent, T]]
+) -> Iterator[tuple[Row, T]]:
+    """Each entry the ``service_name``/``service_key`` constraints allow, with the row's
+    ``partition_key``, ``service_name`` and ``service_key`` columns."""
+    names = ObjectNames(tables)
+    for component, item in entries:
+        service, key = names.names(component)
+        if constraints.allows("service_name", service) and constraints.allows("service_key", key):
+            yield {"partition_key": names.partition_key(service, key), "service_name": service, "service_key": key}, item

@@ -12,7 +12,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from engine.query.objects import ObjectNames
+from engine.query.objects import instance_rows
 from engine.query.placement import placement
 from engine.query.pushdown import Constraints
 from engine.query.spec import TEXT, TIMESTAMP, U64, PartitionedTable, Row, ScanContext
@@ -27,16 +27,10 @@ SCHEMA: Final = pa.schema([
 
 
 def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContext) -> Iterable[Row]:
-    names = ObjectNames(tables)
-    for component, entry in tables.inbox.scan_all():
-        service, key = names.names(component)
-        if not (constraints.allows("service_name", service) and constraints.allows("service_key", key)):
-            continue
+    for row, entry in instance_rows(tables, constraints, tables.inbox.scan_all()):
         status = tables.status.get(entry.invocation_id)
         yield {
-            "partition_key": names.partition_key(service, key),
-            "service_name": service,
-            "service_key": key,
+            **row,
             "id": str(entry.invocation_id),
             "sequence_number": entry.sequence,
             "created_at": None if status is None else status.created_at_ms,

@@ -8,7 +8,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from engine.query.objects import ObjectNames
+from engine.query.objects import instance_rows
 from engine.query.placement import placement
 from engine.query.pushdown import Constraints
 from engine.query.spec import TEXT, U64, PartitionedTable, Row, ScanContext
@@ -22,17 +22,8 @@ SCHEMA: Final = pa.schema([
 
 
 def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContext) -> Iterable[Row]:
-    names = ObjectNames(tables)
-    for component, holder in tables.locks.scan_all():
-        service, key = names.names(component)
-        if not (constraints.allows("service_name", service) and constraints.allows("service_key", key)):
-            continue
-        yield {
-            "partition_key": names.partition_key(service, key),
-            "service_name": service,
-            "service_key": key,
-            "invocation_id": str(holder),
-        }
+    for row, holder in instance_rows(tables, constraints, tables.locks.scan_all()):
+        yield {**row, "invocation_id": str(holder)}
 
 
 TABLE: Final = PartitionedTable(

@@ -12,7 +12,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from engine.query.objects import ObjectNames
+from engine.query.objects import instance_rows
 from engine.query.placement import placement
 from engine.query.pushdown import Constraints
 from engine.query.spec import BINARY, BOOL, TEXT, U64, PartitionedTable, Row, ScanContext
@@ -30,18 +30,9 @@ SCHEMA: Final = pa.schema([
 
 
 def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContext) -> Iterable[Row]:
-    names = ObjectNames(tables)
-    for component, name, promise in tables.promises.scan_all():
-        service, key = names.names(component)
-        if not (constraints.allows("service_name", service) and constraints.allows("service_key", key)):
-            continue
-        row: Row = {
-            "partition_key": names.partition_key(service, key),
-            "service_name": service,
-            "service_key": key,
-            "key": name,
-            "completed": promise.result is not None,
-        }
+    entries = ((component, (name, promise)) for component, name, promise in tables.promises.scan_all())
+    for base, (name, promise) in instance_rows(tables, constraints, entries):
+        row: Row = {**base, "key": name, "completed": promise.result is not None}
         if isinstance(promise.result, r.Value):
             row["completion_success_value"] = promise.result.content
             row["completion_success_value_utf8"] = text_or_none(promise.result.content)

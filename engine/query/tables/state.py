@@ -15,7 +15,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from engine.query.objects import ObjectNames
+from engine.query.objects import instance_rows
 from engine.query.placement import placement
 from engine.query.pushdown import Constraints
 from engine.query.spec import BINARY, TEXT, U64, PartitionedTable, Row, ScanContext
@@ -38,15 +38,9 @@ def text_or_none(raw: bytes) -> str | None:
 
 
 def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContext) -> Iterable[Row]:
-    names = ObjectNames(tables)
-    for component, entry in tables.state.scan_all():
-        service, key = names.names(component)
-        if not (constraints.allows("service_name", service) and constraints.allows("service_key", key)):
-            continue
+    for row, entry in instance_rows(tables, constraints, tables.state.scan_all()):
         yield {
-            "partition_key": names.partition_key(service, key),
-            "service_name": service,
-            "service_key": key,
+            **row,
             "key": entry.key.decode("utf-8", errors="replace"),
             "key_length": len(entry.key),
             "value_utf8": text_or_none(entry.value),
