@@ -23,6 +23,7 @@ from engine.admin.forwarding import Forwarder
 from engine.admin.state import DEFAULT_RETRY, DISCOVERY, FORWARDER, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
 from engine.admin.versions import MAX_ADMIN_API_VERSION, MIN_ADMIN_API_VERSION, VERSION_PREFIXES
 from engine.admin.watermarks import WalWatermarks
+from engine.query import http as query_http
 from engine.config import KafkaConfig
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
@@ -85,6 +86,7 @@ def create_admin_app(
         restart.add_routes(app.router, prefix)
         kafka_clusters.add_routes(app.router, prefix)
         subscriptions.add_routes(app.router, prefix)
+        query_http.add_routes(app.router, prefix)
     app.router.add_get("/metrics", _metrics)
     webui.add_routes(app)
     return app

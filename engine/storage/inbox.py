@@ -11,6 +11,7 @@ order is arrival order. Value: version byte 1 and the invocation id (24 bytes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -18,7 +19,7 @@ import lmdb
 
 from engine.ids import InvocationId
 from engine.storage.codec import Reader, Writer
-from engine.storage.keys import iter_prefix, object_component, partition_prefix, u64
+from engine.storage.keys import ObjectComponent, iter_prefix, object_component, partition_prefix, read_object_component, u64
 
 __all__ = ["DB_NAME", "InboxEntry", "InboxTable"]
 
@@ -67,6 +68,12 @@ class InboxTable:
             _decode(int.from_bytes(row[len(prefix) :], "big"), value)
             for row, value in iter_prefix(self._txn, self._db, prefix)
         ]
+
+    def scan_all(self) -> Iterator[tuple[ObjectComponent, InboxEntry]]:
+        """Every queued invocation of the partition with its object (SQL introspection)."""
+        for row, value in iter_prefix(self._txn, self._db, self._prefix):
+            component, end = read_object_component(row, len(self._prefix))
+            yield component, _decode(int.from_bytes(row[end:], "big"), value)
 
     def peek(self, service: str, key: str) -> InboxEntry | None:
         """The first in line, without removing it."""

@@ -107,6 +107,13 @@ class JournalTable:
         for key, value in iter_prefix(self._txn, self._db, prefix, prefix + u32(start)):
             yield int.from_bytes(key[len(prefix) :], "big"), _decode_entry(value)
 
+    def scan(self) -> Iterator[tuple[InvocationId, int, JournalEntry]]:
+        """Every entry of the partition, by invocation id then index (SQL introspection)."""
+        start = len(self._prefix)
+        for key, value in iter_prefix(self._txn, self._db, self._prefix):
+            yield (InvocationId.from_bytes(key[start : start + 24]), int.from_bytes(key[start + 24 :], "big"),
+                   _decode_entry(value))
+
     def delete_all(self, invocation_id: InvocationId) -> int:
         """Delete the journal of ``invocation_id`` and its notification index; rows removed."""
         prefix = self._invocation_prefix(invocation_id)

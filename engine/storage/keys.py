@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Final
 
 import lmdb
@@ -27,11 +28,13 @@ import lmdb
 __all__ = [
     "MAX_KEY_SIZE",
     "bounded",
+    "ObjectComponent",
     "iter_prefix",
     "length_prefixed",
     "object_component",
     "ordered_i64",
     "partition_prefix",
+    "read_object_component",
     "read_ordered_i64",
     "u32",
     "u64",
@@ -95,6 +98,31 @@ def object_component(service: str, key: str) -> bytes:
     """The component naming one virtual object / workflow instance ``(service, key)``."""
     raw = length_prefixed(service.encode("utf-8")) + length_prefixed(key.encode("utf-8"))
     return bounded(raw, _MAX_INLINE_OBJECT)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectComponent:
+    """An object component read back from a key: the names when stored inline, ``None``
+    when hashed (then only :attr:`raw` identifies the instance)."""
+
+    raw: bytes
+    service: str | None
+    key: str | None
+
+
+def read_object_component(row: bytes, offset: int) -> tuple[ObjectComponent, int]:
+    """The :func:`object_component` starting at ``row[offset]`` and the offset after it."""
+    tag = row[offset : offset + 1]
+    if tag == _HASHED:
+        end = offset + 1 + 32
+        return ObjectComponent(row[offset:end], None, None), end
+    length = int(_U32.unpack_from(row, offset + 1)[0])
+    end = offset + 5 + length
+    body = row[offset + 5 : end]
+    service_length = int(_U32.unpack_from(body, 0)[0])
+    service = body[4 : 4 + service_length]
+    key = body[8 + service_length :]
+    return ObjectComponent(row[offset:end], service.decode("utf-8"), key.decode("utf-8")), end
 
 
 def iter_prefix(

@@ -7,13 +7,14 @@ invariant that a free key has an empty inbox.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Final
 
 import lmdb
 
 from engine.ids import InvocationId
 from engine.storage.codec import Reader, Writer
-from engine.storage.keys import object_component, partition_prefix
+from engine.storage.keys import ObjectComponent, iter_prefix, object_component, partition_prefix, read_object_component
 
 __all__ = ["DB_NAME", "LocksTable"]
 
@@ -41,6 +42,14 @@ class LocksTable:
         holder = reader.invocation_id()
         reader.done()
         return holder
+
+    def scan_all(self) -> Iterator[tuple[ObjectComponent, InvocationId]]:
+        """Every held key of the partition and its holder (SQL introspection)."""
+        for row, value in iter_prefix(self._txn, self._db, self._prefix):
+            reader = Reader(value, _VERSION, "lock")
+            holder = reader.invocation_id()
+            reader.done()
+            yield read_object_component(row, len(self._prefix))[0], holder
 
     def acquire(self, service: str, key: str, invocation_id: InvocationId) -> None:
         """Make ``invocation_id`` the holder (the caller checked the key is free)."""

@@ -9,6 +9,7 @@ workflow key lives in the key's partition, so waiters are always local.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -16,7 +17,14 @@ import lmdb
 
 from engine.ids import InvocationId
 from engine.storage.codec import Reader, Writer
-from engine.storage.keys import iter_prefix, length_prefixed, object_component, partition_prefix
+from engine.storage.keys import (
+    ObjectComponent,
+    iter_prefix,
+    length_prefixed,
+    object_component,
+    partition_prefix,
+    read_object_component,
+)
 from engine.wal.records import OutputResult
 
 __all__ = ["DB_NAME", "Promise", "PromiseWaiter", "PromisesTable"]
@@ -41,6 +49,14 @@ class Promise:
     waiters: tuple[PromiseWaiter, ...] = ()
 
 
+def _decode(raw: bytes) -> Promise:
+    reader = Reader(raw, _VERSION, "promise")
+    result = reader.optional(reader.output_result)
+    waiters = reader.sequence(lambda: PromiseWaiter(reader.invocation_id(), reader.int_()))
+    reader.done()
+    return Promise(result, waiters)
+
+
 class PromisesTable:
     """The durable promises of one partition, inside one LMDB transaction."""
 
@@ -58,15 +74,14 @@ class PromisesTable:
     def get(self, service: str, key: str, name: str) -> Promise | None:
         """The promise ``name`` of workflow ``(service, key)``; ``None`` if never touched."""
         raw = self._txn.get(self._key(service, key, name), db=self._db)
-        if raw is None:
-            return None
-        reader = Reader(raw, _VERSION, "promise")
-        result = reader.optional(reader.output_result)
-        waiters = reader.sequence(
-            lambda: PromiseWaiter(reader.invocation_id(), reader.int_())
-        )
-        reader.done()
-        return Promise(result, waiters)
+        return None if raw is None else _decode(raw)
+
+    def scan_all(self) -> Iterator[tuple[ObjectComponent, str, Promise]]:
+        """Every promise of the partition with its workflow and name (SQL introspection)."""
+        for row, value in iter_prefix(self._txn, self._db, self._prefix):
+            component, end = read_object_component(row, len(self._prefix))
+            name_length = int.from_bytes(row[end : end + 4], "big")
+            yield component, row[end + 4 : end + 4 + name_length].decode("utf-8"), _decode(value)
 
     def put(self, service: str, key: str, name: str, promise: Promise) -> None:
         """Store ``promise`` (replacing what was there)."""

@@ -19,7 +19,14 @@ from typing import Final
 import lmdb
 
 from engine.storage.codec import Reader, Writer
-from engine.storage.keys import MAX_KEY_SIZE, iter_prefix, object_component, partition_prefix
+from engine.storage.keys import (
+    MAX_KEY_SIZE,
+    ObjectComponent,
+    iter_prefix,
+    object_component,
+    partition_prefix,
+    read_object_component,
+)
 from engine.wal.records import StateEntry
 
 __all__ = ["DB_NAME", "StateTable", "state_version"]
@@ -87,6 +94,11 @@ class StateTable:
         """Every entry of the object, in storage order (not necessarily key order)."""
         for _, value in iter_prefix(self._txn, self._db, self._object_prefix(service, key)):
             yield _decode(value)
+
+    def scan_all(self) -> Iterator[tuple[ObjectComponent, StateEntry]]:
+        """Every entry of the partition with its object (SQL introspection)."""
+        for row, value in iter_prefix(self._txn, self._db, self._prefix):
+            yield read_object_component(row, len(self._prefix))[0], _decode(value)
 
     def keys(self, service: str, key: str) -> list[bytes]:
         """The object's state keys, sorted bytewise (a canonical order for replies)."""
