@@ -146,14 +146,19 @@ def _failure_json(failure: r.Failure) -> dict[str, Any]:
     return out
 
 
-def _invoked_by(source: r.Source) -> dict[str, Any]:
+def invoked_by(status: InvocationStatus, *, unknown: str = "unknown") -> dict[str, Any]:
+    """Who started the invocation, as Restate's ``invoked_by*`` fields (admin answers and
+    ``sys_invocation``); ``unknown`` names a source with no column of its own."""
+    if status.restarted_from is not None:
+        return {"invoked_by": "restart_as_new", "restarted_from": str(status.restarted_from)}
+    source = status.source
     if isinstance(source, r.IngressSource):
         return {"invoked_by": "ingress"}
     if isinstance(source, r.InvocationSource):
         return {"invoked_by": "service", "invoked_by_id": str(source.invocation_id)}
     if isinstance(source, r.SubscriptionSource):
         return {"invoked_by": "subscription", "invoked_by_subscription_id": str(source.subscription_id)}
-    return {"invoked_by": "unknown"}
+    return {"invoked_by": unknown}
 
 
 def _notification_id_json(notification_id: r.NotificationId) -> dict[str, Any]:
@@ -164,7 +169,8 @@ def _notification_id_json(notification_id: r.NotificationId) -> dict[str, Any]:
     return {"signal_name": notification_id.name}
 
 
-def _target_text(target: r.InvocationTarget) -> str:
+def target_text(target: r.InvocationTarget) -> str:
+    """``service/handler`` or ``service/key/handler``."""
     if target.key is None:
         return f"{target.service}/{target.handler}"
     return f"{target.service}/{target.key}/{target.handler}"
@@ -176,18 +182,14 @@ def invocation_json(invocation_id: InvocationId, status: InvocationStatus) -> di
     out: dict[str, Any] = {
         "id": str(invocation_id),
         "status": status.kind.value,
-        "target": _target_text(target),
+        "target": target_text(target),
         "target_service_name": target.service,
         "target_service_key": target.key,
         "target_handler_name": target.handler,
         "target_service_ty": target.service_kind.value.lower(),
         "target_handler_ty": None if target.handler_kind is None else target.handler_kind.value.lower(),
         "idempotency_key": status.idempotency_key,
-        **(
-            {"invoked_by": "restart_as_new", "restarted_from": str(status.restarted_from)}
-            if status.restarted_from is not None
-            else _invoked_by(status.source)
-        ),
+        **invoked_by(status),
         "created_at": timestamp_ms(status.created_at_ms),
         "modified_at": timestamp_ms(status.modified_at_ms),
         "scheduled_start_at": timestamp_ms(status.execute_at_ms),

@@ -160,13 +160,16 @@ def produce(
     event loop there). Raises :class:`KafkaQueueFull` once ``wait_s`` has passed;
     ``KafkaException`` (e.g. a record over ``message.max.bytes``) as ``produce`` does.
     """
-    deadline = time.monotonic() + wait_s
+    deadline: float | None = None  # only a full queue reads the clock (hot path)
     while True:
         try:
             target.produce(topic, **kwargs)
             return
         except BufferError:
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + wait_s
+            if now >= deadline:
                 raise KafkaQueueFull(
                     f"the Kafka producer's local queue stayed full for {wait_s:g}s (topic {topic}): "
                     "the brokers are not acknowledging records; check that Kafka is up and keeping pace"

@@ -20,6 +20,7 @@ from typing import Final
 
 import pyarrow as pa
 
+from engine.admin.invocation_render import invoked_by, target_text
 from engine.ids import InvocationId
 from engine.query.placement import invocation_ids, placement
 from engine.query.pushdown import Constraints
@@ -28,7 +29,7 @@ from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.storage.tables import PartitionTables
 from engine.wal import records as r
 
-__all__ = ["STATUS_COLUMNS", "TABLE", "status_columns", "status_rows", "target_text"]
+__all__ = ["STATUS_COLUMNS", "TABLE", "status_columns", "status_rows"]
 
 STATUS_COLUMNS: Final = [
     ("id", TEXT), ("vqueue_id", TEXT), ("status", TEXT), ("completion_result", TEXT), ("completion_failure", TEXT),
@@ -71,27 +72,9 @@ def status_rows(
             yield invocation_id, status
 
 
-def target_text(target: r.InvocationTarget) -> str:
-    """``service/handler`` or ``service/key/handler``."""
-    return f"{target.service}/{target.handler}" if target.key is None else f"{target.service}/{target.key}/{target.handler}"
-
-
 def failure_text(failure: r.Failure) -> str:
     """Restate's rendering of a failure in SQL: ``[code] message``."""
     return f"[{failure.code}] {failure.message}"
-
-
-def _invoked_by(status: InvocationStatus) -> Row:
-    if status.restarted_from is not None:
-        return {"invoked_by": "restart_as_new", "restarted_from": str(status.restarted_from)}
-    source = status.source
-    if isinstance(source, r.IngressSource):
-        return {"invoked_by": "ingress"}
-    if isinstance(source, r.InvocationSource):
-        return {"invoked_by": "service", "invoked_by_id": str(source.invocation_id)}
-    if isinstance(source, r.SubscriptionSource):
-        return {"invoked_by": "subscription", "invoked_by_subscription_id": str(source.subscription_id)}
-    return {"invoked_by": "restate"}
 
 
 def _waiting(status: InvocationStatus) -> Row:
@@ -121,7 +104,7 @@ def status_columns(invocation_id: InvocationId, status: InvocationStatus) -> Row
         "target_handler_name": target.handler,
         "target_service_ty": _SERVICE_TY[target.service_kind],
         "idempotency_key": status.idempotency_key,
-        **_invoked_by(status),
+        **invoked_by(status, unknown="restate"),
         "pinned_deployment_id": None if status.deployment_id is None else str(status.deployment_id),
         "pinned_service_protocol_version": status.protocol_version,
         "created_at": status.created_at_ms,
