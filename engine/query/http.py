@@ -8,18 +8,9 @@ process here are named in the ``x-logstrate-missing-partitions`` header.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Final
 
-import pyarrow as pa
 from aiohttp import web
-
-from engine.admin.state import METADATA, PARTITIONS
-from engine.query.catalog import PARTITIONED_TABLES
-from engine.query.engine import QueryResult, ScanPlan, execute, plan, rows_of
-from engine.query.errors import QuerySyntaxError
-from engine.query.spec import to_table
 
 __all__ = ["ARROW_STREAM", "MISSING_HEADER", "add_routes", "query"]
 
@@ -27,51 +18,12 @@ ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 MISSING_HEADER: Final = "x-logstrate-missing-partitions"
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.Response(status=status, body=json.dumps({"message": message}).encode(), content_type="application/json")
-
-
 async def query(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(422, 'the request body must be JSON: {"query": "SELECT ..."}')
-    sql = body.get("query") if isinstance(body, dict) else None
-    if not isinstance(sql, str):
-        return _error(422, 'the request body must name the SQL to run: {"query": "SELECT ..."}')
-    try:
-        result, missing = await asyncio.to_thread(_run, request.app, sql)
-    except QuerySyntaxError as exc:
-        return _error(400, f"Datafusion error: {exc}")
-    headers = {MISSING_HEADER: ",".join(map(str, missing))} if missing else {}
-    if request.headers.get("accept") == "application/json":
-        from engine.query.json_rows import rows_json
+    # pyarrow and DataFusion load with the first query, not at engine start-up: they
+    # cost ~70 MiB of RSS and threads an engine that is never queried has no use for.
+    from engine.query import serve
 
-        return web.Response(body=rows_json(result.batches), headers={**headers, "Content-Type": "application/json"})
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, result.schema) as writer:
-        for batch in result.batches:
-            writer.write_batch(batch)
-    return web.Response(body=sink.getvalue().to_pybytes(), headers={**headers, "Content-Type": ARROW_STREAM})
-
-
-def _run(app: web.Application, sql: str) -> tuple[QueryResult, list[int]]:
-    scans: list[ScanPlan] = plan(sql)
-    access = app.get(PARTITIONS)
-    loaded: dict[str, list[pa.Table]] = {}
-    missing: set[int] = set()
-    for scan in scans:
-        spec = PARTITIONED_TABLES[scan.table]
-        if access is None:
-            continue
-        count = access.partition_count
-        for partition in scan.partitions(count):
-            if not access.is_local(partition):
-                missing.add(partition)
-                continue
-            rows = access.read_any(partition, lambda t: rows_of(spec, t, scan.constraints, count))
-            loaded.setdefault(scan.table, []).append(to_table(spec.schema, rows))
-    return execute(sql, loaded, app[METADATA].view), sorted(missing)
+    return await serve.query(request)
 
 
 def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
