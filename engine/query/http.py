@@ -8,6 +8,11 @@ process here are named in the ``x-logstrate-missing-partitions`` header.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
+from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import Final
 
 from aiohttp import web
@@ -16,14 +21,18 @@ __all__ = ["ARROW_STREAM", "MISSING_HEADER", "add_routes", "query"]
 
 ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 MISSING_HEADER: Final = "x-logstrate-missing-partitions"
+_SERVE: Final = "engine.query.serve"
 
 
 async def query(request: web.Request) -> web.Response:
     # pyarrow and DataFusion load with the first query, not at engine start-up: they
     # cost ~70 MiB of RSS and threads an engine that is never queried has no use for.
-    from engine.query import serve
-
-    return await serve.query(request)
+    # The import (about a second) runs off the event loop, which invocations share.
+    serve: ModuleType | None = sys.modules.get(_SERVE)
+    if serve is None:
+        serve = await asyncio.to_thread(importlib.import_module, _SERVE)
+    handler: Callable[[web.Request], Awaitable[web.Response]] = serve.query
+    return await handler(request)
 
 
 def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
