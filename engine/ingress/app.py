@@ -21,7 +21,7 @@ from engine.ingress.deps import DEPS, IngressDeps, error_response, result_respon
 from engine.ingress.routing import IngressError, parse_delay, parse_path
 from engine.logs import get_logger
 from engine.partition.actions import Submitted
-from engine.wal.appender import WalAppendError
+from engine.wal.appender import WalAppendError, WalRecordTooLarge
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import HandlerKind, Header, IngressSink, IngressSource, InvocationTarget, Invoke
 
@@ -60,6 +60,7 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         return error_response(405, f"method {request.method} not allowed; call handlers with POST")
     try:
         target = parse_path(request.path, deps.service_kind, deps.resolve)
+        headers = _call_headers(request)
         body = await _read_body(request, deps.max_body_bytes)
         info = target.handler
         _check_input(info.input_content_type, request.headers.get("content-type"), body)
@@ -83,7 +84,6 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     else:
         uuid, derived = InvocationUuid.generate(), False
     invocation_id = invocation_id_for(info.service, target.key, uuid)
-    headers = tuple(Header(k.lower(), v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS)
     # A call waits for the result; a send with a derived id for whether it was new
     # (the Invoke's source names the request, see state_machine/invoke.py).
     request_id, future = (None, None) if target.send and not derived else deps.pending.register()
@@ -114,6 +114,11 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
             stop_early()
         if request_id is not None:
             deps.pending.discard(request_id)
+        if isinstance(exc, WalRecordTooLarge):
+            return error_response(
+                413, f"the call ({len(body)} bytes of body, {len(headers)} headers) does not fit in one record "
+                f"of the engine's log: {exc}; send a smaller body or fewer headers",
+            )
         log.warning("ingress append failed", error=str(exc), invocation_id=str(invocation_id),
                     service=info.service, handler=info.handler, key=target.key)
         return error_response(503, f"the engine could not durably accept the call ({exc}); retry later")
@@ -152,6 +157,27 @@ async def _previously_accepted(deps: IngressDeps, request_id: str, future: async
     finally:
         deps.pending.discard(request_id)
     return isinstance(answer, Submitted) and answer.previously_accepted
+
+
+def _call_headers(request: web.Request) -> tuple[Header, ...]:
+    """The request's headers for the handler, or a 400 for one that is not UTF-8 text
+    (aiohttp hands such bytes over as surrogates, which no record can carry)."""
+    headers = []
+    for name, value in request.headers.items():
+        lowered = name.lower()
+        if lowered in _HOP_HEADERS:
+            continue
+        if not (lowered.isascii() and value.isascii()):
+            try:
+                lowered.encode()
+                value.encode()
+            except UnicodeEncodeError:
+                raise IngressError(
+                    400, f"the header {name.encode(errors='backslashreplace').decode()!r} is not UTF-8 text; "
+                    "send header names and values as UTF-8 (ASCII is safest)",
+                ) from None
+        headers.append(Header(lowered, value))
+    return tuple(headers)
 
 
 def _check_input(expected: str | None, content_type: str | None, body: bytes) -> None:

@@ -125,7 +125,9 @@ class FuzzEngine:
                     found.append(line[:300])
                 continue
             if isinstance(record, dict) and record.get("level") in ("error", "critical", "exception"):
-                found.append(f"{record.get('logger')}: {record.get('event')}"[:300])
+                exception = str(record.get("exception") or "").strip().splitlines()
+                last = f" ({exception[-1]})" if exception else ""
+                found.append(f"{record.get('logger')}: {record.get('event')}{last}"[:400])
         return found
 
     def greet(self, name: str) -> str:
@@ -153,7 +155,9 @@ def fuzz_engine(
         process.wait_leading_all()
         greeter = service_endpoints.get(GREETER_APP)
         for uri in (greeter.url, hostile.url):
-            status, body = http_json("POST", f"{process.admin_url}/deployments", {"uri": uri}, timeout=30)
+            status, body = http_json(
+                "POST", f"{process.admin_url}/deployments", {"uri": uri, "use_http_11": True}, timeout=30
+            )
             assert status == 201, (status, body)
         engine = FuzzEngine(process, hostile)
         engine.new_error_lines()
