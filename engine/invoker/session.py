@@ -589,7 +589,11 @@ class Attempt:
         return AttemptFailure(
             kind=FailureKind.SDK_ERROR,
             code=message.code,
-            message=message.message,
+            # An empty message would leave the operator nothing to go on in the status.
+            message=message.message if message.message.strip() else (
+                f"the endpoint reported an error with code {message.code} and no message; "
+                "its own logs say what went wrong"
+            ),
             stacktrace=message.stacktrace,
             related_command_index=(
                 message.related_command_index if message.HasField("related_command_index") else None

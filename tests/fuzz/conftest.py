@@ -100,6 +100,11 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) ->
         return status, raw.decode(errors="replace")
 
 
+EXPECTED_ERROR_EVENTS = frozenset({"invocation failed for good"})
+"""Error-level lines that are the designed outcome, not a defect: the retry policy
+(two attempts, then kill) ended a hostile invocation."""
+
+
 @dataclass
 class FuzzEngine:
     """A running engine with the greeter and the hostile endpoint registered."""
@@ -123,6 +128,10 @@ class FuzzEngine:
             except ValueError:
                 if "Traceback" in line:
                     found.append(line[:300])
+                continue
+            if not isinstance(record, dict):
+                continue
+            if record.get("event") in EXPECTED_ERROR_EVENTS:
                 continue
             if isinstance(record, dict) and record.get("level") in ("error", "critical", "exception"):
                 exception = str(record.get("exception") or "").strip().splitlines()

@@ -161,11 +161,15 @@ def broken_frame(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def terminal(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["end", "suspension", "error", "output_end", "none"]))
+    kind = draw(st.sampled_from(["end", "suspension", "error", "output_end", "big_output", "none"]))
     if kind == "end":
         return frame(0x0003, b"")
     if kind == "output_end":
         out = draw(messages(pb.OutputCommandMessage.DESCRIPTOR))
+        return frame(0x0401, out.SerializeToString()) + frame(0x0003, b"")
+    if kind == "big_output":
+        # Over Kafka's default record size (1 MB), under the frame limit (32 MiB).
+        out = pb.OutputCommandMessage(value=pb.Value(content=b'"' + b"x" * (1536 * 1024) + b'"'))
         return frame(0x0401, out.SerializeToString()) + frame(0x0003, b"")
     if kind == "suspension":
         return frame(0x0001, draw(messages(pb.SuspensionMessage.DESCRIPTOR)).SerializeToString())
