@@ -1,5 +1,5 @@
 # The two commands of README.md: `make dev` (run it) and `make test` (test it).
-.PHONY: bootstrap dev test typecheck pytest kafka-start kafka-stop clean
+.PHONY: bootstrap dev test typecheck pytest fuzz kafka-start kafka-stop clean
 
 VENV_PY := .venv/bin/python
 
@@ -19,6 +19,13 @@ typecheck:
 
 pytest:
 	@$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+## Long fuzz run (docs/SECURITY.md, "Fuzzing"): the tests/fuzz targets with
+## LOGSTRATE_FUZZ_SCALE (default 20) times the normal suite's examples, random seeds;
+## counts per target printed and written to fuzz-report.json.
+fuzz: bootstrap
+	@LOGSTRATE_FUZZ_SCALE=$${LOGSTRATE_FUZZ_SCALE:-20} LOGSTRATE_FUZZ_REPORT=$${LOGSTRATE_FUZZ_REPORT:-fuzz-report.json} \
+		$(VENV_PY) -m pytest tests/fuzz -p no:cacheprovider --timeout 3600 $(PYTEST_ARGS)
 
 kafka-start: bootstrap
 	@$(VENV_PY) compose/kafka_local.py start

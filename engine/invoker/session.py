@@ -124,6 +124,10 @@ BAD_STREAM = 502
 UNREACHABLE = 503
 TIMED_OUT = 504
 
+#: Longest retry delay an endpoint's ErrorMessage may ask for (a year); a uint64 of
+#: milliseconds reaches past any timestamp the WAL can hold.
+MAX_RETRY_DELAY_MS = 365 * 24 * 3600 * 1000
+
 # After the terminal message the endpoint closes its response at once; waiting a little
 # for that lets the connection go back to the pool instead of being torn down.
 _DRAIN_TIMEOUT_S = 1.0
@@ -605,7 +609,8 @@ class Attempt:
                 message.related_command_type if message.HasField("related_command_type") else None
             ),
             next_retry_delay_ms=(
-                message.next_retry_delay if message.HasField("next_retry_delay") else None
+                min(message.next_retry_delay, MAX_RETRY_DELAY_MS)
+                if message.HasField("next_retry_delay") else None
             ),
             # Unknown future behaviours fall back to RETRY, the pre-v7 meaning.
             behavior=_BEHAVIORS.get(message.behavior, ErrorBehavior.RETRY),
