@@ -21,7 +21,7 @@ from engine.ingress.deps import DEPS, IngressDeps, error_response, result_respon
 from engine.ingress.routing import IngressError, parse_delay, parse_path
 from engine.logs import get_logger
 from engine.partition.actions import Submitted
-from engine.wal.appender import WalAppendError, WalRecordTooLarge
+from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import HandlerKind, Header, IngressSink, IngressSource, InvocationTarget, Invoke
 
@@ -114,11 +114,6 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
             stop_early()
         if request_id is not None:
             deps.pending.discard(request_id)
-        if isinstance(exc, WalRecordTooLarge):
-            return error_response(
-                413, f"the call ({len(body)} bytes of body, {len(headers)} headers) does not fit in one record "
-                f"of the engine's log: {exc}; send a smaller body or fewer headers",
-            )
         log.warning("ingress append failed", error=str(exc), invocation_id=str(invocation_id),
                     service=info.service, handler=info.handler, key=target.key)
         return error_response(503, f"the engine could not durably accept the call ({exc}); retry later")

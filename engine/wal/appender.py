@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, Message
 
 from engine.config import KafkaConfig
 from engine.errors import EngineError
@@ -31,17 +31,6 @@ log = get_logger(__name__)
 
 class WalAppendError(EngineError):
     """Kafka refused or timed out an append; the record is not durable."""
-
-
-class WalRecordTooLarge(WalAppendError):
-    """The record is larger than Kafka accepts (the producer's ``message.max.bytes`` or
-    the WAL topic's ``max.message.bytes``): retrying cannot help, the input must shrink."""
-
-
-_TOO_LARGE = (
-    "the record is larger than Kafka accepts (the producer's message.max.bytes, "
-    "the WAL topic's max.message.bytes)"
-)
 
 
 class WalAppender:
@@ -164,11 +153,6 @@ class WalAppender:
             )
         except clients.KafkaQueueFull as exc:
             future.set_exception(WalAppendError(f"WAL append failed: {exc}"))
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if not isinstance(error, KafkaError) or error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
-                raise
-            future.set_exception(WalRecordTooLarge(f"WAL append refused: {_TOO_LARGE}: {len(payload)} bytes"))
         return future
 
     def _delivered(
@@ -220,9 +204,7 @@ def _settle_all(items: list[_Delivery]) -> None:
     for _, future, err, msg in items:
         if future.done():
             continue
-        if err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-            future.set_exception(WalRecordTooLarge(f"WAL append refused: {_TOO_LARGE}: {err.str()}"))
-        elif err is not None:
+        if err is not None:
             future.set_exception(WalAppendError(f"WAL append failed: {err.str()}"))
         else:
             future.set_result(int(msg.offset()))
