@@ -1,4 +1,4 @@
-"""Fixtures of the fuzz tests: one real engine per test module, watched for crashes.
+"""Fixtures of the fuzz tests: one real engine for all of them, watched for crashes.
 
 Budget: the normal suite runs a bounded, deterministic number of examples (derandomized
 Hypothesis, no example database); ``make fuzz`` sets ``LOGSTRATE_FUZZ_SCALE`` (a
@@ -25,6 +25,7 @@ from tests.fixtures.engine import EngineProcess
 from tests.fixtures.hostile_endpoint import HostileEndpoint
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.service_endpoint import GREETER_APP, ServiceEndpoints
+from tests.fuzz.frames import WAL_LIMIT_HANDLED as WAL_LIMIT_HANDLED
 
 SCALE = max(1, int(os.environ.get("LOGSTRATE_FUZZ_SCALE", "1")))
 """Multiplies every example budget; 1 in the normal suite."""
@@ -146,7 +147,7 @@ class FuzzEngine:
         return str(body)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fuzz_engine(
     kafka: KafkaBroker, service_endpoints: ServiceEndpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FuzzEngine]:
