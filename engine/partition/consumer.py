@@ -112,6 +112,17 @@ class WalConsumer:
                                  on_lost=self._on_revoke)
         self._thread.start()
 
+    def high_watermark(self, partition: int) -> int | None:
+        """The partition's end as librdkafka last learnt it from a fetch (no request is
+        made; safe from any thread); ``None`` when unknown or the consumer is closed."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self._kafka.wal_topic, partition), cached=True
+            )
+        except (KafkaException, RuntimeError):
+            return None
+        return int(high)
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)

@@ -38,6 +38,7 @@ __all__ = [
     "ENVELOPE_V7",
     "ENVELOPE_V8",
     "ENVELOPE_V9",
+    "ENVELOPE_V10",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -496,6 +497,44 @@ ENVELOPE_V9: Schema = _envelope(
 ``/restart-as-new``, see :class:`engine.wal.records.RestartAsNewInvocation`) at the end
 of the body union."""
 
+
+# --- version 10: the trace context of a call -------------------------------------------------
+
+# v5's JournalAppend plus one field (built from it, which leaves the v5 block untouched).
+_JOURNAL_APPEND_V10 = _record(
+    "JournalAppend", *_JOURNAL_APPEND_V5["fields"], _optional("trace_parent", "string")
+)
+# v8's RecordBatch with the v10 journal append (same branches in the same order).
+_RECORD_BATCH_V10 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [
+                _JOURNAL_APPEND_V10,
+                _INVOCATION_SUSPENDED,
+                _INVOCATION_ENDED,
+                _INVOCATION_FAILED_ATTEMPT_V8,
+                _DEPLOYMENT_PINNED,
+                _NOTIFY,
+                _TIMER_FIRED,
+                _OUTBOX_TRUNCATE,
+            ],
+        },
+    ),
+)
+
+_V10_REPLACED = {**_V8_REPLACED, id(_JOURNAL_APPEND): _JOURNAL_APPEND_V10}
+ENVELOPE_V10: Schema = _envelope(
+    [_V10_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V10, _RESTART_AS_NEW]
+)
+"""Schema version 10: v9 plus ``JournalAppend.trace_parent`` (optional): the W3C
+``traceparent`` of the calling attempt on call and one-way-call commands while tracing is
+on (see :class:`engine.wal.records.JournalAppend`); null otherwise and in records of older
+writers."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -506,10 +545,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     7: ENVELOPE_V7,
     8: ENVELOPE_V8,
     9: ENVELOPE_V9,
+    10: ENVELOPE_V10,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 9
+CURRENT_VERSION = 10
 """The version new records are written with."""
 
 

@@ -18,6 +18,7 @@ from engine.invoker.client import Invoker
 from engine.logs import get_logger
 from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
+from engine.observability.tracing import Tracing
 from engine.partition.actions import (
     AbortInvocation,
     Action,
@@ -72,6 +73,7 @@ class PartitionLeader:
         egress: EgressProducers | None = None,
         wait_applied: WaitApplied | None = None,
         default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
+        tracing: Tracing | None = None,
     ) -> None:
         self.partition = partition
         self.epoch = epoch
@@ -91,7 +93,7 @@ class PartitionLeader:
         self._executor = InvocationExecutor(
             partition, invoker, metadata, self._load_task, self.submit_own, builtin=self._egress,
             confirm=self.confirm_applied if wait_applied is not None else None, load_entry=self._load_entry,
-            default_retry_policy=default_retry_policy,
+            default_retry_policy=default_retry_policy, tracing=tracing,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
