@@ -14,6 +14,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import REGISTRY
@@ -42,7 +43,6 @@ from engine.metadata.kafka import KafkaCluster
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
 from engine.observability.partitions import PartitionCollector, PartitionSource
-from engine.observability.tracing import Tracing
 from engine.partition.consumer import WalConsumer
 from engine.partition.leader.egress import EgressProducers
 from engine.partition.actions import RespondToIngress
@@ -59,6 +59,9 @@ from engine.wal.topics import ensure_topics
 from subscriptions.consumer import Backpressure
 from subscriptions.keys import KeyMapperConfigError, register_key_mappers
 from subscriptions.manager import SubscriptionManager
+
+if TYPE_CHECKING:
+    from engine.observability.tracing import Tracing
 
 log = get_logger(__name__)
 
@@ -83,7 +86,7 @@ class EngineNode:
         self._responses: ResponseChannel | None = None
         self._advertiser: Advertiser | None = None
         self._collector: PartitionCollector | None = None
-        self._tracing: Tracing | None = None
+        self._tracing: Tracing | None = None  # engine.observability.tracing, when configured
         # Several processes may share a node name (one host): leadership records and
         # ingress response sinks name this process by a name no other process has.
         self.instance = f"{config.node_name}.{secrets.token_hex(4)}"
@@ -106,6 +109,9 @@ class EngineNode:
                 path=str(path),
             )
         if cfg.tracing_endpoint is not None:
+            # Imported only now: an engine without tracing never loads the OpenTelemetry SDK.
+            from engine.observability.tracing import Tracing
+
             self._tracing = Tracing(cfg.tracing_endpoint, instance=self.instance)
             log.info("tracing on: spans of invocations and attempts are exported over OTLP/HTTP",
                      endpoint=cfg.tracing_endpoint)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.errors import LeadershipLost
 from engine.ids import InvocationId
@@ -53,9 +53,12 @@ from engine.metadata.model import (
 )
 from engine.metadata.store import MetadataStore
 from engine.observability import invocations as invocation_metrics
-from engine.observability.tracing import AttemptSpan, InvocationTrace, Tracing
 from engine.partition.state_reader import InvocationTaskData
 from engine.wal.records import DeploymentPinned, Failure, InvocationEnded, Record
+
+if TYPE_CHECKING:
+    # Loaded by the node only when tracing is on (the OpenTelemetry SDK is not small).
+    from engine.observability.tracing import AttemptSpan, InvocationTrace, Tracing
 
 log = get_logger(__name__)
 

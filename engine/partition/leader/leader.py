@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from engine.errors import LeadershipLost
 from engine.ids import InvocationId
@@ -18,7 +19,6 @@ from engine.invoker.client import Invoker
 from engine.logs import get_logger
 from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
-from engine.observability.tracing import Tracing
 from engine.partition.actions import (
     AbortInvocation,
     Action,
@@ -47,6 +47,10 @@ from engine.wal.appender import WalAppender
 from engine.wal.partitioning import partition_for
 from engine.storage.outbox import OutboxMessage
 from engine.wal.records import DedupId, Invoke, Record, TimerKey
+
+if TYPE_CHECKING:
+    # Loaded by the node only when tracing is on (the OpenTelemetry SDK is not small).
+    from engine.observability.tracing import Tracing
 
 log = get_logger(__name__)
 
