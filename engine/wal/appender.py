@@ -22,14 +22,14 @@ from engine.errors import EngineError
 from engine.ids import InvocationId
 from engine.kafka import clients
 from engine.logs import get_logger
-from engine.observability.wal import PRODUCE_LATENCY
+from engine.observability.wal import PRODUCE_LATENCY_ALL
 from engine.wal import codec
 from engine.wal.partitioning import partition_for
 from engine.wal.records import DedupId, Record
 
 log = get_logger(__name__)
 
-_observe_produce_latency = PRODUCE_LATENCY.observe
+_observe_produce_latency = PRODUCE_LATENCY_ALL.observe
 
 
 class WalAppendError(EngineError):
@@ -164,10 +164,6 @@ class WalAppender:
         # Runs on the poll thread (or inside _submit's poll): collected, and handed to the
         # loop once per poll() call rather than one wake-up per record.
         self._settled.append((loop, future, err, msg))
-        if err is None:
-            latency = msg.latency()  # librdkafka's produce-to-ack time, in seconds
-            if latency is not None:
-                _observe_produce_latency(latency)
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued (bounded by ``timeout``) and stop the poll thread."""
@@ -215,3 +211,6 @@ def _settle_all(items: list[_Delivery]) -> None:
             future.set_exception(WalAppendError(f"WAL append failed: {err.str()}"))
         else:
             future.set_result(int(msg.offset()))
+            latency = msg.latency()  # librdkafka's produce-to-ack time, in seconds
+            if latency is not None:
+                _observe_produce_latency(latency)
