@@ -204,3 +204,35 @@ def test_traceparent_helpers() -> None:
     assert traces_url("http://collector:4318") == "http://collector:4318/v1/traces"
     assert traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
     assert traces_url("https://c/otlp/v1/traces") == "https://c/otlp/v1/traces"
+
+
+def test_tracing_endpoint_setting_flags_over_env_over_toml(tmp_path: Path) -> None:
+    from engine.config import load_config
+    from engine.errors import ConfigError
+
+    assert load_config(env={}).tracing_endpoint is None  # off by default
+    toml = tmp_path / "engine.toml"
+    toml.write_text('tracing_endpoint = "http://toml:4318"\n')
+    assert load_config(config_file=toml, env={}).tracing_endpoint == "http://toml:4318"
+    env = {"LOGSTRATE_TRACING_ENDPOINT": "http://env:4318"}
+    assert load_config(config_file=toml, env=env).tracing_endpoint == "http://env:4318"
+    flags = {"tracing_endpoint": "https://flag:4318/v1/traces"}
+    assert load_config(config_file=toml, env=env, overrides=flags).tracing_endpoint == "https://flag:4318/v1/traces"
+    with pytest.raises(ConfigError, match="tracing_endpoint must be an http"):
+        load_config(env={"LOGSTRATE_TRACING_ENDPOINT": "collector:4318"})
+
+
+def test_a_call_carries_the_trace_context_into_the_callee_headers() -> None:
+    # The state machine's rule (WAL schema v10): the calling attempt's traceparent joins
+    # the callee's headers, unless the command names its own.
+    from engine.partition.state_machine.journal_commands import _callee_headers
+    from engine.wal.records import Header
+    from restate_protocol import pb
+
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    plain = pb.CallCommandMessage(service_name="S", handler_name="h", headers=[pb.Header(key="a", value="1")])
+    assert _callee_headers(plain, caller) == (Header("a", "1"), Header("traceparent", caller))
+    assert _callee_headers(plain, None) == (Header("a", "1"),)
+    own = pb.OneWayCallCommandMessage(service_name="S", handler_name="h",
+                                      headers=[pb.Header(key="traceparent", value="00-own")])
+    assert _callee_headers(own, caller) == (Header("traceparent", "00-own"),)
