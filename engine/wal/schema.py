@@ -39,6 +39,7 @@ __all__ = [
     "ENVELOPE_V8",
     "ENVELOPE_V9",
     "ENVELOPE_V10",
+    "ENVELOPE_V11",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -498,39 +499,55 @@ ENVELOPE_V9: Schema = _envelope(
 of the body union."""
 
 
-# --- version 10: the trace context of a call -------------------------------------------------
+# --- version 10: a call's Invoke travels in its first attempt's batch ----------------------
 
-# v5's JournalAppend plus one field (built from it, which leaves the v5 block untouched).
-_JOURNAL_APPEND_V10 = _record(
-    "JournalAppend", *_JOURNAL_APPEND_V5["fields"], _optional("trace_parent", "string")
-)
-# v8's RecordBatch with the v10 journal append (same branches in the same order).
+# v8's RecordBatch with the current Invoke as a new last branch (the others unchanged).
 _RECORD_BATCH_V10 = _record(
     "RecordBatch",
     _field(
         "records",
         {
             "type": "array",
+            "items": [*_RECORD_BATCH_V8["fields"][0]["type"]["items"], _INVOKE_V4],
+        },
+    ),
+)
+ENVELOPE_V10: Schema = _envelope(
+    [_V8_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V10, _RESTART_AS_NEW]
+)
+"""Schema version 10: v9 plus ``Invoke`` as a branch of ``RecordBatch.records``: the
+``Invoke`` of a call whose first attempt ran before it was appended leaves in the same
+WAL record as that attempt's records (``engine/partition/leader/deferred_invokes.py``)."""
+
+
+# --- version 11: the trace context of a call -------------------------------------------------
+
+# v5's JournalAppend plus one field (built from it, which leaves the v5 block untouched).
+_JOURNAL_APPEND_V11 = _record(
+    "JournalAppend", *_JOURNAL_APPEND_V5["fields"], _optional("trace_parent", "string")
+)
+# v10's RecordBatch with the v11 journal append (same branches in the same order).
+_RECORD_BATCH_V11 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
             "items": [
-                _JOURNAL_APPEND_V10,
-                _INVOCATION_SUSPENDED,
-                _INVOCATION_ENDED,
-                _INVOCATION_FAILED_ATTEMPT_V8,
-                _DEPLOYMENT_PINNED,
-                _NOTIFY,
-                _TIMER_FIRED,
-                _OUTBOX_TRUNCATE,
+                _JOURNAL_APPEND_V11 if item is _JOURNAL_APPEND_V5 else item
+                for item in _RECORD_BATCH_V10["fields"][0]["type"]["items"]
             ],
         },
     ),
 )
 
-_V10_REPLACED = {**_V8_REPLACED, id(_JOURNAL_APPEND): _JOURNAL_APPEND_V10}
-ENVELOPE_V10: Schema = _envelope(
-    [_V10_REPLACED.get(id(block), block) for block in _BODY_V1]
-    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V10, _RESTART_AS_NEW]
+_V11_REPLACED = {**_V8_REPLACED, id(_JOURNAL_APPEND): _JOURNAL_APPEND_V11}
+ENVELOPE_V11: Schema = _envelope(
+    [_V11_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V11, _RESTART_AS_NEW]
 )
-"""Schema version 10: v9 plus ``JournalAppend.trace_parent`` (optional): the W3C
+"""Schema version 11: v10 plus ``JournalAppend.trace_parent`` (optional): the W3C
 ``traceparent`` of the calling attempt on call and one-way-call commands while tracing is
 on (see :class:`engine.wal.records.JournalAppend`); null otherwise and in records of older
 writers."""
@@ -546,10 +563,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     8: ENVELOPE_V8,
     9: ENVELOPE_V9,
     10: ENVELOPE_V10,
+    11: ENVELOPE_V11,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 10
+CURRENT_VERSION = 11
 """The version new records are written with."""
 
 

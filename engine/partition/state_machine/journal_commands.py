@@ -329,7 +329,7 @@ def _callee_headers(
     message: pb.CallCommandMessage | pb.OneWayCallCommandMessage, trace_parent: str | None
 ) -> tuple[Header, ...]:
     """The callee's headers: the command's, plus the calling attempt's trace context
-    (WAL schema v10, tracing on) unless the command carries a ``traceparent`` itself."""
+    (WAL schema v11, tracing on) unless the command carries a ``traceparent`` itself."""
     headers = tuple(Header(h.key, h.value) for h in message.headers)
     if trace_parent is not None and not any(h.name.lower() == "traceparent" for h in headers):
         headers += (Header("traceparent", trace_parent),)

@@ -223,7 +223,7 @@ def test_tracing_endpoint_setting_flags_over_env_over_toml(tmp_path: Path) -> No
 
 
 def test_a_call_carries_the_trace_context_into_the_callee_headers() -> None:
-    # The state machine's rule (WAL schema v10): the calling attempt's traceparent joins
+    # The state machine's rule (WAL schema v11): the calling attempt's traceparent joins
     # the callee's headers, unless the command names its own.
     from engine.partition.state_machine.journal_commands import _callee_headers
     from engine.wal.records import Header
