@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+import lmdb
+from prometheus_client import CollectorRegistry
+
+from engine.ids import InvocationId, InvocationUuid
+from engine.observability.partitions import PartitionCollector, PartitionSource
+from engine.storage.tables import PartitionTables, TableHandles
+from engine.wal.records import TimerKey, TimerKind
 
 from tests.engine.observability.metrics_scrape import scrape, total, value
 from tests.engine.test_invocations import register
@@ -58,3 +67,37 @@ def test_inbox_depth_timers_and_apply_lag(
 
     # Every partition reports its lag (the consumer notes watermarks once a second).
     wait_until(caught_up, 30, "both partitions caught up, with lag 0")
+
+
+def test_the_collector_reads_lmdb_and_the_noted_watermarks(tmp_path: Path) -> None:
+    # Real LMDB tables, the collector's own arithmetic: behind by 4 records whose last
+    # applied one is 2.5 s old; partition 1 has nothing applied and no watermark yet.
+    env = lmdb.open(str(tmp_path / "state.lmdb"), map_size=64 << 20, max_dbs=64)
+    handles = TableHandles.open(env)
+    first = InvocationId(1, InvocationUuid(1))
+    with env.begin(write=True) as txn:
+        tables = PartitionTables(txn, handles, 0)
+        tables.fsm.set_applied_offset(5)
+        tables.inbox.push("Obj", "k", 1, first)
+        tables.inbox.push("Obj", "k", 2, InvocationId(1, InvocationUuid(2)))
+        tables.timers.put(TimerKey(10, first, TimerKind.SLEEP, 3))
+        tables.timers.put(TimerKey(20, first, TimerKind.CLEANUP, None))
+        tables.timers.put(TimerKey(30, InvocationId(1, InvocationUuid(2)), TimerKind.CLEANUP, None))
+        # Another partition's rows are not partition 0's.
+        PartitionTables(txn, handles, 1).inbox.push("Obj", "k", 1, first)
+    source = PartitionSource(
+        env, handles, assigned=lambda: {0, 1}, high_watermark={0: 10}.get, last_applied_ms={0: 500}.get,
+    )
+    registry = CollectorRegistry()
+    registry.register(PartitionCollector(source, clock=lambda: 3.0))
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for f in registry.collect() for s in f.samples}
+    env.close()
+    assert got[("logstrate_wal_apply_lag_records", (("partition", "0"),))] == 4
+    assert got[("logstrate_wal_apply_lag_seconds", (("partition", "0"),))] == 2.5
+    assert ("logstrate_wal_apply_lag_records", (("partition", "1"),)) not in got
+    assert got[("logstrate_inbox_depth", (("partition", "0"),))] == 2
+    assert got[("logstrate_inbox_depth", (("partition", "1"),))] == 1
+    timers = {dict(labels)["kind"]: v for (name, labels), v in got.items()
+              if name == "logstrate_timers_pending" and dict(labels)["partition"] == "0"}
+    assert timers == {"sleep": 1, "cleanup": 2, "retry": 0, "delayed_invoke": 0}
