@@ -48,6 +48,8 @@ def serve(
         "--invoker-http2/--no-invoker-http2",
         help="Discover over HTTP/2 and drive BIDI_STREAM deployments as HTTP/2 streams (default on; "
         "--no-invoker-http2 calls every deployment over HTTP/1.1 request/response).")] = None,
+    tracing_endpoint: Annotated[Optional[str], typer.Option(
+        help="OTLP/HTTP endpoint of an OpenTelemetry collector (http://host:4318); traces are off without it.")] = None,
 ) -> None:
     """Run an engine process until SIGTERM or Ctrl-C.
 
@@ -72,6 +74,7 @@ def serve(
                 "request_identity_private_key_pem_file": request_identity_private_key_pem_file,
                 "invoker_tls_ca_file": invoker_tls_ca_file,
                 "invoker_http2": invoker_http2,
+                "tracing_endpoint": tracing_endpoint,
             },
         )
     except EngineError as exc:

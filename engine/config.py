@@ -201,6 +201,13 @@ class EngineConfig:
     (``BIDI_STREAM`` manifests refused; deployments registered in bidi mode earlier are
     called request/response over HTTP/1.1). Env ``LOGSTRATE_INVOKER_HTTP2``, TOML
     ``invoker_http2 = false``, flag ``--no-invoker-http2``."""
+    tracing_endpoint: str | None = None
+    """An OpenTelemetry collector's OTLP/HTTP endpoint (``http://collector:4318``, or the
+    full traces URL ``.../v1/traces``): spans of every invocation and attempt are exported
+    to it, continuing the ``traceparent`` of the ingress request or Kafka record, and the
+    engine passes ``traceparent`` on to service endpoints. Off (no span is created) when
+    unset, the default. Env ``LOGSTRATE_TRACING_ENDPOINT``, TOML ``tracing_endpoint``,
+    flag ``--tracing-endpoint``. See docs/OBSERVABILITY.md."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     default_retry_policy: RetryPolicyConfig = field(default_factory=RetryPolicyConfig)
     """The retry policy of invocations whose service and handler set none (see
@@ -449,6 +456,11 @@ def _validate(config: Any) -> None:
                 parse_networks(getattr(config, networks), networks)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        if config.tracing_endpoint is not None and not config.tracing_endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"tracing_endpoint must be an http(s) URL of an OTLP/HTTP collector, e.g. "
+                f"http://localhost:4318, got {config.tracing_endpoint!r}"
+            )
         if config.subscription_pause_at_queued < 1 or config.subscription_resume_at_queued < 1:
             raise ConfigError(
                 "subscription_pause_at_queued and subscription_resume_at_queued must be at least 1, got "

@@ -14,8 +14,10 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from engine.admin.app import create_admin_app
 from engine.admin.forwarding import Advertiser, Forwarder
@@ -40,6 +42,7 @@ from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.kafka import KafkaCluster
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
+from engine.observability.partitions import PartitionCollector, PartitionSource
 from engine.partition.consumer import WalConsumer
 from engine.partition.leader.egress import EgressProducers
 from engine.partition.actions import RespondToIngress
@@ -56,6 +59,9 @@ from engine.wal.topics import ensure_topics
 from subscriptions.consumer import Backpressure
 from subscriptions.keys import KeyMapperConfigError, register_key_mappers
 from subscriptions.manager import SubscriptionManager
+
+if TYPE_CHECKING:
+    from engine.observability.tracing import Tracing
 
 log = get_logger(__name__)
 
@@ -79,6 +85,8 @@ class EngineNode:
         self._subscriptions: SubscriptionManager | None = None
         self._responses: ResponseChannel | None = None
         self._advertiser: Advertiser | None = None
+        self._collector: PartitionCollector | None = None
+        self._tracing: Tracing | None = None  # engine.observability.tracing, when configured
         # Several processes may share a node name (one host): leadership records and
         # ingress response sinks name this process by a name no other process has.
         self.instance = f"{config.node_name}.{secrets.token_hex(4)}"
@@ -100,6 +108,13 @@ class EngineNode:
                 public_key=identity.public_key,
                 path=str(path),
             )
+        if cfg.tracing_endpoint is not None:
+            # Imported only now: an engine without tracing never loads the OpenTelemetry SDK.
+            from engine.observability.tracing import Tracing
+
+            self._tracing = Tracing(cfg.tracing_endpoint, instance=self.instance)
+            log.info("tracing on: spans of invocations and attempts are exported over OTLP/HTTP",
+                     endpoint=cfg.tracing_endpoint)
         tls = TlsTrust(cfg.invoker_tls_ca_file)
         if cfg.invoker_tls_ca_file is not None:
             log.info("https deployments are verified with the system CAs and a CA bundle",
@@ -270,6 +285,7 @@ class EngineNode:
                 partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
                 metadata=metadata, reader=processors.reader, egress=egress,
                 wait_applied=processors.wait_applied, default_retry_policy=default_retry,
+                tracing=self._tracing,
             )
 
         processors = self._processors = PartitionProcessors(
@@ -285,6 +301,12 @@ class EngineNode:
             cfg.kafka, processors, on_fatal=on_fatal, group_instance_id=f"{cfg.node_name}-{storage.member_id()}"
         )
         self._consumer.start()
+        # Apply lag, inbox depth and pending timers, computed when /metrics is scraped.
+        self._collector = PartitionCollector(PartitionSource(
+            storage.env, handles, processors.assigned_partitions, self._consumer.high_watermark,
+            processors.last_applied_ms,
+        ))
+        REGISTRY.register(self._collector)
 
     async def _serve(self, name: str, app: web.Application, address: tuple[str, int]) -> None:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -307,6 +329,9 @@ class EngineNode:
             # Before the appender closes: consumers commit only what the WAL acknowledged.
             await self._subscriptions.stop()
             self._subscriptions = None
+        if self._collector is not None:
+            REGISTRY.unregister(self._collector)
+            self._collector = None
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.stop)
             self._consumer = None
@@ -325,6 +350,10 @@ class EngineNode:
         if self._appender is not None:
             await asyncio.to_thread(self._appender.close)
             self._appender = None
+        if self._tracing is not None:
+            # The spans of the last invocations leave before the process does.
+            await asyncio.to_thread(self._tracing.shutdown)
+            self._tracing = None
         # The two tail threads notice a stop within a poll timeout (engine.tailing):
         # stop them together, so shutdown waits for one timeout, not the sum.
         tails = [tail.stop() for tail in (self._responses, self._metadata) if tail is not None]

@@ -121,7 +121,9 @@ async def _version(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     # Prometheus text format; metrics of every module register in the default registry.
-    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    # On a worker thread: collectors count LMDB rows at scrape time (engine.observability).
+    body = await asyncio.to_thread(generate_latest, REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _openapi(request: web.Request) -> web.Response:
