@@ -13,7 +13,10 @@ import time
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from engine.auth import bearer_middleware
+from engine.config import Secret
 from engine.ids import InvocationId, InvocationUuid
 from engine.ingress import awakeables, invocations
 from engine.ingress.pending import Answer
@@ -38,9 +41,17 @@ _HOP_HEADERS = frozenset(
 )
 
 
-def create_ingress_app(deps: IngressDeps) -> web.Application:
-    """The ingress application."""
-    app = web.Application(client_max_size=deps.max_body_bytes + 1)
+def create_ingress_app(deps: IngressDeps, token: Secret | None = None) -> web.Application:
+    """The ingress application; with ``token``, every route but ``/restate/health`` needs
+    ``Authorization: Bearer <token>`` (:mod:`engine.auth`)."""
+    middlewares: list[Middleware] = []
+    if token is not None:
+        middlewares.append(bearer_middleware(
+            token, what="ingress", setting="ingress_token (LOGSTRATE_INGRESS_TOKEN)",
+            error=lambda status, message: error_response(status, message),
+            open_path=lambda path: path == "/restate/health",
+        ))
+    app = web.Application(client_max_size=deps.max_body_bytes + 1, middlewares=middlewares)
     app[DEPS] = deps
     app.router.add_get("/restate/health", _health)
     invocations.add_routes(app)
