@@ -171,8 +171,8 @@ class EngineConfig:
     """A bearer token every ingress request must carry, except ``/restate/health``; separate
     from the admin token (callers of handlers need not manage the engine). Env
     ``LOGSTRATE_INGRESS_TOKEN``, TOML ``ingress_token``, flag ``--ingress-token``. The
-    ``Authorization`` header is then the engine's; it still reaches handlers like every
-    header (redacted in admin answers, see ``ingress_sensitive_headers``)."""
+    ``Authorization`` header is then the engine's credential: it is not handed to
+    handlers nor kept in the WAL (callers put their own credentials in other headers)."""
     ingress_sensitive_headers: tuple[str, ...] = ()
     """Ingress headers, besides ``authorization``, ``cookie`` and ``proxy-authorization``,
     whose values are credentials: handed to the handler and kept in the WAL (a retry after

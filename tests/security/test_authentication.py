@@ -3,13 +3,15 @@
 The engine runs with both tokens from its environment (``LOGSTRATE_ADMIN_TOKEN``,
 ``LOGSTRATE_INGRESS_TOKEN``). Without the right token every route but the health checks
 and the web UI's files is a 401 with ``WWW-Authenticate: Bearer`` and a JSON message in
-the API's own error shape; the two tokens are not interchangeable. A second process
+the API's own error shape; the two tokens are not interchangeable, and the ingress token
+is the engine's: handlers never see it. A second process
 with the same token forwards an admin lookup of a partition it does not lead to its
 leader, sending the token itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from tests.engine.admin.admin_client import assert_schema
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.ports import wait_until
-from tests.fixtures.service_endpoint import ServiceEndpoint
+from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
 from tests.security.auth_client import ADMIN_TOKEN, INGRESS_TOKEN, bearer, request
 
 from engine.ids import InvocationUuid
@@ -83,6 +85,25 @@ def test_the_ingress_wants_its_own_token(secured: EngineProcess) -> None:
 
     reply = request("POST", f"{ingress}/Greeter/greet", "Ada", bearer(INGRESS_TOKEN))
     assert reply.status == 200 and reply.json.startswith("Hello Ada!"), reply
+
+
+def test_the_ingress_token_is_not_handed_to_handlers(
+    secured: EngineProcess, service_endpoints: ServiceEndpoints,
+) -> None:
+    endpoint = service_endpoints.get("tests.fixtures.official_sdk_headers:app")
+    reply = request("POST", f"{secured.admin_url}/deployments", {"uri": endpoint.url, "use_http_11": True},
+                    bearer(ADMIN_TOKEN))
+    assert reply.status == 201, reply
+    reply = request("POST", f"{secured.ingress_url}/Headers/seen", ["authorization", "x-user"],
+                    {**bearer(INGRESS_TOKEN), "x-user": "ada"})
+    assert reply.status == 200, reply
+    assert reply.json == {"authorization": None, "x-user": hashlib.sha256(b"ada").hexdigest()}
+    described = request("GET", f"{secured.admin_url}/invocations/{reply.headers['x-restate-id']}",
+                        headers=bearer(ADMIN_TOKEN))
+    assert INGRESS_TOKEN not in described.body.decode()
+    (input_entry,) = [e for e in described.json["journal"] if e["type"] == "InputCommand"]
+    names = {h["key"] for h in input_entry["entry"]["headers"]}
+    assert "x-user" in names and "authorization" not in names, names
 
 
 def _partition_of_key(key: str, partitions: int) -> int:
