@@ -17,7 +17,9 @@ cannot be moved to another cluster or property. The key is the engine's ``secret
 same key. Without a key, the admin API refuses credential properties (400 saying how to
 configure one) rather than store them in clear. Records written before sealing existed
 keep their credentials in ``properties`` and still load; the next change of the cluster
-writes them sealed.
+writes them sealed. Sensitive ``additional_headers`` of deployments
+(:mod:`engine.sensitive_headers`) are sealed the same way (``sealed_additional_headers``)
+when a key is configured.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -109,14 +111,17 @@ def require_sealing(names: Iterable[str], what: str) -> None:
         )
 
 
-def seal_properties(properties: Mapping[str, str], context: str) -> tuple[dict[str, str], dict[str, str]]:
-    """``(clear, sealed)``: the credentials of ``properties`` encrypted (``context`` is the
-    record key they belong to). Without a key, everything stays in ``clear`` (only
-    possible for records the API did not build, e.g. re-written old ones)."""
+def seal_properties(
+    properties: Mapping[str, str], context: str, secret: Callable[[str], bool] = is_secret_property,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``(clear, sealed)``: the credentials of ``properties`` (names for which ``secret``
+    holds) encrypted; ``context`` is the record key they belong to. Without a key,
+    everything stays in ``clear`` (Kafka credentials cannot get here without one: the API
+    refuses them; deployment headers can, see docs/SECURITY.md)."""
     clear: dict[str, str] = {}
     sealed: dict[str, str] = {}
     for name, value in properties.items():
-        if _aead is None or not is_secret_property(name):
+        if _aead is None or not secret(name):
             clear[name] = value
             continue
         nonce = os.urandom(_NONCE_BYTES)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,11 +24,13 @@ from engine.metadata.kafka import KafkaCluster, cluster_from_json, cluster_to_js
 from engine.metadata.kafka_properties import is_secret_property
 from engine.metadata.sealing import SealingError, configure_secrets_key, parse_secrets_key, require_sealing
 from engine.metadata.errors import InvalidRequest
-from engine.ids import SubscriptionId
+from engine.ids import DeploymentId, SubscriptionId
+from engine.metadata import codec
+from engine.metadata.model import Deployment, ProtocolType
 from tests.fixtures.engine import SEALING, TEST_SECRETS_KEY, EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.ports import wait_until
-from tests.fixtures.service_endpoint import ServiceEndpoints
+from tests.fixtures.service_endpoint import ServiceEndpoint, ServiceEndpoints
 from tests.fixtures.systems import http
 from tests.subscriptions.scenario import SUBSCRIPTION_APP, add_cluster, start_engine
 
@@ -214,4 +217,40 @@ def test_clear_text_records_from_before_sealing_still_load(
     clusters = wait_until(listed, 30, "the clear-text cluster record to load")
     assert clusters[0]["name"] == "legacy" and clusters[0]["properties"] == {  # type: ignore[comparison-overlap]
         "bootstrap.servers": kafka.bootstrap_servers, "sasl.password": "***"}
+    assert PASSWORD not in engine.output()
+
+
+def test_deployment_credentials_are_sealed_when_a_key_is_configured(sealing_key: bytes) -> None:
+    deployment = Deployment(
+        id=DeploymentId.generate(), uri="http://svc:9080/", protocol_type=ProtocolType.REQUEST_RESPONSE,
+        min_protocol_version=5, max_protocol_version=7, created_at=datetime(2026, 1, 2, tzinfo=UTC), services=(),
+        additional_headers={"authorization": f"Bearer {PASSWORD}", "x-trace": "on"},
+    )
+    value = codec.encode_deployment(deployment)
+    assert PASSWORD.encode() not in value and b"sealed_additional_headers" in value
+    assert codec.decode_record(codec.deployment_key(deployment.id), value) == codec.DeploymentPut(deployment)
+    configure_secrets_key(None)
+    assert PASSWORD.encode() in codec.encode_deployment(deployment)  # no key: in clear (docs/SECURITY.md)
+
+
+def test_deployment_credentials_are_not_shown(
+    engine_factory: Callable[..., EngineProcess], greeter_endpoint: ServiceEndpoint, kafka: KafkaBroker,
+    topic_prefix: str,
+) -> None:
+    engine = engine_factory(env=dict(SEALING))
+    engine.start_and_wait()
+    status, body = http("POST", f"{engine.admin_url}/deployments", {
+        "uri": greeter_endpoint.url, "additional_headers": {"Authorization": f"Bearer {PASSWORD}", "x-trace": "on"}})
+    assert status == 201, body
+    answers = [body, *(http("GET", f"{engine.admin_url}{path}")[1]
+                       for path in ("/deployments", f"/deployments/{body['id']}"))]
+    for answer in answers:
+        assert PASSWORD not in json.dumps(answer), answer
+    listed = answers[1]["deployments"][0]["additional_headers"]
+    assert listed == {"authorization": "<redacted>", "x-trace": "on"}, listed
+    (record,) = _metadata_records(kafka, f"{topic_prefix}.metadata", f"deployment/{body['id']}".encode())
+    assert PASSWORD.encode() not in record
+    # What the engine calls the endpoint with was opened again: invocations work.
+    status, greeting = http("POST", f"{engine.ingress_url}/Greeter/greet", "Ada")
+    assert status == 200, greeting
     assert PASSWORD not in engine.output()
