@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 
 from engine.admin.app import create_admin_app
 from engine.admin.forwarding import Advertiser, Forwarder
+from engine.auth import check_protected_mode
 from engine.config import EngineConfig, Secret
 from engine.egress import reserve_engine_topics
 from engine.errors import LeadershipLost, StartupError
@@ -40,10 +41,12 @@ from engine.logs import get_logger
 from engine.metadata.address_policy import AddressPolicy, GuardedResolver
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.kafka import KafkaCluster
+from engine.metadata.sealing import configure_secrets_key, parse_secrets_key
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
 from engine.observability.partitions import PartitionCollector, PartitionSource
 from engine.partition.consumer import WalConsumer
+from engine.sensitive_headers import configure_sensitive_headers
 from engine.partition.leader.egress import EgressProducers
 from engine.partition.actions import RespondToIngress
 from engine.partition.leader.leader import PartitionLeader
@@ -119,6 +122,11 @@ class EngineNode:
         if cfg.invoker_tls_ca_file is not None:
             log.info("https deployments are verified with the system CAs and a CA bundle",
                      ca_file=str(cfg.invoker_tls_ca_file))
+        check_protected_mode(cfg)
+        configure_secrets_key(_secrets_key(cfg))
+        configure_sensitive_headers(cfg.ingress_sensitive_headers)
+        if cfg.admin_token is None:
+            log.info("the admin API has no token: anyone who reaches it manages the engine", admin=cfg.admin_bind)
         try:
             try:
                 mappers = register_key_mappers(cfg.subscription_key_mappers)
@@ -161,7 +169,7 @@ class EngineNode:
             )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
-            await self._serve("ingress", create_ingress_app(ingress), cfg.ingress_address)
+            await self._serve("ingress", create_ingress_app(ingress, cfg.ingress_token), cfg.ingress_address)
             self._subscriptions = SubscriptionManager(
                 self._metadata, _BlockingWal(self._appender, asyncio.get_running_loop()), node_name=cfg.node_name,
                 member_id=f"{cfg.node_name}-{self._storage.member_id()}",
@@ -176,7 +184,8 @@ class EngineNode:
                     identity=identity, http2=cfg.invoker_http2, policy=self._address_policy(), tls=tls
                 ),
                 default_retry_policy=cfg.default_retry_policy.effective(),
-                forwarder=Forwarder(self._metadata, self.instance),
+                forwarder=Forwarder(self._metadata, self.instance, cfg.admin_token),
+                token=cfg.admin_token,
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             self._advertiser.start()
@@ -391,6 +400,24 @@ def _declared_clusters(cfg: EngineConfig) -> dict[str, KafkaCluster]:
         )
         for name, props in cfg.kafka_clusters.items()
     }
+
+
+def _secrets_key(cfg: EngineConfig) -> bytes | None:
+    """The configured secrets key (:mod:`engine.metadata.sealing`), or ``None``."""
+    if cfg.secrets_key_file is not None:
+        try:
+            text = cfg.secrets_key_file.read_text()
+        except OSError as exc:
+            raise StartupError(f"cannot read secrets_key_file {cfg.secrets_key_file}: {exc.strerror}") from None
+        source = f"secrets_key_file {cfg.secrets_key_file}"
+    elif cfg.secrets_key is not None:
+        text, source = cfg.secrets_key.get_secret_value(), "secrets_key"
+    else:
+        return None
+    try:
+        return parse_secrets_key(text)
+    except ValueError as exc:
+        raise StartupError(f"{source}: {exc}") from None
 
 
 def _check_port_free(setting: str, host: str, port: int) -> None:
