@@ -99,8 +99,11 @@ from engine.wal.records import (
     NotificationId,
     Notify,
     OutputResult,
+    SignalIndex,
+    SignalName,
     Value,
 )
+from restate_protocol.messages import CUSTOM_RANGE_START, NOTIFICATION_RANGE_START
 
 __all__ = ["Attempt", "AttemptFailed", "Emit", "Guard", "ResolveCall", "run_attempt"]
 
@@ -123,6 +126,23 @@ NOT_FOUND = 404
 BAD_STREAM = 502
 UNREACHABLE = 503
 TIMED_OUT = 504
+
+#: Latest wake-up / start time a command may name: the end of year 9999, in ms since the
+#: epoch (a uint64 past 2^63 does not fit the engine's timer keys).
+MAX_TIME_MS = 253_402_300_799_999
+
+
+def _time_problem(frame: Frame) -> str | None:
+    """What is wrong with a Sleep's ``wake_up_time`` or a delayed send's ``invoke_time``."""
+    message = frame.message
+    at = message.wake_up_time if isinstance(message, pb.SleepCommandMessage) else getattr(message, "invoke_time", 0)
+    if at <= MAX_TIME_MS:
+        return None
+    return (
+        f"the endpoint's {frame.name} names the time {at} ms since the epoch, past the year 9999 "
+        f"(at most {MAX_TIME_MS}); an SDK sends wake-up and start times in milliseconds since the epoch"
+    )
+
 
 #: Longest retry delay an endpoint's ErrorMessage may ask for (a year); a uint64 of
 #: milliseconds reaches past any timestamp the WAL can hold.
@@ -464,6 +484,10 @@ class Attempt:
                 raise self._protocol(
                     "the endpoint sent an OutputCommand without a value or failure"
                 )
+        elif isinstance(frame.message, (pb.SleepCommandMessage, pb.OneWayCallCommandMessage)):
+            problem = _time_problem(frame)
+            if problem is not None:
+                raise self._protocol(problem)
         command_index = self._next_command
         call_target = self._call_target(frame)
         durable = self._hand_over(
@@ -548,10 +572,40 @@ class Attempt:
         waiting = waiting or self._awaiting_on
         if not waiting:
             raise self._protocol("the endpoint suspended without naming anything to wait for")
+        if self._all_sent(waiting):
+            # Resuming would send it the same journal and get the same suspension: an
+            # endless loop of attempts (seen from a broken endpoint: ~50 a second).
+            raise self._protocol(
+                "the endpoint suspended waiting for "
+                + ", ".join(str(n) for n in waiting)
+                + ", which the journal it was sent already completes; an SDK must take them "
+                "from its journal instead of waiting for them"
+            )
         self._hand_over(
             InvocationSuspended(invocation_id=self._task.invocation_id, waiting_for=waiting)
         )
         return self._outcome(OutcomeKind.SUSPENDED, waiting_for=waiting)
+
+    def _all_sent(self, waiting: tuple[NotificationId, ...]) -> bool:
+        """Whether every notification in ``waiting`` is in the journal sent to the endpoint."""
+        missing = set(waiting)
+        for entry in self._task.journal:
+            if not NOTIFICATION_RANGE_START <= entry.message_type < CUSTOM_RANGE_START:
+                continue
+            try:
+                note = pb.NotificationTemplate.FromString(entry.message)
+            except DecodeError:
+                continue
+            kind = note.WhichOneof("id")
+            if kind == "completion_id":
+                missing.discard(CompletionId(note.completion_id))
+            elif kind == "signal_id":
+                missing.discard(SignalIndex(note.signal_id))
+            elif kind == "signal_name":
+                missing.discard(SignalName(note.signal_name))
+            if not missing:
+                return True
+        return False
 
     async def _end(self) -> AttemptOutcome:
         result = self._output if self._output is not None else self._replayed_output()

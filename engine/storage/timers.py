@@ -38,6 +38,9 @@ _KIND_TAGS: Final = {
 _KINDS: Final = {tag: kind for kind, tag in _KIND_TAGS.items()}
 
 
+_I64_MAX = 2**63 - 1
+
+
 class TimersTable:
     """The timers of one partition, inside one LMDB transaction."""
 
@@ -50,7 +53,9 @@ class TimersTable:
         completion = b"\x00" if timer.completion_id is None else b"\x01" + u64(timer.completion_id)
         return (
             self._prefix
-            + ordered_i64(timer.fire_at_ms)
+            # Clamped: a record from before the invoker checked times may name one past
+            # 2^63 (a broken endpoint's Sleep); it must not stop the partition.
+            + ordered_i64(min(timer.fire_at_ms, _I64_MAX))
             + timer.invocation_id.to_bytes()
             + bytes((_KIND_TAGS[timer.kind],))
             + completion

@@ -18,12 +18,13 @@ import time
 import uuid
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fixtures.hostile_endpoint import HANDLER, SERVICE
 from tests.fuzz.conftest import FuzzEngine, TargetCounts, counts, fuzz_settings, http_json
-from tests.fuzz.frames import scripts
+from restate_protocol import pb
+from tests.fuzz.frames import frame, scripts
 
 EXAMPLES = 25
 """Batches in the normal suite (x LOGSTRATE_FUZZ_SCALE); each batch has 1 to 4 answers."""
@@ -50,7 +51,13 @@ def run_batch(engine: FuzzEngine, answers: list[list[bytes]], tally: TargetCount
     for chunks in answers:
         key = uuid.uuid4().hex[:12]
         engine.hostile.script(key, chunks)
-        status, body = http_json("POST", f"{ingress}/{SERVICE}/{key}/{HANDLER}/send", "x")
+        try:
+            status, body = http_json("POST", f"{ingress}/{SERVICE}/{key}/{HANDLER}/send", "x")
+        except OSError:
+            if engine.alive():
+                raise
+            errors = "\n".join(engine.new_error_lines())
+            raise AssertionError(f"the engine exited during the fuzz run; its errors:\n{errors}") from None
         tally.tried += 1
         if status != 202:
             tally.found(f"/send answered {status}: {body}")
@@ -86,10 +93,27 @@ def run_batch(engine: FuzzEngine, answers: list[list[bytes]], tally: TargetCount
         tally.found(f"engine logged an error: {line}")
 
 
+REGRESSIONS: list[list[bytes]] = [
+    # Suspends on the completion its own GetLazyStateKeys gets, on every attempt: each
+    # resumption replayed the same journal and got the same suspension (~50 attempts/s).
+    [frame(0x0406, b"") + frame(0x0001, pb.SuspensionMessage(waiting_completions=[0]).SerializeToString())],
+    # A retry delay of 2^64-1 ms: the failed-attempt record could not be encoded (hang).
+    [frame(0x0002, pb.ErrorMessage(code=500, message="x", next_retry_delay=2**64 - 1).SerializeToString())],
+    # A Sleep until 2^64-1 ms: journaled, then its timer key overflowed when the partition
+    # applied it, which stopped the WAL consumer and the engine (a poison record).
+    [frame(0x040C, pb.SleepCommandMessage(wake_up_time=2**64 - 1, result_completion_id=1).SerializeToString())
+     + frame(0x0001, pb.SuspensionMessage(waiting_completions=[1]).SerializeToString())],
+    # An ErrorMessage without a message: the failure shown was empty.
+    [frame(0x0002, pb.ErrorMessage(code=0).SerializeToString())],
+]
+"""Answers that found defects (see docs/SECURITY.md), run first on every run."""
+
+
 def test_hostile_answers_fail_invocations_cleanly(fuzz_engine: FuzzEngine) -> None:
     tally = counts("hostile service-protocol answers (hypothesis frames)")
 
     @fuzz_settings(EXAMPLES)
+    @example(answers=REGRESSIONS)
     @given(answers=st.lists(scripts(), min_size=1, max_size=4))
     def run(answers: list[list[bytes]]) -> None:
         run_batch(fuzz_engine, answers, tally)
