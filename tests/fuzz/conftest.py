@@ -101,9 +101,12 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) ->
         return status, raw.decode(errors="replace")
 
 
-EXPECTED_ERROR_EVENTS = frozenset({"invocation failed for good"})
-"""Error-level lines that are the designed outcome, not a defect: the retry policy
-(two attempts, then kill) ended a hostile invocation."""
+EXPECTED_ERROR_EVENTS = frozenset({
+    "invocation failed for good",
+    "invocation paused after failures; resume it with PATCH /invocations/{id}/resume",
+})
+"""Error-level lines that are the designed outcome, not a defect: the retry policy (two
+attempts, then kill) ended a hostile invocation, or its ErrorMessage asked for a pause."""
 
 
 @dataclass
