@@ -230,6 +230,9 @@ class Attempt:
         self._new_entries = 0
         self._output: OutputResult | None = None
         self._awaiting_on: tuple[NotificationId, ...] = ()
+        # Completion ids of Run commands (see _run_ids): this attempt's, and all once read.
+        self._new_runs: set[int] = set()
+        self._runs: set[int] | None = None
         self._sdk_server: str | None = None
         self._log = get_logger(
             __name__,
@@ -484,6 +487,10 @@ class Attempt:
                 raise self._protocol(
                     "the endpoint sent an OutputCommand without a value or failure"
                 )
+        elif isinstance(frame.message, pb.RunCommandMessage):
+            self._new_runs.add(frame.message.result_completion_id)
+            if self._runs is not None:
+                self._runs.add(frame.message.result_completion_id)
         elif isinstance(frame.message, (pb.SleepCommandMessage, pb.OneWayCallCommandMessage)):
             problem = _time_problem(frame)
             if problem is not None:
@@ -542,6 +549,11 @@ class Attempt:
     async def _propose_run_completion(
         self, message: pb.ProposeRunCompletionMessage, requested_ack: bool = False
     ) -> None:
+        if message.result_completion_id not in self._run_ids():
+            raise self._protocol(
+                f"run proposal for completion {message.result_completion_id}, which no Run command "
+                "of this invocation allocated; an SDK proposes results only for its own Run commands"
+            )
         which = message.WhichOneof("result")
         result: Value | Failure
         if which == "value":
@@ -585,6 +597,17 @@ class Attempt:
             InvocationSuspended(invocation_id=self._task.invocation_id, waiting_for=waiting)
         )
         return self._outcome(OutcomeKind.SUSPENDED, waiting_for=waiting)
+
+    def _run_ids(self) -> set[int]:
+        """Completion ids of the invocation's Run commands (the journal it was sent is
+        read on the first run proposal; this attempt's Runs are added as they come)."""
+        if self._runs is None:
+            self._runs = set(self._new_runs)
+            for entry in self._task.journal:
+                if entry.message_type == MessageType.RUN_COMMAND:
+                    with contextlib.suppress(DecodeError):
+                        self._runs.add(pb.RunCommandMessage.FromString(entry.message).result_completion_id)
+        return self._runs
 
     def _all_sent(self, waiting: tuple[NotificationId, ...]) -> bool:
         """Whether every notification in ``waiting`` is in the journal sent to the endpoint."""

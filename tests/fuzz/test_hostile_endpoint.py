@@ -87,7 +87,8 @@ def run_batch(engine: FuzzEngine, answers: list[list[bytes]], tally: TargetCount
         answer = b"".join(engine.hostile.scripts.get(key, []))
         tally.found(
             f"invocation did not settle in {SETTLE_TIMEOUT_S:g}s (status {seen.get('status')}, "
-            f"{engine.hostile.attempts_of(key)} attempts, last failure {seen.get('last_failure')}): answer {answer[:120]!r}"
+            f"{engine.hostile.attempts_of(key)} attempts, last failure {seen.get('last_failure')}): answer {answer[:4000]!r}; "
+            f"journal {str(seen.get('journal'))[:3000]}"
         )
     for line in engine.new_error_lines():
         tally.found(f"engine logged an error: {line}")
@@ -103,6 +104,14 @@ REGRESSIONS: list[list[bytes]] = [
     # applied it, which stopped the WAL consumer and the engine (a poison record).
     [frame(0x040C, pb.SleepCommandMessage(wake_up_time=2**64 - 1, result_completion_id=1).SerializeToString())
      + frame(0x0001, pb.SuspensionMessage(waiting_completions=[1]).SerializeToString())],
+    # The same with a lazy state read (and a CompleteAwakeable naming nobody first).
+    [frame(0x0414, b"")
+     + frame(0x0402, pb.GetLazyStateCommandMessage(key=b'"ok"', result_completion_id=5).SerializeToString(), flags=1)
+     + frame(0x0001, pb.SuspensionMessage(waiting_completions=[5]).SerializeToString())],
+    # A run proposal for a completion no Run command allocated: the state machine
+    # dropped it with an error line, and the SDK waited on it.
+    [frame(0x0005, pb.ProposeRunCompletionMessage(result_completion_id=0, value=b"1").SerializeToString())
+     + frame(0x0001, pb.SuspensionMessage(waiting_completions=[0]).SerializeToString())],
     # An ErrorMessage without a message: the failure shown was empty.
     [frame(0x0002, pb.ErrorMessage(code=0).SerializeToString())],
 ]
