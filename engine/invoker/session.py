@@ -62,6 +62,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from google.protobuf.message import DecodeError
 
 from engine.errors import LeadershipLost
+from engine.invoker.answer_checks import MAX_RETRY_DELAY_MS, all_in_journal, run_completion_ids, time_problem
 from engine.invoker.awaiting import awaited_notifications
 from engine.journal.notifications import failure_of
 from restate_protocol import (
@@ -99,11 +100,8 @@ from engine.wal.records import (
     NotificationId,
     Notify,
     OutputResult,
-    SignalIndex,
-    SignalName,
     Value,
 )
-from restate_protocol.messages import CUSTOM_RANGE_START, NOTIFICATION_RANGE_START
 
 __all__ = ["Attempt", "AttemptFailed", "Emit", "Guard", "ResolveCall", "run_attempt"]
 
@@ -126,27 +124,6 @@ NOT_FOUND = 404
 BAD_STREAM = 502
 UNREACHABLE = 503
 TIMED_OUT = 504
-
-#: Latest wake-up / start time a command may name: the end of year 9999, in ms since the
-#: epoch (a uint64 past 2^63 does not fit the engine's timer keys).
-MAX_TIME_MS = 253_402_300_799_999
-
-
-def _time_problem(frame: Frame) -> str | None:
-    """What is wrong with a Sleep's ``wake_up_time`` or a delayed send's ``invoke_time``."""
-    message = frame.message
-    at = message.wake_up_time if isinstance(message, pb.SleepCommandMessage) else getattr(message, "invoke_time", 0)
-    if at <= MAX_TIME_MS:
-        return None
-    return (
-        f"the endpoint's {frame.name} names the time {at} ms since the epoch, past the year 9999 "
-        f"(at most {MAX_TIME_MS}); an SDK sends wake-up and start times in milliseconds since the epoch"
-    )
-
-
-#: Longest retry delay an endpoint's ErrorMessage may ask for (a year); a uint64 of
-#: milliseconds reaches past any timestamp the WAL can hold.
-MAX_RETRY_DELAY_MS = 365 * 24 * 3600 * 1000
 
 # After the terminal message the endpoint closes its response at once; waiting a little
 # for that lets the connection go back to the pool instead of being torn down.
@@ -492,7 +469,7 @@ class Attempt:
             if self._runs is not None:
                 self._runs.add(frame.message.result_completion_id)
         elif isinstance(frame.message, (pb.SleepCommandMessage, pb.OneWayCallCommandMessage)):
-            problem = _time_problem(frame)
+            problem = time_problem(frame)
             if problem is not None:
                 raise self._protocol(problem)
         command_index = self._next_command
@@ -584,7 +561,7 @@ class Attempt:
         waiting = waiting or self._awaiting_on
         if not waiting:
             raise self._protocol("the endpoint suspended without naming anything to wait for")
-        if self._all_sent(waiting):
+        if all_in_journal(self._task.journal, waiting):
             # Resuming would send it the same journal and get the same suspension: an
             # endless loop of attempts (seen from a broken endpoint: ~50 a second).
             raise self._protocol(
@@ -602,33 +579,8 @@ class Attempt:
         """Completion ids of the invocation's Run commands (the journal it was sent is
         read on the first run proposal; this attempt's Runs are added as they come)."""
         if self._runs is None:
-            self._runs = set(self._new_runs)
-            for entry in self._task.journal:
-                if entry.message_type == MessageType.RUN_COMMAND:
-                    with contextlib.suppress(DecodeError):
-                        self._runs.add(pb.RunCommandMessage.FromString(entry.message).result_completion_id)
+            self._runs = run_completion_ids(self._task.journal) | self._new_runs
         return self._runs
-
-    def _all_sent(self, waiting: tuple[NotificationId, ...]) -> bool:
-        """Whether every notification in ``waiting`` is in the journal sent to the endpoint."""
-        missing = set(waiting)
-        for entry in self._task.journal:
-            if not NOTIFICATION_RANGE_START <= entry.message_type < CUSTOM_RANGE_START:
-                continue
-            try:
-                note = pb.NotificationTemplate.FromString(entry.message)
-            except DecodeError:
-                continue
-            kind = note.WhichOneof("id")
-            if kind == "completion_id":
-                missing.discard(CompletionId(note.completion_id))
-            elif kind == "signal_id":
-                missing.discard(SignalIndex(note.signal_id))
-            elif kind == "signal_name":
-                missing.discard(SignalName(note.signal_name))
-            if not missing:
-                return True
-        return False
 
     async def _end(self) -> AttemptOutcome:
         result = self._output if self._output is not None else self._replayed_output()
