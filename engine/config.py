@@ -167,7 +167,15 @@ class EngineConfig:
     """``auto`` renders for humans on a terminal and JSON otherwise."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     ingress_max_body_bytes: int = 10 * 1024 * 1024
-    """Largest accepted ingress request body; bigger ones get 413."""
+    """Largest accepted ingress request body; bigger ones get 413. The WAL's own record
+    limit (the producer's ``message.max.bytes``, 1,000,000 bytes unless
+    ``[kafka.properties]`` raises it) also bounds it: a call whose ``Invoke`` record would
+    be larger gets 413 naming that limit."""
+    ingress_kafka_timeout_s: float = 5.0
+    """How long an ingress request waits for Kafka to acknowledge its record before it is
+    answered 503 with ``Retry-After`` (the WAL producer itself retries for its 30 s
+    delivery timeout). While the brokers are known to be down, or the producer's queue is
+    full, the answer is 503 at once. Env ``LOGSTRATE_INGRESS_KAFKA_TIMEOUT_S``."""
     shutdown_timeout_s: float = 10.0
     """How long a SIGTERM waits for in-flight work before closing anyway."""
     subscription_pause_at_queued: int = 20_000
@@ -440,6 +448,11 @@ def _validate(config: Any) -> None:
     elif isinstance(config, EngineConfig):
         config.ingress_address
         config.admin_address
+        if not 0 < config.ingress_kafka_timeout_s <= 30:
+            raise ConfigError(
+                f"ingress_kafka_timeout_s must be above 0 and at most 30 (the WAL delivery timeout), "
+                f"got {config.ingress_kafka_timeout_s}"
+            )
         if config.lmdb_map_size_mb < 16:
             raise ConfigError("lmdb_map_size_mb must be at least 16")
         if not config.node_name:

@@ -15,13 +15,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from engine.ids import InvocationId, InvocationUuid
-from engine.ingress import awakeables, invocations
+from engine.ingress import awakeables, durable, invocations
 from engine.ingress.pending import Answer
 from engine.ingress.deps import DEPS, IngressDeps, error_response, result_response
 from engine.ingress.routing import IngressError, parse_delay, parse_path
 from engine.logs import get_logger
 from engine.partition.actions import Submitted
-from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import HandlerKind, Header, IngressSink, IngressSource, InvocationTarget, Invoke
 
@@ -71,6 +70,11 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
             execute_at_ms = int(time.time() * 1000 + parse_delay(delay_text).total_seconds() * 1000)
     except IngressError as exc:
         return error_response(exc.status, exc.message)
+    if len(body) > deps.appender.max_record_bytes:
+        return durable.too_large(len(body), deps.appender.max_record_bytes, "request body")
+    refused = durable.refuse_if_down(deps, "call")
+    if refused is not None:
+        return refused
 
     idempotency_key = request.headers.get("idempotency-key") or None
     derived = True
@@ -103,20 +107,29 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         journal_retention_ms=None if retention is None else retention.journal_retention_ms,
     )
     partition = deps.appender.partition_of(invocation_id)
-    appended = deps.appender.submit(partition, record)
+    appended = durable.submit(deps, partition, record)
     # A new random id: when this process leads the partition, the first attempt can
     # start now, in parallel with the append (its records queue behind the Invoke).
     stop_early = None if derived else deps.start_early(partition, record)
+    if stop_early is not None:
+        # Stopped only once the append is known to have failed: after a 503 for a late
+        # acknowledgement the record may still land, and then the attempt must run.
+        appended.add_done_callback(lambda f: stop_early() if f.cancelled() or f.exception() else None)
     try:
-        await appended
-    except WalAppendError as exc:
-        if stop_early is not None:
-            stop_early()
+        refused = await durable.await_durable(deps, appended, "call", str(invocation_id))
+    except asyncio.CancelledError:
+        # The client went away during the append (which goes on): nobody waits here.
         if request_id is not None:
             deps.pending.discard(request_id)
-        log.warning("ingress append failed", error=str(exc), invocation_id=str(invocation_id),
-                    service=info.service, handler=info.handler, key=target.key)
-        return error_response(503, f"the engine could not durably accept the call ({exc}); retry later")
+        raise
+    if refused is not None:
+        # Not accepted, or not known to be: nobody waits for an answer here. (Debug: the
+        # WAL health logs the outage once, not once per refused request.)
+        if request_id is not None:
+            deps.pending.discard(request_id)
+        log.debug("ingress append failed", status=refused.status, invocation_id=str(invocation_id),
+                  service=info.service, handler=info.handler, key=target.key)
+        return refused
 
     if target.send:
         previously_accepted = (

@@ -62,10 +62,25 @@ class OwnWrites:
             self._send(pending)
 
     def _send(self, items: list[tuple[LeaderRecord, asyncio.Future[int]]]) -> None:
-        if len(items) == 1:
-            payload = codec.encode(items[0][0], epoch=self._epoch)
-        else:
-            payload = codec.encode(RecordBatch(tuple(record for record, _ in items)), epoch=self._epoch)
+        try:
+            if len(items) == 1:
+                payload = codec.encode(items[0][0], epoch=self._epoch)
+            else:
+                payload = codec.encode(RecordBatch(tuple(record for record, _ in items)), epoch=self._epoch)
+        except codec.WalCodecError as exc:
+            # This runs in a loop callback (flush at the end of the turn): raising here
+            # would leave every waiter hanging. A record that cannot be encoded fails its
+            # own future (its attempt fails and is retried or failed by the retry
+            # policy); the others of the batch are sent without it, in order.
+            if len(items) == 1:
+                if not items[0][1].done():
+                    items[0][1].set_exception(exc)
+                return
+            half = len(items) // 2
+            self._send(items[:half])
+            self._send(items[half:])
+            return
+        if len(items) > 1:
             if len(payload) > MAX_BATCH_BYTES:
                 half = len(items) // 2
                 self._send(items[:half])
