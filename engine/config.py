@@ -84,6 +84,9 @@ class KafkaConfig:
     """Replication factor of the engine's topics; -1 takes the broker's default."""
     connect_timeout_s: float = 15.0
     """How long start-up waits for Kafka before giving up with an error."""
+    wal_delivery_timeout_ms: int = 30_000
+    """How long the WAL producer retries a record before the append fails (librdkafka's
+    ``delivery.timeout.ms``); an invocation attempt whose records fail is retried."""
     properties: Mapping[str, str | Secret] = field(default_factory=dict)
     """Extra librdkafka client properties (security, TLS, SASL) applied to every client."""
 
@@ -443,14 +446,17 @@ def _validate(config: Any) -> None:
             )
         if config.connect_timeout_s <= 0:
             raise ConfigError("kafka.connect_timeout_s must be positive")
+        if config.wal_delivery_timeout_ms < 1000:
+            raise ConfigError(f"kafka.wal_delivery_timeout_ms must be at least 1000, got {config.wal_delivery_timeout_ms}")
     elif isinstance(config, RetryPolicyConfig):
         _validate_retry_policy(config)
     elif isinstance(config, EngineConfig):
         config.ingress_address
         config.admin_address
-        if not 0 < config.ingress_kafka_timeout_s <= 30:
+        if not 0 < config.ingress_kafka_timeout_s * 1000 <= config.kafka.wal_delivery_timeout_ms:
             raise ConfigError(
-                f"ingress_kafka_timeout_s must be above 0 and at most 30 (the WAL delivery timeout), "
+                "ingress_kafka_timeout_s must be above 0 and at most the WAL delivery timeout "
+                f"(kafka.wal_delivery_timeout_ms = {config.kafka.wal_delivery_timeout_ms}), "
                 f"got {config.ingress_kafka_timeout_s}"
             )
         if config.lmdb_map_size_mb < 16:

@@ -55,6 +55,7 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _invoke(request: web.Request) -> web.StreamResponse:
     deps: IngressDeps = request.app[DEPS]
+    arrived = asyncio.get_running_loop().time()  # the Kafka bound counts from here
     if request.method not in ("POST", "GET", "PUT"):
         return error_response(405, f"method {request.method} not allowed; call handlers with POST")
     try:
@@ -116,7 +117,7 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         # acknowledgement the record may still land, and then the attempt must run.
         appended.add_done_callback(lambda f: stop_early() if f.cancelled() or f.exception() else None)
     try:
-        refused = await durable.await_durable(deps, appended, "call", str(invocation_id))
+        refused = await durable.await_durable(deps, appended, "call", str(invocation_id), arrived)
     except asyncio.CancelledError:
         # The client went away during the append (which goes on): nobody waits here.
         if request_id is not None:

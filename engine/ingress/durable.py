@@ -51,14 +51,18 @@ def _not_accepted(deps: IngressDeps, what: str, why: str) -> web.Response:
     )
 
 
-def too_large(size: int | None, limit: int, what: str) -> web.Response:
-    """413 for a request whose record would not fit in one WAL record."""
+def too_large(size: int | None, limit: int | None, what: str) -> web.Response:
+    """413 for a request whose record would not fit in one WAL record (``limit`` None:
+    the broker refused it, over the WAL topic's ``max.message.bytes``)."""
     size_text = "" if size is None else f"{size} bytes, "
+    limit_text = (
+        "the WAL topic's max.message.bytes at the broker" if limit is None
+        else f"its limit of {limit} bytes per record (Kafka message.max.bytes of the WAL producer)"
+    )
     return error_response(
         413,
-        f"the {what} is too large for the WAL: {size_text}over its limit of {limit} bytes per record "
-        "(Kafka message.max.bytes of the WAL producer); send a smaller body, or raise message.max.bytes "
-        "in [kafka.properties] together with the WAL topic's max.message.bytes",
+        f"the {what} is too large for the WAL: {size_text}over {limit_text}; send a smaller body, or raise "
+        "message.max.bytes in [kafka.properties] together with the WAL topic's max.message.bytes",
     )
 
 
@@ -75,14 +79,24 @@ def submit(deps: IngressDeps, partition: int, record: Record) -> asyncio.Future[
     return deps.appender.submit(partition, record, wait_s=0)
 
 
+_ANSWER_MARGIN_S: Final = 0.25
+"""Taken off the bound for writing the answer (and the loop's lag under load), so the
+caller has it within ``ingress_kafka_timeout_s`` of sending the request."""
+
+
 async def await_durable(
-    deps: IngressDeps, appended: asyncio.Future[int], what: str, invocation_id: str | None = None
+    deps: IngressDeps, appended: asyncio.Future[int], what: str, invocation_id: str | None = None,
+    started: float | None = None,
 ) -> web.Response | None:
-    """Wait for ``appended`` within the ingress bound: ``None`` once durable, else the
+    """Wait for ``appended`` within the ingress bound, counted from ``started`` (the
+    loop's clock when the request arrived; default now): ``None`` once durable, else the
     answer to give (413 or 503, see the module docstring). A client that disconnects
     meanwhile does not cancel the append."""
     if not appended.done():
-        await asyncio.wait((appended,), timeout=deps.kafka_timeout_s)
+        loop = asyncio.get_running_loop()
+        begun = loop.time() if started is None else started
+        wait_s = max(0.05, begun + deps.kafka_timeout_s - _ANSWER_MARGIN_S - loop.time())
+        await asyncio.wait((appended,), timeout=wait_s)
     if not appended.done():
         deps.appender.health.failed(f"no acknowledgement within {deps.kafka_timeout_s:g}s")
         # Retrieve the eventual exception so asyncio does not report it as unhandled.

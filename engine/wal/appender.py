@@ -35,17 +35,21 @@ class WalAppendError(EngineError):
 
 
 class WalRecordTooLarge(WalAppendError):
-    """The encoded record is larger than the WAL accepts (the producer's
-    ``message.max.bytes``, or the topic's ``max.message.bytes`` at the broker)."""
+    """The encoded record is larger than the WAL accepts: the producer's
+    ``message.max.bytes`` (``limit``), or the WAL topic's ``max.message.bytes`` at the
+    broker (``limit`` None: the broker refused it)."""
 
-    def __init__(self, size: int | None, limit: int) -> None:
+    def __init__(self, size: int | None, limit: int | None) -> None:
         self.size = size
         self.limit = limit
         what = "a WAL record" if size is None else f"a WAL record of {size} bytes"
+        if limit is None:
+            where = "the broker refused it as larger than the WAL topic's max.message.bytes"
+        else:
+            where = f"it exceeds the WAL's limit of {limit} bytes per Kafka record (message.max.bytes)"
         super().__init__(
-            f"{what} exceeds the WAL's limit of {limit} bytes per Kafka record (message.max.bytes); "
-            "make the payload smaller, or raise message.max.bytes in [kafka.properties] together with "
-            "the WAL topic's max.message.bytes"
+            f"{what} is too large: {where}; make the payload smaller, or raise message.max.bytes in "
+            "[kafka.properties] together with the WAL topic's max.message.bytes"
         )
 
 
@@ -53,9 +57,9 @@ DEFAULT_MAX_RECORD_BYTES = 1_000_000
 """librdkafka's default ``message.max.bytes`` (the broker's topic default, 1048588, is larger)."""
 
 
-def _failure(err: KafkaError, limit: int) -> WalAppendError:
+def _failure(err: KafkaError) -> WalAppendError:
     if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-        return WalRecordTooLarge(None, limit)
+        return WalRecordTooLarge(None, None)
     return WalAppendError(f"WAL append failed: {err.str()}")
 
 
@@ -71,13 +75,15 @@ class WalAppender:
         self,
         kafka: KafkaConfig,
         *,
-        delivery_timeout_ms: int = 30_000,
+        delivery_timeout_ms: int | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """``on_fatal`` is told (on the poll thread) when the producer hit a fatal error
+        """``delivery_timeout_ms``: default ``kafka.wal_delivery_timeout_ms``. ``on_fatal`` is told (on the poll thread) when the producer hit a fatal error
         (:class:`engine.kafka.clients.KafkaFatalError`): no append can succeed any more."""
         self.topic = kafka.wal_topic
         self.partition_count = kafka.partitions
+        if delivery_timeout_ms is None:
+            delivery_timeout_ms = kafka.wal_delivery_timeout_ms
         self._full_queue_wait_s = delivery_timeout_ms / 1000
         self._on_fatal = on_fatal
         self.health = WalHealth()
@@ -248,20 +254,20 @@ class WalAppender:
             by_loop.setdefault(item[0], []).append(item)
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(_settle_all, items, self.health, self.max_record_bytes)
+                loop.call_soon_threadsafe(_settle_all, items, self.health)
 
 
 _Delivery = tuple[asyncio.AbstractEventLoop, "asyncio.Future[int]", "KafkaError | None", Any]
 
 
-def _settle_all(items: list[_Delivery], health: WalHealth, limit: int) -> None:
+def _settle_all(items: list[_Delivery], health: WalHealth) -> None:
     acknowledged = False
     for _, future, err, msg in items:
         if err is not None:
             if err.code() != KafkaError.MSG_SIZE_TOO_LARGE:
                 health.failed(err.str())
             if not future.done():
-                future.set_exception(_failure(err, limit))
+                future.set_exception(_failure(err))
         else:
             acknowledged = True
             if not future.done():
