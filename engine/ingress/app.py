@@ -108,11 +108,15 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         journal_retention_ms=None if retention is None else retention.journal_retention_ms,
     )
     partition = deps.appender.partition_of(invocation_id)
-    appended = durable.submit(deps, partition, record)
-    # A new random id: when this process leads the partition, the first attempt can
-    # start now, in parallel with the append (its records queue behind the Invoke).
-    stop_early = None if derived else deps.start_early(partition, record)
-    if stop_early is not None:
+    # A new random id: when this process leads the partition, its leader appends the
+    # Invoke and starts the first attempt now (for a call, both leave in one WAL record).
+    early = None if derived else deps.start_early(partition, record)
+    appended: asyncio.Future[int]
+    if early is None:
+        appended = durable.submit(deps, partition, record)
+    else:
+        appended = asyncio.ensure_future(early.appended)
+        stop_early = early.stop
         # Stopped only once the append is known to have failed: after a 503 for a late
         # acknowledgement the record may still land, and then the attempt must run.
         appended.add_done_callback(lambda f: stop_early() if f.cancelled() or f.exception() else None)
