@@ -23,8 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
+from engine.wal import codec
+from engine.wal.records import OutboxTruncate
 from tests.engine.test_invocations import call, register
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka import KafkaBroker
@@ -91,8 +94,23 @@ def _set_max_message_bytes(bootstrap: str, topic: str, value: int) -> None:
         entries = next(iter(described.values())).result(timeout=10)
         return bool(entries["max.message.bytes"].value == str(value))
 
-    # The broker answers from the metadata it applies to its logs too.
     wait_until(applied, 30, f"max.message.bytes={value} on {topic}")
+
+
+def _wait_refused(bootstrap: str, topic: str) -> None:
+    """Until the broker refuses appends to ``topic`` (its log may take the new config a
+    little after the metadata says so). The probe is a WAL record that changes nothing
+    when it does land: epoch 0 is older than any leader's, so applying it ignores it."""
+    probe = codec.encode(OutboxTruncate(0), epoch=0)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "delivery.timeout.ms": 5000})
+
+    def refused() -> bool:
+        errors: list[KafkaError | None] = []
+        producer.produce(topic, value=probe, partition=0, on_delivery=lambda err, _msg: errors.append(err))
+        producer.flush(10)
+        return bool(errors and errors[0] is not None and errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE)
+
+    wait_until(refused, 30, f"the broker to refuse appends to {topic}", interval=0.2)
 
 
 def test_an_attempt_whose_records_kafka_refuses_is_retried_until_they_land(
@@ -119,6 +137,7 @@ def test_an_attempt_whose_records_kafka_refuses_is_retried_until_they_land(
     wait_until(lambda: gate.arrived >= 1, 30, "the step to reach the gate")
     _set_max_message_bytes(kafka.bootstrap_servers, wal, 16)
     try:
+        _wait_refused(kafka.bootstrap_servers, wal)
         gate.opened.set()
         # The run completion is refused, the failure record too; the attempt is run
         # again in-process (the step reaches the gate again), and again.
