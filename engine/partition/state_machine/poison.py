@@ -89,7 +89,9 @@ class RecordApplyError(Exception):
 
 def describe(exc: BaseException) -> str:
     """What went wrong, the same on every replica running this code."""
-    return f"{type(exc).__name__}: {exc}"[:300]
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return f"{name}: {exc}"[:300]
 
 
 def poison_failure(ctx: ApplyContext, record: r.Record, description: str) -> r.Failure:
