@@ -142,12 +142,19 @@ def apply(
     whole = None if poisoned is None else poisoned.get(WHOLE_RECORD)
     if whole is not None and whole.skip:
         ctx.log.error("WAL record could not be applied; skipped", error=whole.description)
-    elif admit_envelope(ctx, envelope) and _owned_here(ctx, envelope.record):
+    elif admit_envelope(ctx, envelope):
         record = envelope.record
-        if isinstance(record, r.RecordBatch):
-            _on_record_batch(ctx, record)
-        else:
-            _apply_one(ctx, 0, record)
+        if _owned_here(ctx, record):
+            if isinstance(record, r.RecordBatch):
+                _on_record_batch(ctx, record)
+            else:
+                _apply_one(ctx, 0, record)
+    elif isinstance(envelope.record, r.RecordBatch) and envelope.dedup_id is None:
+        # Fenced off: a deposed leader's batch. The callers' Invokes it carried are not
+        # the leader's records (see RecordBatch): they count, as if appended alone.
+        for index, record in enumerate(envelope.record.records):
+            if isinstance(record, r.Invoke) and _owned_here(ctx, record):
+                _apply_one(ctx, index, record)
     pt.fsm.set_applied_offset(offset)
     return ctx.actions
 
