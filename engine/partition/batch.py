@@ -109,7 +109,13 @@ class BatchApplier:
             try:
                 return self._attempt(partition, messages, poisoned, load_task_data)
             except _Poison as poison:
-                self._mark(partition, poisoned, poison)
+                if not self._mark(partition, poisoned, poison):
+                    return BatchOutcome(halt=PartitionHalt(
+                        partition, poison.offset, HaltReason.STORAGE_ERROR,
+                        f"the WAL record at offset {poison.offset} can neither be applied nor skipped "
+                        f"({describe(poison.cause)}): the partition's LMDB state may be corrupt; stop the "
+                        "engine and move the data dir aside, the state is rebuilt from the WAL", STORAGE_RETRY_S,
+                    ))
             except lmdb.MapFullError:
                 halt = self._grow(partition, messages[0].offset)
                 if halt is not None:
@@ -186,12 +192,17 @@ class BatchApplier:
                               error=describe(exc))
         return outcome
 
-    def _mark(self, partition: int, poisoned: dict[int, dict[int, Poisoned]], poison: _Poison) -> None:
+    def _mark(self, partition: int, poisoned: dict[int, dict[int, Poisoned]], poison: _Poison) -> bool:
+        """Mark the record that raised for the next attempt; False when skipping it all
+        raised too (nothing is left to try)."""
         marks = poisoned.setdefault(poison.offset, {})
         error = describe(poison.cause)
         bound = log.bind(partition=partition, offset=poison.offset, index=poison.index, error=error)
         whole = marks.get(WHOLE_RECORD)
         previous = marks.get(poison.index)
+        if whole is not None and whole.skip:
+            bound.error("a WAL record raised even when skipped", exc_info=poison.cause)
+            return False
         if whole is not None or (previous is not None and previous.skip):
             # Its outcome raised too (or skipping a part was not enough): skip it all.
             description = whole.description if whole is not None else error
@@ -211,6 +222,7 @@ class BatchApplier:
         else:
             marks[poison.index] = Poisoned(previous.description, skip=True)
             bound.error("failing the invocation of a WAL record that raised raised too; the record is skipped")
+        return True
 
     def _grow(self, partition: int, offset: int) -> PartitionHalt | None:
         if self._growth is None:

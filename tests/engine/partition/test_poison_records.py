@@ -247,3 +247,24 @@ def test_a_corrupt_record_is_still_skipped(wal: Wal) -> None:
     messages = [wal.message(invoke(service_target(), 1), raw=b"\x00garbage"), wal.message(invoke(service_target(), 2))]
     outcome = wal.applier.apply(0, messages, load_task_data=False)
     assert outcome.halt is None and wal.applied() == 1
+
+
+def test_a_record_that_raises_even_when_skipped_halts_the_partition(
+    wal: Wal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing the offset itself fails (a corrupt row, say): nothing is left to try."""
+    from engine.storage.codec import StorageCorruptError
+    from engine.storage.fsm import FsmTable
+
+    original = FsmTable.set_applied_offset
+
+    def corrupt_at_1(self: FsmTable, offset: int) -> None:
+        if offset == 1:
+            raise StorageCorruptError("fsm row unreadable")
+        original(self, offset)
+
+    monkeypatch.setattr(FsmTable, "set_applied_offset", corrupt_at_1)
+    outcome = wal.apply(invoke(service_target(), 1), invoke(service_target(), 2))
+    assert outcome.halt is not None and outcome.halt.reason is HaltReason.STORAGE_ERROR and outcome.halt.offset == 1
+    assert "neither be applied nor skipped" in outcome.halt.message and "data dir aside" in outcome.halt.message
+    assert outcome.last_applied is None and wal.applied() is None
