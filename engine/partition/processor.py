@@ -99,6 +99,9 @@ class PartitionProcessors:
         self._applied_waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         # Consumer-thread side: partition -> offset to reach before announcing.
         self._catch_up_to: dict[int, int] = {}
+        # Kafka timestamp of the last record applied per partition (apply lag in seconds,
+        # read by engine.observability.partitions at scrape time).
+        self._last_applied_ms: dict[int, int] = {}
 
     # -- consumer thread --------------------------------------------------------------
 
@@ -118,6 +121,9 @@ class PartitionProcessors:
             log.warning("WAL partition goes on after a halt", partition=partition)
         last = outcome.last_applied
         if last is not None:
+            self._last_applied_ms[partition] = next(
+                message.timestamp_ms for message in reversed(messages) if message.offset == last
+            )
             announce = False
             target = self._catch_up_to.get(partition)
             if target is not None and last + 1 >= target:
@@ -148,6 +154,16 @@ class PartitionProcessors:
             self._halted.discard(partition)
             clear_halt(partition)
         self._loop.call_soon_threadsafe(self._on_revoked, partition)
+
+    # -- any thread (metrics scrapes) ----------------------------------------------------
+
+    def assigned_partitions(self) -> set[int]:
+        """The partitions this process applies now (a copy; safe from any thread)."""
+        return self._assigned.copy()
+
+    def last_applied_ms(self, partition: int) -> int | None:
+        """The Kafka timestamp of the last record applied to ``partition`` by this process."""
+        return self._last_applied_ms.get(partition)
 
     # -- event loop -------------------------------------------------------------------
 
