@@ -315,7 +315,7 @@ class EngineNode:
         # Apply lag, inbox depth and pending timers, computed when /metrics is scraped.
         self._collector = PartitionCollector(PartitionSource(
             storage.env, handles, processors.assigned_partitions, self._consumer.high_watermark,
-            processors.last_applied_ms,
+            processors.last_applied_ms, reading=storage.growth.reading,
         ))
         REGISTRY.register(self._collector)
 
