@@ -133,7 +133,9 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     partition = deps.appender.partition_of(invocation_id)
     # A new random id: when this process leads the partition, its leader appends the
     # Invoke and starts the first attempt now (for a call, both leave in one WAL record).
-    early = None if derived else deps.start_early(partition, record)
+    # Not while the WAL is known to be down: the append below refuses at once then, and a
+    # first attempt started now would run the handler for a call that is not accepted.
+    early = None if derived or not deps.appender.health.up else deps.start_early(partition, record)
     appended: asyncio.Future[int]
     if early is None:
         appended = durable.submit(deps, partition, record)
