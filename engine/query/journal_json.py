@@ -4,13 +4,14 @@
 decoded protobuf message (fields that are set; bytes as arrays of numbers, as Restate's
 serde output has them) under ``{"Command": {<Name>: ...}}`` or
 ``{"Notification": {<Name>: ...}}``; ``entry_lite_json`` the same without payloads.
-The exact serde shapes of Restate's ``journal_v2::Entry`` are not reproduced yet.
+Commands take the shape of Restate's ``journal_v2`` serde output for the fields the
+restate CLI reads (:func:`_restate_shape`); notifications stay the decoded protobuf.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
@@ -76,6 +77,39 @@ def _fields(message: Message, lite: bool) -> dict[str, Any]:
     return out
 
 
+_RENAMED: Final = {"result_completion_id": "completion_id", "invocation_id_notification_idx": "invocation_id_completion_id"}
+_KEEP_RESULT_ID: Final = frozenset({"Call"})
+"""Commands that keep ``result_completion_id`` (they have two completion ids)."""
+
+
+def _restate_shape(name: str, fields: dict[str, Any], lite: bool) -> dict[str, Any]:
+    """A command's protobuf fields in the shape of Restate's ``journal_v2`` serde output
+    (what the restate CLI parses ``entry_json`` as): ``completion_id`` for
+    ``result_completion_id``, payloads (``Value`` messages) as their bytes, ``Input``'s
+    as ``payload``, headers as ``{name, value}``, state keys as text; the lite form leaves
+    out names, payloads and headers."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in _RENAMED and not (key == "result_completion_id" and name in _KEEP_RESULT_ID):
+            key = _RENAMED[key]
+        if isinstance(value, dict) and set(value) <= {"content"}:
+            if "content" not in value:
+                continue  # a payload the lite form leaves out
+            value = value["content"]
+            if name == "Input" and key == "value":
+                key = "payload"
+        elif key == "headers" and isinstance(value, list):
+            value = [{"name": h.get("key", ""), "value": h.get("value", "")} for h in value]
+        elif key == "key" and isinstance(value, list):
+            value = bytes(value).decode(errors="replace")
+        out[key] = value
+    if lite:
+        out.pop("name", None)
+    else:
+        out.setdefault("name", "")
+    return out
+
+
 def entry_json(entry: JournalEntry) -> tuple[str | None, str | None]:
     """``(entry_json, entry_lite_json)`` of one entry; nulls when it cannot be decoded."""
     message = _decode(entry)
@@ -84,6 +118,6 @@ def entry_json(entry: JournalEntry) -> tuple[str | None, str | None]:
     kind, name = _short(entry.message_type)
     full, lite = _fields(message, False), _fields(message, True)
     if kind == "Command":
-        full.setdefault("name", "")
+        full, lite = _restate_shape(name, full, False), _restate_shape(name, lite, True)
     return (json.dumps({kind: {name: full}}, separators=(",", ":")),
             json.dumps({kind: {name: lite}}, separators=(",", ":")))

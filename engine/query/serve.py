@@ -13,6 +13,7 @@ import pyarrow as pa
 from aiohttp import web
 
 from engine.admin.state import METADATA
+from engine.query.callers import fill_callers, needs_callers
 from engine.query.engine import execute, plan
 from engine.query.errors import QuerySyntaxError
 from engine.query.fanout import load, scan
@@ -36,6 +37,8 @@ async def query(request: web.Request) -> web.Response:
     try:
         scans = await asyncio.to_thread(plan, sql)
         loaded, missing = await load(request, scans)
+        if needs_callers(sql):
+            await fill_callers(loaded, lambda more: load(request, more))
         result = await asyncio.to_thread(execute, sql, loaded, request.app[METADATA].view)
     except QuerySyntaxError as exc:
         return _error(400, f"Datafusion error: {exc}")
