@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,13 +263,17 @@ def test_state_get_and_clear(both: tuple[Scenario, Scenario], config: Path) -> N
     # The CLI sends the state's version, computed as Restate does; a stale one is refused.
     same(both, config, "kv", "clear", "QCounter/alice", "--yes", ordered=False)
     for scenario in both:
-        wait_until(lambda s=scenario: not _state_keys(s.system, "alice"), 30, "alice's state to be cleared")
+        _wait(lambda: not _state_keys(scenario.system, "alice"), "alice's state to be cleared")
     cleared = same(both, config, "kv", "get", "QCounter", "alice")
     assert "count 5" not in cleared.stdout, cleared
     # The whole service: every key's state.
     same(both, config, "kv", "clear", "QCounter", "--yes", ordered=False)
     for scenario in both:
-        wait_until(lambda s=scenario: not _state_keys(s.system, "bob"), 30, "bob's state to be cleared")
+        _wait(lambda: not _state_keys(scenario.system, "bob"), "bob's state to be cleared")
+
+
+def _wait(condition: Callable[[], bool], what: str) -> None:
+    wait_until(condition, 30, what, interval=0.2)
 
 
 def _state_keys(system: System, key: str) -> list[str]:
@@ -290,7 +294,7 @@ def test_cancel_kill_and_purge(both: tuple[Scenario, Scenario], config: Path) ->
     killed = same(both, config, "invocations", "kill", "QHolder/k1", "--yes")
     assert "[OK]: Killed 1 invocations" in killed.stdout, killed
     for scenario in both:
-        wait_until(lambda s=scenario: _status(s.system, s.held) == "completed", 30, "the kill to be applied")
+        _wait(lambda: _status(scenario.system, scenario.held) == "completed", "the kill to be applied")
     # restate-server forgets an invocation cancelled in the inbox; logstrate keeps it
     # completed with "[409] canceled" for the retention. Only the killed one compares.
     ours_ls = restate(ours.system, config, "invocations", "ls", "--all", "--service", "QHolder")
@@ -304,7 +308,7 @@ def test_cancel_kill_and_purge(both: tuple[Scenario, Scenario], config: Path) ->
     # Cancel by query (the flow, a workflow waiting on its promise), then purge by id.
     same(both, config, "invocations", "cancel", "QFlow/w1", "--yes")
     for scenario in both:
-        wait_until(lambda s=scenario: _status(s.system, s.flow) == "completed", 30, "the flow to be cancelled")
+        _wait(lambda: _status(scenario.system, scenario.flow) == "completed", "the flow to be cancelled")
     purged = same(both, config, "invocations", "purge", ours_args=("invocations", "purge", ours.flow, "--yes"),
                   theirs_args=("invocations", "purge", theirs.flow, "--yes"))
     assert "[OK]: Purged 1 invocations" in purged.stdout, purged
@@ -312,7 +316,7 @@ def test_cancel_kill_and_purge(both: tuple[Scenario, Scenario], config: Path) ->
     purged = same(both, config, "invocations", "purge", "QCounter", "--yes", ordered=False)
     assert "[OK]: Purged 2 invocations" in purged.stdout, purged
     for scenario in both:
-        wait_until(lambda s=scenario: _status(s.system, s.counted) is None, 30, "the purge to be applied")
+        _wait(lambda: _status(scenario.system, scenario.counted) is None, "the purge to be applied")
 
 
 def test_kafka_clusters_and_subscriptions(both: tuple[Scenario, Scenario], config: Path, kafka: KafkaBroker,

@@ -43,13 +43,15 @@ def test_a_query_reads_the_partitions_another_process_leads(
     led_by_first, led_by_second = wait_until(split, 90, "both processes to lead some WAL partitions", interval=0.5)
     keys = [f"key-{i}" for i in range(16)]
     assert {_partition_of_key(k) for k in keys} & led_by_second and {_partition_of_key(k) for k in keys} & led_by_first
-    ids = {}
+    ids: dict[str, str] = {}
     for key in keys:
-        status, sent = wait_until(
-            lambda: (r := http("POST", f"{first.ingress_url}/Counter/{key}/add/send", 2, timeout=20))[0] == 202 and r,
-            30, "the deployment to be visible", interval=0.2,
-        )
-        ids[key] = sent["invocationId"]
+        def sent(key: str = key) -> bool:
+            status, body = http("POST", f"{first.ingress_url}/Counter/{key}/add/send", 2, timeout=20)
+            if status == 202:
+                ids[key] = body["invocationId"]
+            return status == 202
+
+        wait_until(sent, 30, "the deployment to be visible", interval=0.2)
 
     def all_state(engine: EngineProcess) -> list[dict[str, object]]:
         return sql_rows(engine, "SELECT service_key, key, value_utf8 FROM state WHERE service_name = 'Counter' "
