@@ -24,7 +24,7 @@ from engine.egress import reserve_engine_topics
 from engine.errors import LeadershipLost, StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
-from engine.ingress.deps import IngressDeps
+from engine.ingress.deps import IngressDeps, StartedEarly
 from engine.ingress.pending import PendingResponses
 from engine.ingress.response_channel import ResponseChannel
 from engine.ingress.resolver import MetadataResolver
@@ -186,12 +186,15 @@ class EngineNode:
         cfg = self.config
         return AddressPolicy.from_settings(cfg.deployment_deny_networks, cfg.deployment_allow_networks)
 
-    def _start_early(self, partition: int, record: Invoke) -> Callable[[], None] | None:
+    def _start_early(self, partition: int, record: Invoke) -> StartedEarly | None:
         """The ingress's early first attempt (:class:`engine.ingress.deps.EarlyStart`)."""
         leader = self._processors.leader_of(partition) if self._processors is not None else None
-        if leader is None or not leader.start_early(record, int(time.time() * 1000)):
+        if leader is None:
             return None
-        return functools.partial(leader.abort_early, record.invocation_id)
+        appended = leader.start_early(record, int(time.time() * 1000))
+        if appended is None:
+            return None
+        return StartedEarly(appended, functools.partial(leader.abort_early, record.invocation_id))
 
     def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
         """The invocation's status in this process's copy of its partition; ``None`` when

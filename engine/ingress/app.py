@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -103,10 +104,14 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         journal_retention_ms=None if retention is None else retention.journal_retention_ms,
     )
     partition = deps.appender.partition_of(invocation_id)
-    appended = deps.appender.submit(partition, record)
-    # A new random id: when this process leads the partition, the first attempt can
-    # start now, in parallel with the append (its records queue behind the Invoke).
-    stop_early = None if derived else deps.start_early(partition, record)
+    # A new random id: when this process leads the partition, its leader appends the
+    # Invoke and starts the first attempt now (for a call, both leave in one WAL record).
+    early = None if derived else deps.start_early(partition, record)
+    appended: Awaitable[int]
+    if early is None:
+        appended, stop_early = deps.appender.submit(partition, record), None
+    else:
+        appended, stop_early = early.appended, early.stop
     try:
         await appended
     except WalAppendError as exc:

@@ -496,6 +496,28 @@ ENVELOPE_V9: Schema = _envelope(
 ``/restart-as-new``, see :class:`engine.wal.records.RestartAsNewInvocation`) at the end
 of the body union."""
 
+
+# --- version 10: a call's Invoke travels in its first attempt's batch ----------------------
+
+# v8's RecordBatch with the current Invoke as a new last branch (the others unchanged).
+_RECORD_BATCH_V10 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [*_RECORD_BATCH_V8["fields"][0]["type"]["items"], _INVOKE_V4],
+        },
+    ),
+)
+ENVELOPE_V10: Schema = _envelope(
+    [_V8_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V10, _RESTART_AS_NEW]
+)
+"""Schema version 10: v9 plus ``Invoke`` as a branch of ``RecordBatch.records``: the
+``Invoke`` of a call whose first attempt ran before it was appended leaves in the same
+WAL record as that attempt's records (``engine/partition/leader/deferred_invokes.py``)."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -506,10 +528,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     7: ENVELOPE_V7,
     8: ENVELOPE_V8,
     9: ENVELOPE_V9,
+    10: ENVELOPE_V10,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 9
+CURRENT_VERSION = 10
 """The version new records are written with."""
 
 
