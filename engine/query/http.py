@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import sys
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Final
@@ -25,16 +24,20 @@ ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 MISSING_HEADER: Final = "x-logstrate-missing-partitions"
 SCAN_PATH: Final = "/internal/query/scan"
 _SERVE: Final = "engine.query.serve"
+_loaded: ModuleType | None = None
 
 
 async def _serve() -> ModuleType:
     # pyarrow and DataFusion load with the first query, not at engine start-up: they
     # cost ~70 MiB of RSS and threads an engine that is never queried has no use for.
     # The import (about a second) runs off the event loop, which invocations share.
-    serve: ModuleType | None = sys.modules.get(_SERVE)
-    if serve is None:
-        serve = await asyncio.to_thread(importlib.import_module, _SERVE)
-    return serve
+    # Not ``sys.modules``: it holds the module from the start of its import, so a second
+    # query arriving meanwhile (the CLI sends several at once) would find it half
+    # initialised. A second import in a thread waits for the first one to finish.
+    global _loaded
+    if _loaded is None:
+        _loaded = await asyncio.to_thread(importlib.import_module, _SERVE)
+    return _loaded
 
 
 async def query(request: web.Request) -> web.Response:

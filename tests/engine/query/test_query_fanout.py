@@ -7,6 +7,7 @@ state of an object the other process holds."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.engine.admin.test_restate_cli import restate_cli
@@ -41,6 +42,12 @@ def test_a_query_reads_the_partitions_another_process_leads(
         return (a, b) if a and b and a | b == set(range(PARTITIONS)) and not a & b else None
 
     led_by_first, led_by_second = wait_until(split, 90, "both processes to lead some WAL partitions", interval=0.5)
+    # The first queries a process gets arrive together (the CLI sends several at once):
+    # all are answered, none sees the query module half imported.
+    with ThreadPoolExecutor(4) as pool:
+        first_answers = list(pool.map(lambda _: post(f"{second.admin_url}/query", {"query": "SELECT 1 AS one"},
+                                                      "application/json")[0], range(4)))
+    assert first_answers == [200] * 4, first_answers
     keys = [f"key-{i}" for i in range(16)]
     assert {_partition_of_key(k) for k in keys} & led_by_second and {_partition_of_key(k) for k in keys} & led_by_first
     ids: dict[str, str] = {}
