@@ -10,6 +10,7 @@ select ``*``); a caller whose status is gone (purged) stays unnamed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
@@ -26,9 +27,13 @@ _TABLES: Final = ("sys_invocation", "sys_invocation_status")
 Loader = Callable[[Sequence[ScanPlan]], Awaitable[tuple[dict[str, list[pa.Table]], list[int]]]]
 
 
+_STAR: Final = re.compile(r"(?<!\()\s*\*")
+"""A ``*`` that may select every column (``SELECT *``, ``t.*``), not ``count(*)``."""
+
+
 def needs_callers(sql: str) -> bool:
-    """Whether ``sql`` may show the caller columns."""
-    return "invoked_by" in sql.lower() or "*" in sql
+    """Whether ``sql`` may show the caller columns (a superset is fine: it costs reads)."""
+    return "invoked_by" in sql.lower() or _STAR.search(sql.replace("(*)", "()")) is not None
 
 
 async def fill_callers(loaded: dict[str, list[pa.Table]], load: Loader) -> None:
