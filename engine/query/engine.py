@@ -81,9 +81,10 @@ def plan(sql: str) -> list[ScanPlan]:
     return [ScanPlan(table, _merge(scans)) for table, scans in scans_of(logical, _PUSHDOWN).items()]
 
 
-def rows_of(spec: PartitionedTable, tables: PartitionTables, constraints: Constraints, partition_count: int) -> list[Row]:
+def rows_of(spec: PartitionedTable, tables: PartitionTables, constraints: Constraints, partition_count: int,
+            view: MetadataView | None = None) -> list[Row]:
     """The rows of one partition for ``constraints`` (copied out of the transaction)."""
-    context = ScanContext(partition_count=partition_count, now_ms=int(time.time() * 1000))
+    context = ScanContext(partition_count=partition_count, now_ms=int(time.time() * 1000), view=view)
     return list(spec.rows(tables, constraints, context))
 
 

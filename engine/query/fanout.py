@@ -25,9 +25,10 @@ from aiohttp import web
 
 from engine.admin.forwarding import FORWARDED_HEADER, Forwarder
 from engine.admin.partitions import PartitionAccess
-from engine.admin.state import FORWARDER, PARTITIONS
+from engine.admin.state import FORWARDER, METADATA, PARTITIONS
 from engine.logs import get_logger
 from engine.metadata.nodes import NodeAdvert
+from engine.metadata.view import MetadataView
 from engine.query.catalog import PARTITIONED_TABLES
 from engine.query.engine import ScanPlan, rows_of
 from engine.query.http import ARROW_STREAM, SCAN_PATH
@@ -43,14 +44,15 @@ SCANNED_HEADER: Final = "x-logstrate-scanned-partitions"
 Loaded = dict[str, list[pa.Table]]
 
 
-def _read_local(access: PartitionAccess, jobs: Sequence[tuple[str, Constraints, Sequence[int]]]) -> Loaded:
+def _read_local(access: PartitionAccess, jobs: Sequence[tuple[str, Constraints, Sequence[int]]],
+                view: MetadataView) -> Loaded:
     """The rows of ``jobs`` ({table, constraints, partitions}) from the local tables."""
     count = access.partition_count
     loaded: Loaded = {}
     for table, constraints, partitions in jobs:
         spec = PARTITIONED_TABLES[table]
         for partition in partitions:
-            rows = access.read_any(partition, lambda t: rows_of(spec, t, constraints, count))
+            rows = access.read_any(partition, lambda t: rows_of(spec, t, constraints, count, view))
             if rows:
                 loaded.setdefault(table, []).append(to_table(spec.schema, rows))
     return loaded
@@ -84,7 +86,7 @@ async def load(request: web.Request, scans: Sequence[ScanPlan]) -> tuple[Loaded,
             local.append((plan.table, plan.constraints, here))
         remote.extend((plan, node, partitions) for node, partitions in elsewhere.values())
 
-    local_task = asyncio.to_thread(_read_local, access, local)
+    local_task = asyncio.to_thread(_read_local, access, local, request.app[METADATA].view)
     if not remote or forwarder is None:
         return await local_task, sorted(missing)
     answers = await asyncio.gather(local_task, *(_ask(forwarder, request, *job) for job in remote))
@@ -140,7 +142,7 @@ async def scan(request: web.Request) -> web.Response:
     if access is None:
         return _error(503, "this admin API runs without WAL partitions")
     here = [p for p in partitions if access.is_local(p)]
-    loaded = await asyncio.to_thread(_read_local, access, [(table, constraints, here)])
+    loaded = await asyncio.to_thread(_read_local, access, [(table, constraints, here)], request.app[METADATA].view)
 
     def encode() -> bytes:
         sink = pa.BufferOutputStream()

@@ -16,7 +16,11 @@ from typing import Any, Final
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from engine.ids import InvocationId
+from engine.metadata.view import MetadataView
+from engine.query.call_request import call_request
 from restate_protocol import JournalEntry
+from restate_protocol import service_protocol_pb2 as pb
 from restate_protocol.messages import SPECS_BY_ID, MessageKind, kind_of, message_name
 
 __all__ = ["entry_json", "entry_name", "entry_type"]
@@ -110,8 +114,16 @@ def _restate_shape(name: str, fields: dict[str, Any], lite: bool) -> dict[str, A
     return out
 
 
-def entry_json(entry: JournalEntry) -> tuple[str | None, str | None]:
-    """``(entry_json, entry_lite_json)`` of one entry; nulls when it cannot be decoded."""
+_REQUEST_FIELDS: Final = frozenset({"service_name", "handler_name", "key", "parameter", "headers", "idempotency_key"})
+
+
+def entry_json(
+    entry: JournalEntry, caller: InvocationId | None = None, index: int | None = None,
+    view: MetadataView | None = None,
+) -> tuple[str | None, str | None]:
+    """``(entry_json, entry_lite_json)`` of one entry; nulls when it cannot be decoded.
+    With the entry's invocation and index, a call's target and callee are shown as
+    Restate's ``request`` (:mod:`engine.query.call_request`; ``view`` names the kinds)."""
     message = _decode(entry)
     if message is None:
         return None, None
@@ -119,5 +131,13 @@ def entry_json(entry: JournalEntry) -> tuple[str | None, str | None]:
     full, lite = _fields(message, False), _fields(message, True)
     if kind == "Command":
         full, lite = _restate_shape(name, full, False), _restate_shape(name, lite, True)
+        if caller is not None and index is not None and isinstance(
+                message, (pb.CallCommandMessage, pb.OneWayCallCommandMessage)):
+            for shaped, is_lite in ((full, False), (lite, True)):
+                for field in _REQUEST_FIELDS:
+                    shaped.pop(field, None)
+                shaped["request"] = call_request(caller, index, message, view, is_lite)
+            full = {"request": full.pop("request"), **full}
+            lite = {"request": lite.pop("request"), **lite}
     return (json.dumps({kind: {name: full}}, separators=(",", ":")),
             json.dumps({kind: {name: lite}}, separators=(",", ":")))

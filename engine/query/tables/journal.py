@@ -52,7 +52,7 @@ def _entries(
 
 def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContext) -> Iterable[Row]:
     for invocation_id, index, entry, appended_at in _entries(tables, constraints):
-        full, lite = entry_json(entry)
+        full, lite = entry_json(entry, invocation_id, index, context.view)
         yield {
             "partition_key": invocation_id.partition_key,
             "id": str(invocation_id),

@@ -34,6 +34,7 @@ from tests.fixtures.systems import System, http, module_engine
 
 QUERY_APP = "tests.fixtures.official_sdk_query:app"
 PING_APP = "tests.fixtures.official_sdk_cli:app"
+CALLS_APP = "tests.fixtures.official_sdk_cli_calls:app"
 
 _REPLACED = [
     (re.compile(r"inv_[0-9A-Za-z]+"), "INV"),
@@ -44,6 +45,10 @@ _REPLACED = [
     (re.compile(r"\([^()]* (ago|left)\)"), "(AGE)"),
     (re.compile(r"\d+ (?:days?|hours?|minutes?|seconds?|ms)(?:(?:, | and )\d+ (?:days?|hours?|minutes?|seconds?|ms))*"),
      "DURATION"),
+    # Shown once an invocation holds its key for a while: the two systems' invocations
+    # were started seconds apart, so one may have crossed the threshold first.
+    (re.compile(r"\(DURATION[^()]*\)"), "(AGE)"),
+    (re.compile(r"Suspended for DURATION\. The lock will not be released until this invocation is complete"), ""),
     (re.compile(r"http://127\.0\.0\.1:\d+/?"), "URL"),
     (re.compile(r"took \S+"), "took T"),
 ]
@@ -105,6 +110,8 @@ class Scenario:
     """``QFlow/w1/run``, waiting on its promise (suspended)."""
     counted: str
     """``QCounter/alice/add`` with 5 (completed)."""
+    calling: str
+    """``CliCaller/wait`` waiting on its call to ``CliSleeper/s1/nap`` (suspended)."""
 
 
 def _status(system: System, invocation_id: str) -> str | None:
@@ -115,14 +122,15 @@ def _status(system: System, invocation_id: str) -> str | None:
     return body["rows"][0]["status"] if body["rows"] else None
 
 
-def _scenario(system: System, endpoint: ServiceEndpoint) -> Scenario:
+def _scenario(system: System, endpoint: ServiceEndpoint, calls: ServiceEndpoint) -> Scenario:
     system.register(endpoint.url)
+    system.register(calls.url)
     counted = system.invoke("/QCounter/alice/add", 5)
     assert counted[0] == 200, counted
     system.ok("/QCaller/call", "bob")
     ids = {}
     for name, path, body in (("held", "/QHolder/k1/hold/send", 600000), ("waiting", "/QHolder/k1/hold/send", 1000),
-                             ("flow", "/QFlow/w1/run/send", "x")):
+                             ("flow", "/QFlow/w1/run/send", "x"), ("calling", "/CliCaller/wait/send", "s1")):
         status, sent = system.invoke(path, body)
         assert status == 202, sent
         ids[name] = sent["invocationId"]
@@ -131,21 +139,22 @@ def _scenario(system: System, endpoint: ServiceEndpoint) -> Scenario:
     def settled() -> bool:
         for name in ids:
             found[name] = _status(system, ids[name])
-        return found == {"held": "suspended", "waiting": "pending", "flow": "suspended"}
+        return found == {"held": "suspended", "waiting": "pending", "flow": "suspended", "calling": "suspended"}
 
     wait_until(settled, 60, f"the invocations on {system.name} to settle ({found})", interval=0.2)
     status, listed = http("POST", f"{system.admin_url}/query",
                           {"query": "SELECT id FROM sys_invocation WHERE target = 'QCounter/alice/add'"},
                           headers={"accept": "application/json"})
-    return Scenario(system, ids["held"], ids["waiting"], ids["flow"], listed["rows"][0]["id"])
+    return Scenario(system, ids["held"], ids["waiting"], ids["flow"], listed["rows"][0]["id"], ids["calling"])
 
 
 @pytest.fixture(scope="module")
 def both(our_engine: EngineProcess, restate_server: RestateServer,
          service_endpoints: ServiceEndpoints) -> tuple[Scenario, Scenario]:
-    endpoint = service_endpoints.get(QUERY_APP, "cli-commands")
-    ours = _scenario(System("logstrate", our_engine.admin_url, our_engine.ingress_url), endpoint)
-    theirs = _scenario(System("restate-server", restate_server.admin_url, restate_server.ingress_url), endpoint)
+    endpoint, calls = service_endpoints.start_all([(QUERY_APP, "cli-commands"), (CALLS_APP, "cli-commands")])
+    ours = _scenario(System("logstrate", our_engine.admin_url, our_engine.ingress_url), endpoint, calls)
+    theirs = _scenario(System("restate-server", restate_server.admin_url, restate_server.ingress_url), endpoint,
+                       calls)
     return ours, theirs
 
 
@@ -196,6 +205,10 @@ def test_invocations_list_and_describe(both: tuple[Scenario, Scenario], config: 
     flow = same(both, config, "invocations", "describe", ours_args=("invocations", "describe", ours.flow),
                 theirs_args=("invocations", "describe", theirs.flow))
     assert "├──── #1 [TS] Command: GetPromise key approval" in flow.stdout, flow
+    # A call in flight: its target and the callee's id.
+    calling = same(both, config, "invocations", "describe", ours_args=("invocations", "describe", ours.calling),
+                   theirs_args=("invocations", "describe", theirs.calling))
+    assert "├──── #1 [TS] Command: Call CliSleeper/s1/nap INV" in calling.stdout, calling
 
 
 def test_sql(both: tuple[Scenario, Scenario], config: Path) -> None:

@@ -45,3 +45,27 @@ def test_a_call_keeps_both_completion_ids() -> None:
     assert full is not None
     body = json.loads(full)["Command"]["Call"]
     assert (body["invocation_id_completion_id"], body["result_completion_id"], body["name"]) == (1, 2, "c")
+
+
+def test_a_call_names_its_callee_and_target_as_restate_does() -> None:
+    from engine.ids import InvocationUuid
+    from engine.partition.state_machine.journal_commands import callee_invocation_id
+    from engine.wal.partitioning import invocation_id_for
+
+    caller = invocation_id_for("C", None, InvocationUuid.generate())
+    message = pb.CallCommandMessage(service_name="S", handler_name="h", key="k", parameter=b"1",
+                                    invocation_id_notification_idx=1, result_completion_id=2)
+    full, lite = entry_json(_entry(MessageType.CALL_COMMAND, message), caller, 3)
+    assert full is not None and lite is not None
+    body = json.loads(full)["Command"]["Call"]
+    callee = str(callee_invocation_id(caller, 3, "S", "k", "h", None))
+    # Not registered (no metadata): keyed, so an object, with no handler kind.
+    assert body["request"]["invocation_id"] == callee
+    assert body["request"]["invocation_target"] == {"VirtualObject": {"name": "S", "key": "k", "handler": "h",
+                                                                      "scope": None}}
+    assert body["request"]["parameter"] == [49] and body["request"]["idempotency_key"] is None
+    assert body["request"]["completion_retention_duration"] == {"secs": 0, "nanos": 0}
+    assert (body["invocation_id_completion_id"], body["result_completion_id"]) == (1, 2)
+    assert "service_name" not in body and "parameter" not in body
+    assert json.loads(lite)["Command"]["Call"]["request"] == {
+        "invocation_id": callee, "invocation_target": body["request"]["invocation_target"]}
