@@ -17,7 +17,9 @@ no-op, whose messages arrive together, is counted in that mode too.
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -67,6 +69,13 @@ def _wal_records_of(kafka: KafkaBroker, engine: EngineProcess, invocation_id: In
         consumer.close()
 
 
+def _held_invokes(engine: EngineProcess, left: str) -> float:
+    """``logstrate_call_invokes_held_total{left=...}`` summed over the partitions."""
+    with urllib.request.urlopen(f"{engine.admin_url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(v) for v in re.findall(rf'logstrate_call_invokes_held_total{{[^}}]*left="{left}"[^}}]*}} (\S+)', text))
+
+
 @pytest.mark.parametrize("transport", sorted(INVOKER_TRANSPORTS))
 def test_a_noop_call_costs_one_wal_record(
     kafka: KafkaBroker, engine_factory: Callable[..., EngineProcess], greeter: ServiceEndpoint, transport: str
@@ -86,6 +95,7 @@ def test_a_noop_call_costs_one_wal_record(
     assert _wal_records_of(kafka, engine, invocation_id) == [
         ["Invoke", "DeploymentPinned", "JournalAppend", "InvocationEnded"],
     ]
+    assert _held_invokes(engine, "with_attempt") >= 1
 
 
 def test_a_send_and_a_slow_call_append_their_invoke_alone(
@@ -107,6 +117,7 @@ def test_a_send_and_a_slow_call_append_their_invoke_alone(
 
     expected = [["Invoke"], ["DeploymentPinned", "JournalAppend", "InvocationEnded"]]
     assert _wal_records_of(kafka, engine, slow) == expected
+    assert _held_invokes(engine, "alone") == 1
     # The send's attempt may end before or after this read: wait for it to be there.
     deadline = time.monotonic() + 30
     while (records := _wal_records_of(kafka, engine, sent)) != expected and time.monotonic() < deadline:

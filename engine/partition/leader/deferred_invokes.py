@@ -36,6 +36,7 @@ import asyncio
 from typing import Final
 
 from engine.ids import InvocationId
+from engine.partition import metrics
 from engine.partition.leader.own_writes import OwnWrites
 from engine.wal.appender import WalAppender
 from engine.wal.records import Invoke, Record
@@ -57,6 +58,8 @@ class DeferredInvokes:
         self._partition = partition
         self._hold_s = hold_s
         self._held: dict[InvocationId, tuple[Invoke, asyncio.Future[int], asyncio.TimerHandle]] = {}
+        self._with_attempt = metrics.HELD_INVOKES.labels(str(partition), "with_attempt")
+        self._alone = metrics.HELD_INVOKES.labels(str(partition), "alone")
 
     def hold(self, record: Invoke) -> asyncio.Future[int]:
         """Keep ``record`` until its attempt writes (or :data:`HOLD_S` passes); the
@@ -81,6 +84,7 @@ class DeferredInvokes:
             return
         invoke, future, timer = held
         timer.cancel()
+        self._with_attempt.inc()
         _chain(self._own_writes.submit(invoke), future)
 
     def release_all(self) -> None:
@@ -98,6 +102,7 @@ class DeferredInvokes:
             return
         invoke, future, timer = held
         timer.cancel()
+        self._alone.inc()
         # Unstamped, like the ingress's own append: no fencing can drop it. Nothing of
         # its attempt is queued yet (that would have taken it along), so it still comes
         # first in the partition.
