@@ -5,7 +5,8 @@ decoded protobuf message (fields that are set; bytes as arrays of numbers, as Re
 serde output has them) under ``{"Command": {<Name>: ...}}`` or
 ``{"Notification": {<Name>: ...}}``; ``entry_lite_json`` the same without payloads.
 Commands take the shape of Restate's ``journal_v2`` serde output for the fields the
-restate CLI reads (:func:`_restate_shape`); notifications stay the decoded protobuf.
+restate CLI reads (:func:`_restate_shape`); completions sit under ``Completion`` with
+their ``result`` (:func:`_restate_notification`), signals stay the decoded protobuf.
 """
 
 from __future__ import annotations
@@ -114,6 +115,23 @@ def _restate_shape(name: str, fields: dict[str, Any], lite: bool) -> dict[str, A
     return out
 
 
+def _restate_notification(fields: dict[str, Any], lite: bool) -> dict[str, Any]:
+    """A completion's fields as Restate shows them: the result under ``result``
+    (``{"Success": bytes}``, ``{"Failure": {code, message}}`` or ``"Void"``)."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "value" and isinstance(value, dict):
+            if "content" in value:
+                out["result"] = {"Success": value["content"]}
+        elif key == "failure" and isinstance(value, dict):
+            out["result"] = {"Failure": value}
+        elif key == "void":
+            out["result"] = "Void"
+        else:
+            out[key] = value
+    return out
+
+
 _REQUEST_FIELDS: Final = frozenset({"service_name", "handler_name", "key", "parameter", "headers", "idempotency_key"})
 
 
@@ -129,6 +147,10 @@ def entry_json(
         return None, None
     kind, name = _short(entry.message_type)
     full, lite = _fields(message, False), _fields(message, True)
+    if kind == "Notification" and "completion_id" in full:
+        # Completions sit under "Completion" (signals keep their own shape).
+        return (json.dumps({kind: {"Completion": {name: _restate_notification(full, False)}}}, separators=(",", ":")),
+                json.dumps({kind: {"Completion": {name: _restate_notification(lite, True)}}}, separators=(",", ":")))
     if kind == "Command":
         full, lite = _restate_shape(name, full, False), _restate_shape(name, lite, True)
         if caller is not None and index is not None and isinstance(

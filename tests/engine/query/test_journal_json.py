@@ -69,3 +69,13 @@ def test_a_call_names_its_callee_and_target_as_restate_does() -> None:
     assert "service_name" not in body and "parameter" not in body
     assert json.loads(lite)["Command"]["Call"]["request"] == {
         "invocation_id": callee, "invocation_target": body["request"]["invocation_target"]}
+
+
+def test_completions_as_restate_server_shows_them() -> None:
+    run = pb.RunCompletionNotificationMessage(completion_id=1, value=pb.Value(content=b'"label-bob"'))
+    full, _ = entry_json(_entry(MessageType.RUN_COMPLETION, run))
+    assert full == ('{"Notification":{"Completion":{"Run":{"completion_id":1,"result":{"Success":'
+                    '[34,108,97,98,101,108,45,98,111,98,34]}}}}}')
+    call_id = pb.CallInvocationIdCompletionNotificationMessage(completion_id=2, invocation_id="inv_1x")
+    full, _ = entry_json(_entry(MessageType.CALL_INVOCATION_ID_COMPLETION, call_id))
+    assert full == '{"Notification":{"Completion":{"CallInvocationId":{"completion_id":2,"invocation_id":"inv_1x"}}}}'
