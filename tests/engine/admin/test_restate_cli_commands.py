@@ -165,9 +165,12 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def same(both: tuple[Scenario, Scenario], config: Path, *args: str, ordered: bool = True, drop: str | None = None,
+         listing: bool = False,
          ours_args: tuple[str, ...] | None = None, theirs_args: tuple[str, ...] | None = None) -> Run:
     """Runs ``restate *args`` on both systems (per-system arguments where given) and
-    checks the outputs are the same (leaving out lines containing ``drop``); our run."""
+    checks the outputs are the same (leaving out lines containing ``drop``; with
+    ``listing``, the invocations of an ``ls`` in any order: two created in one
+    millisecond have no order); our run."""
     ours = restate(both[0].system, config, *(ours_args or args))
     theirs = restate(both[1].system, config, *(theirs_args or args))
     label = " ".join(ours_args or args)
@@ -178,6 +181,8 @@ def same(both: tuple[Scenario, Scenario], config: Path, *args: str, ordered: boo
             mine, reference = [x for x in mine if drop not in x], [x for x in reference if drop not in x]
         if not ordered:
             mine, reference = _unordered(mine), _unordered(reference)
+        if listing:
+            mine, reference = _blocks(mine), _blocks(reference)
         assert mine == reference, f"restate {label}: {part} differs\nours:\n" + "\n".join(mine) + \
             "\nrestate-server:\n" + "\n".join(reference)
     return ours
@@ -189,15 +194,25 @@ def _unordered(lines: list[str]) -> list[str]:
                   for line in lines)
 
 
+def _blocks(lines: list[str]) -> list[str]:
+    """An ``invocations ls`` output with its invocations (``❯`` blocks) sorted."""
+    blocks: list[list[str]] = []
+    for line in lines:
+        if line.startswith("❯") or not blocks:
+            blocks.append([])
+        blocks[-1].append(line)
+    return [line for block in sorted(blocks) for line in block]
+
+
 def test_invocations_list_and_describe(both: tuple[Scenario, Scenario], config: Path) -> None:
-    pending = same(both, config, "invocations", "ls", "--status", "pending")
+    pending = same(both, config, "invocations", "ls", "--status", "pending", listing=True)
     assert any("QHolder/k1/hold" in line for line in pending.stdout), pending
-    suspended = same(both, config, "invocations", "ls", "--status", "suspended", "--service", "QHolder")
+    suspended = same(both, config, "invocations", "ls", "--status", "suspended", "--service", "QHolder", listing=True)
     assert any("suspended" in line for line in suspended.stdout), suspended
-    same(both, config, "invocations", "ls", "--status", "suspended,pending")
-    done = same(both, config, "invocations", "ls", "--all", "--service", "QCounter")
+    same(both, config, "invocations", "ls", "--status", "suspended,pending", listing=True)
+    done = same(both, config, "invocations", "ls", "--all", "--service", "QCounter", listing=True)
     assert "Invoked by: QCaller/call INV" in done.stdout, done  # the caller, named by its target
-    same(both, config, "invocations", "ls", "--all", "--service", "QCounter", "--key", "alice")
+    same(both, config, "invocations", "ls", "--all", "--service", "QCounter", "--key", "alice", listing=True)
     ours, theirs = both
     held = same(both, config, "invocations", "describe", ours_args=("invocations", "describe", ours.held),
                 theirs_args=("invocations", "describe", theirs.held))
