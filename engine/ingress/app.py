@@ -14,7 +14,10 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from engine.auth import bearer_middleware
+from engine.config import Secret
 from engine.ids import InvocationId, InvocationUuid
 from engine.ingress import awakeables, invocations
 from engine.ingress.pending import Answer
@@ -38,11 +41,24 @@ _HOP_HEADERS = frozenset(
      "proxy-connection", "accept-encoding"}
 )
 
+_NOT_PASSED = web.AppKey("not_passed_headers", frozenset[str])
 
-def create_ingress_app(deps: IngressDeps) -> web.Application:
-    """The ingress application."""
-    app = web.Application(client_max_size=deps.max_body_bytes + 1)
+
+def create_ingress_app(deps: IngressDeps, token: Secret | None = None) -> web.Application:
+    """The ingress application; with ``token``, every route but ``/restate/health`` needs
+    ``Authorization: Bearer <token>`` (:mod:`engine.auth`)."""
+    middlewares: list[Middleware] = []
+    if token is not None:
+        middlewares.append(bearer_middleware(
+            token, what="ingress", setting="ingress_token (LOGSTRATE_INGRESS_TOKEN)",
+            error=lambda status, message: error_response(status, message),
+            open_path=lambda path: path == "/restate/health",
+        ))
+    app = web.Application(client_max_size=deps.max_body_bytes + 1, middlewares=middlewares)
     app[DEPS] = deps
+    # With an ingress token, Authorization carries the engine's credential, not the
+    # caller's: it is neither handed to handlers nor written to the WAL.
+    app[_NOT_PASSED] = _HOP_HEADERS | {"authorization"} if token is not None else _HOP_HEADERS
     app.router.add_get("/restate/health", _health)
     invocations.add_routes(app)
     awakeables.add_routes(app)
@@ -84,7 +100,8 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     else:
         uuid, derived = InvocationUuid.generate(), False
     invocation_id = invocation_id_for(info.service, target.key, uuid)
-    headers = tuple(Header(k.lower(), v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS)
+    not_passed = request.app[_NOT_PASSED]
+    headers = tuple(Header(k.lower(), v) for k, v in request.headers.items() if k.lower() not in not_passed)
     # A call waits for the result; a send with a derived id for whether it was new
     # (the Invoke's source names the request, see state_machine/invoke.py).
     request_id, future = (None, None) if target.send and not derived else deps.pending.register()

@@ -7,7 +7,8 @@ key; the callee id is the one the state machine derives from the caller and the 
 index (:func:`~engine.partition.state_machine.journal_commands.callee_invocation_id`),
 and the service and handler kinds come from the service's current registration (a
 service no longer registered: its target is named without kinds). No trace context is
-recorded, so ``span_context`` is the empty one restate-server shows without tracing. The
+recorded, so ``span_context`` is the empty one restate-server shows without tracing.
+Sensitive header values are shown as ``<redacted>``, as everywhere in ``sys_journal``. The
 retention durations are the callee service's settings (0 where the engine default
 applies); the restate CLI needs them present to read the entry.
 """
@@ -20,6 +21,7 @@ from engine.ids import InvocationId
 from engine.metadata.targets import resolve_call_target
 from engine.metadata.view import MetadataView
 from engine.partition.state_machine.journal_commands import callee_invocation_id
+from engine.sensitive_headers import REDACTED, is_sensitive_header
 from engine.wal.records import HandlerKind, ServiceKind
 from restate_protocol import service_protocol_pb2 as pb
 
@@ -75,7 +77,8 @@ def call_request(
     if not lite:
         request["span_context"] = _EMPTY_SPAN
         request["parameter"] = list(message.parameter)
-        request["headers"] = [{"name": h.key, "value": h.value} for h in message.headers]
+        request["headers"] = [{"name": h.key, "value": REDACTED if is_sensitive_header(h.key) else h.value}
+                              for h in message.headers]
         request["idempotency_key"] = idempotency_key
         request["completion_retention_duration"] = _duration(completion_ms)
         request["journal_retention_duration"] = _duration(journal_ms)

@@ -398,6 +398,11 @@ class JournalAppend:
     (changing) deployment metadata, so the leader resolves the kind before appending.
     ``None`` on other commands and on records written with schema v1 (the state machine
     then treats a keyed callee as an exclusive virtual-object handler).
+
+    ``trace_parent`` (schema v11) is set on call and one-way-call commands while tracing
+    is on: the W3C ``traceparent`` of the calling attempt's span. The state machine adds
+    it to the callee's ``Invoke`` headers (unless the command names one itself), so the
+    callee's spans continue the caller's trace (:mod:`engine.observability.tracing`).
     """
 
     invocation_id: InvocationId
@@ -406,6 +411,7 @@ class JournalAppend:
     message: bytes
     call_target: CallTarget | None = None
     command_index: int | None = None
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ __all__ = [
     "ENVELOPE_V7",
     "ENVELOPE_V8",
     "ENVELOPE_V9",
+    "ENVELOPE_V10",
+    "ENVELOPE_V11",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -518,6 +520,38 @@ ENVELOPE_V10: Schema = _envelope(
 ``Invoke`` of a call whose first attempt ran before it was appended leaves in the same
 WAL record as that attempt's records (``engine/partition/leader/deferred_invokes.py``)."""
 
+
+# --- version 11: the trace context of a call -------------------------------------------------
+
+# v5's JournalAppend plus one field (built from it, which leaves the v5 block untouched).
+_JOURNAL_APPEND_V11 = _record(
+    "JournalAppend", *_JOURNAL_APPEND_V5["fields"], _optional("trace_parent", "string")
+)
+# v10's RecordBatch with the v11 journal append (same branches in the same order).
+_RECORD_BATCH_V11 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [
+                _JOURNAL_APPEND_V11 if item is _JOURNAL_APPEND_V5 else item
+                for item in _RECORD_BATCH_V10["fields"][0]["type"]["items"]
+            ],
+        },
+    ),
+)
+
+_V11_REPLACED = {**_V8_REPLACED, id(_JOURNAL_APPEND): _JOURNAL_APPEND_V11}
+ENVELOPE_V11: Schema = _envelope(
+    [_V11_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V11, _RESTART_AS_NEW]
+)
+"""Schema version 11: v10 plus ``JournalAppend.trace_parent`` (optional): the W3C
+``traceparent`` of the calling attempt on call and one-way-call commands while tracing is
+on (see :class:`engine.wal.records.JournalAppend`); null otherwise and in records of older
+writers."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -529,10 +563,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     8: ENVELOPE_V8,
     9: ENVELOPE_V9,
     10: ENVELOPE_V10,
+    11: ENVELOPE_V11,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 10
+CURRENT_VERSION = 11
 """The version new records are written with."""
 
 

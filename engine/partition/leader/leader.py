@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from engine.errors import LeadershipLost
 from engine.ids import InvocationId
@@ -48,6 +49,10 @@ from engine.wal.partitioning import partition_for
 from engine.storage.outbox import OutboxMessage
 from engine.wal.records import DedupId, Invoke, Record, TimerKey
 
+if TYPE_CHECKING:
+    # Loaded by the node only when tracing is on (the OpenTelemetry SDK is not small).
+    from engine.observability.tracing import Tracing
+
 log = get_logger(__name__)
 
 WaitApplied = Callable[[int, int, float], Awaitable[bool]]
@@ -74,6 +79,7 @@ class PartitionLeader:
         wait_applied: WaitApplied | None = None,
         default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
         invoke_hold_s: float = HOLD_S,
+        tracing: Tracing | None = None,
     ) -> None:
         self.partition = partition
         self.epoch = epoch
@@ -94,7 +100,7 @@ class PartitionLeader:
         self._executor = InvocationExecutor(
             partition, invoker, metadata, self._load_task, self.submit_own, builtin=self._egress,
             confirm=self.confirm_applied if wait_applied is not None else None, load_entry=self._load_entry,
-            default_retry_policy=default_retry_policy,
+            default_retry_policy=default_retry_policy, tracing=tracing,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False

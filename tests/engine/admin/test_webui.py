@@ -4,15 +4,19 @@ official-SDK endpoint (tests/fixtures/official_sdk_ui.py).
 Views built on ``POST /query`` (invocations, journal, state, promises) run against the
 real restate-server, the UI's files put in front of its admin API by
 tests/fixtures/ui_proxy.py; the views built on the admin API alone (services,
-deployments, subscriptions) and the file serving run against our engine. Screenshots of
-each view go to docs/ui/.
+deployments, subscriptions) and the file serving run against our engine. Each view is
+screenshotted; the files go to docs/ui/ only when ``LOGSTRATE_UI_SCREENSHOTS=1`` (to
+refresh the documentation's pictures), else to a temporary folder, so a test run leaves
+the checkout unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -34,7 +38,10 @@ from tests.fixtures.service_endpoint import PROJECT_ROOT, ServiceEndpoint, Servi
 from tests.fixtures.systems import http
 
 UI_APP = "tests.fixtures.official_sdk_ui:app"
-SHOTS = PROJECT_ROOT / "docs" / "ui"
+SHOTS = (
+    PROJECT_ROOT / "docs" / "ui" if os.environ.get("LOGSTRATE_UI_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "logstrate-ui-screenshots"
+)
 UI_FILES = PROJECT_ROOT / "engine" / "admin" / "ui"
 
 
