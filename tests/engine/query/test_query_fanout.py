@@ -6,6 +6,9 @@ state of an object the other process holds."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -109,3 +112,49 @@ def test_a_query_reads_the_partitions_another_process_leads(
     assert status == 200 and headers.get(MISSING_HEADER) == ",".join(map(str, sorted(led_by_second))), headers
     wait_until(lambda: first.led_partitions() == set(range(PARTITIONS)), 60, "the first process to take over")
     assert all_state(first) == expected
+
+
+def _query(url: str, sql: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"{url}/query", data=json.dumps({"query": sql}).encode(), headers=headers,
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_with_an_admin_token_the_scans_carry_the_engines_token(
+    engine_factory: Callable[..., EngineProcess], greeter_endpoint: ServiceEndpoint,
+) -> None:
+    token = "fan-out-token-123456"
+    env = {"LOGSTRATE_ADMIN_TOKEN": token}
+    first = engine_factory(partitions=PARTITIONS, env=env)
+    first.start_and_wait()
+    second = engine_factory(partitions=PARTITIONS, env=env)
+    second.start_and_wait()
+    auth = {"authorization": f"Bearer {token}"}
+    status, registered = http("POST", f"{first.admin_url}/deployments", {"uri": greeter_endpoint.url}, headers=auth)
+    assert status == 201, registered
+    wait_until(lambda: (a := first.led_partitions()) and (b := second.led_partitions())
+               and a | b == set(range(PARTITIONS)) and not a & b, 90, "both processes to lead", interval=0.5)
+    keys = [f"key-{i}" for i in range(8)]
+    assert len({_partition_of_key(k) for k in keys}) > 1
+    for key in keys:
+        wait_until(lambda: http("POST", f"{first.ingress_url}/Counter/{key}/add", 1, timeout=20)[0] == 200, 30,
+                   "the deployment to be visible", interval=0.2)
+
+    def counted() -> bool:
+        status, headers, body = _query(first.admin_url, "SELECT count(*) AS n FROM state", token)
+        assert status == 200, body
+        return MISSING_HEADER not in headers and json.loads(body)["rows"] == [{"n": len(keys)}]
+
+    wait_until(counted, 30, "every key's state through the first process", interval=0.3)
+    # Without the token: refused, the internal scan as well.
+    assert _query(first.admin_url, "SELECT 1", None)[0] == 401
+    status, _, _ = post(f"{second.admin_url}/internal/query/scan", {"table": "state", "constraints": {},
+                                                                    "partitions": [0]})
+    assert status == 401
