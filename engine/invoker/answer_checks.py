@@ -1,10 +1,10 @@
 """Checks of what an endpoint sends that the protocol's framing cannot catch.
 
-Each one stops a broken or hostile endpoint from writing something the engine cannot
-use: a time past what timer keys hold, a suspension that would loop, a run proposal
-nobody asked for. Found by fuzzing with hostile answers (``tests/fuzz/``,
-docs/SECURITY.md "Fuzzing"). They run only on the messages concerned (a Sleep or
-delayed send, a suspension, a run proposal), never per frame.
+Each one stops a broken or hostile endpoint from making the engine do something useless
+forever: a suspension that would loop, a run proposal nobody asked for, a retry delay
+past any timestamp (times in commands: :mod:`engine.journal.limits`). Found by fuzzing
+with hostile answers (``tests/fuzz/``, docs/SECURITY.md "Fuzzing"). They run only on the
+messages concerned (a suspension, a run proposal, an error), never per frame.
 """
 
 from __future__ import annotations
@@ -15,27 +15,10 @@ from collections.abc import Sequence
 from google.protobuf.message import DecodeError
 
 from engine.wal.records import CompletionId, NotificationId, SignalIndex, SignalName
-from restate_protocol import Frame, JournalEntry, MessageType, pb
+from restate_protocol import JournalEntry, MessageType, pb
 from restate_protocol.messages import CUSTOM_RANGE_START, NOTIFICATION_RANGE_START
 
-__all__ = ["MAX_RETRY_DELAY_MS", "MAX_TIME_MS", "all_in_journal", "run_completion_ids", "time_problem"]
-
-#: Latest wake-up / start time a command may name: the end of year 9999, in ms since the
-#: epoch (a uint64 past 2^63 does not fit the engine's timer keys).
-MAX_TIME_MS = 253_402_300_799_999
-
-
-def time_problem(frame: Frame) -> str | None:
-    """What is wrong with a Sleep's ``wake_up_time`` or a delayed send's ``invoke_time``."""
-    message = frame.message
-    at = message.wake_up_time if isinstance(message, pb.SleepCommandMessage) else getattr(message, "invoke_time", 0)
-    if at <= MAX_TIME_MS:
-        return None
-    return (
-        f"the endpoint's {frame.name} names the time {at} ms since the epoch, past the year 9999 "
-        f"(at most {MAX_TIME_MS}); an SDK sends wake-up and start times in milliseconds since the epoch"
-    )
-
+__all__ = ["MAX_RETRY_DELAY_MS", "all_in_journal", "run_completion_ids"]
 
 #: Longest retry delay an endpoint's ErrorMessage may ask for (a year); a uint64 of
 #: milliseconds reaches past any timestamp the WAL can hold.

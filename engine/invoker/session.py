@@ -62,8 +62,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from google.protobuf.message import DecodeError
 
 from engine.errors import LeadershipLost
-from engine.invoker.answer_checks import MAX_RETRY_DELAY_MS, all_in_journal, run_completion_ids, time_problem
+from engine.invoker.answer_checks import MAX_RETRY_DELAY_MS, all_in_journal, run_completion_ids
 from engine.invoker.awaiting import awaited_notifications
+from engine.journal.limits import out_of_range
 from engine.journal.notifications import failure_of
 from restate_protocol import (
     Frame,
@@ -122,6 +123,7 @@ NOT_FOUND = 404
 
 #: Codes for failures the endpoint did not describe itself (HTTP-like, as Restate uses).
 BAD_STREAM = 502
+BAD_REQUEST = 400  # a command with a value the engine cannot store (engine.journal.limits)
 UNREACHABLE = 503
 TIMED_OUT = 504
 
@@ -457,6 +459,15 @@ class Attempt:
     async def _journal(self, frame: Frame) -> None:
         if frame.type_id == MessageType.INPUT_COMMAND:
             raise self._protocol("the endpoint sent an InputCommand; only the runtime writes it")
+        problem = out_of_range(frame.message)
+        if problem is not None:
+            # Refused here, never written to the WAL (engine.journal.limits).
+            raise AttemptFailed(AttemptFailure(
+                kind=FailureKind.PROTOCOL, code=BAD_REQUEST,
+                message=f"{problem} (command {self._next_command}: {frame.name}); the attempt fails",
+                related_command_index=self._next_command, related_command_type=frame.type_id,
+                http_status=200,
+            ))
         output: OutputResult | None = None
         if isinstance(frame.message, pb.OutputCommandMessage):
             output = _output_result(frame.message)
@@ -468,10 +479,6 @@ class Attempt:
             self._new_runs.add(frame.message.result_completion_id)
             if self._runs is not None:
                 self._runs.add(frame.message.result_completion_id)
-        elif isinstance(frame.message, (pb.SleepCommandMessage, pb.OneWayCallCommandMessage)):
-            problem = time_problem(frame)
-            if problem is not None:
-                raise self._protocol(problem)
         command_index = self._next_command
         call_target = self._call_target(frame)
         durable = self._hand_over(

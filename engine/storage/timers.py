@@ -38,9 +38,6 @@ _KIND_TAGS: Final = {
 _KINDS: Final = {tag: kind for kind, tag in _KIND_TAGS.items()}
 
 
-_I64_MAX = 2**63 - 1
-
-
 class TimersTable:
     """The timers of one partition, inside one LMDB transaction."""
 
@@ -53,9 +50,7 @@ class TimersTable:
         completion = b"\x00" if timer.completion_id is None else b"\x01" + u64(timer.completion_id)
         return (
             self._prefix
-            # Clamped: a record from before the invoker checked times may name one past
-            # 2^63 (a broken endpoint's Sleep); it must not stop the partition.
-            + ordered_i64(min(timer.fire_at_ms, _I64_MAX))
+            + ordered_i64(timer.fire_at_ms)
             + timer.invocation_id.to_bytes()
             + bytes((_KIND_TAGS[timer.kind],))
             + completion

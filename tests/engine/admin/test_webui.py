@@ -129,6 +129,25 @@ def _click(driver: WebDriver, css: str) -> None:
     driver.find_element(By.CSS_SELECTOR, css).click()
 
 
+def _fill_register_form(driver: WebDriver, uri: str, *checked: str) -> None:
+    """Type ``uri`` and tick the ``checked`` boxes of the register form, found afresh on
+    every try: a periodic refresh of the view may replace the form while it is filled."""
+
+    def fill(d: WebDriver) -> bool:
+        form = d.find_element(By.CSS_SELECTOR, "#register-form")
+        field = form.find_element(By.CSS_SELECTOR, "input[name=uri]")
+        field.clear()
+        field.send_keys(uri)
+        for name in checked:
+            box = form.find_element(By.CSS_SELECTOR, f"input[name={name}]")
+            if not box.is_selected():
+                box.click()
+        return bool(field.get_attribute("value") == uri
+                    and all(form.find_element(By.CSS_SELECTOR, f"input[name={n}]").is_selected() for n in checked))
+
+    wait_for(driver, fill, 10, "the register form to be filled")
+
+
 def _action(driver: WebDriver, name: str) -> None:
     """Press an action button (danger actions need a second press to confirm)."""
     css = f'#view button[data-action="{name}"]'
@@ -356,10 +375,7 @@ def test_workflow_promises(seeded: dict[str, str], proxied: str, restate_server:
 def test_click_through_register_invoke_journal_kill(proxied: str, restate_server: RestateServer,
                                                    ui_endpoint: ServiceEndpoint, browser: WebDriver) -> None:
     open_view(browser, proxied, "services")
-    form = browser.find_element(By.CSS_SELECTOR, "#register-form")
-    form.find_element(By.CSS_SELECTOR, "input[name=uri]").send_keys(ui_endpoint.url)
-    form.find_element(By.CSS_SELECTOR, "input[name=use_http_11]").click()
-    form.find_element(By.CSS_SELECTOR, "input[name=force]").click()
+    _fill_register_form(browser, ui_endpoint.url, "use_http_11", "force")
     _click(browser, "#register-form button[type=submit]")
     wait_for(browser, lambda d: "Registered dp_" in d.find_element(By.CSS_SELECTOR, ".form-result").text, 20,
              "the registration notice")
