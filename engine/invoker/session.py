@@ -90,6 +90,8 @@ from engine.invoker.task import (
     OutcomeKind,
 )
 from engine.logs import get_logger
+from engine.wal.appender import WalAppendError
+from engine.wal.codec import WalCodecError
 from engine.wal.records import (
     CallTarget,
     CompletionId,
@@ -254,6 +256,12 @@ class Attempt:
             return outcome
         except LeadershipLost:
             self._log.debug("attempt stopped: leadership lost", new_entries=self._new_entries)
+            raise
+        except (WalAppendError, WalCodecError) as exc:
+            # Known and handled by the caller (a failed attempt under the retry policy,
+            # e.g. an output over the WAL's record limit): no traceback at error level.
+            self._log.warning("attempt's records not written to the WAL", error=str(exc),
+                              new_entries=self._new_entries)
             raise
         except Exception:
             # emit failed (or a bug): which records are durable is unknown to us.
