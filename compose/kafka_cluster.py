@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import struct
 import subprocess
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from compose.processes import send_signal, wait_gone  # noqa: E402
 from compose.kafka_local import (  # noqa: E402
     DEFAULT_CACHE,
     KAFKA_VERSION,
@@ -191,8 +193,18 @@ class LocalKafkaCluster:
         self.node(index).kill()
 
     def stop(self, timeout: float = 30.0) -> None:
-        for node in self.nodes:
-            node.stop(timeout)
+        """Stop every node: SIGTERM to all at once (one by one, the last nodes lose their
+        controller majority and cannot finish a controlled shutdown), SIGKILL after ``timeout``."""
+        pids = [(node, pid) for node in self.nodes if (pid := node.pid()) is not None]
+        for _, pid in pids:
+            send_signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for node, pid in pids:
+            if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
+                _say(f"node {node.node_id} (pid {pid}) ignored SIGTERM for {timeout:.0f}s; killing it")
+                send_signal(pid, signal.SIGKILL)
+                wait_gone(pid, 10.0)
+            node.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         for node in self.nodes:
