@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import statistics
 import time
 from collections import Counter
@@ -41,6 +42,7 @@ from tests.fixtures.service_endpoint import ServiceEndpoints
 from tests.subscriptions.scenario import add_cluster, subscribe
 
 KILLS = int(os.environ.get("LOGSTRATE_CHAOS_KILLS", "5"))
+FREEZES = int(os.environ.get("LOGSTRATE_CHAOS_FREEZES", "1"))
 SEED = int(os.environ.get("LOGSTRATE_CHAOS_SEED", str(time.time_ns() % 1_000_000)))
 PARTITIONS = 4
 
@@ -52,7 +54,28 @@ def split_leadership(engines: list[EngineProcess]) -> bool:
     return sorted(every) == list(range(PARTITIONS))
 
 
-@pytest.mark.timeout(max(300, 240 + KILLS * 60))
+def freeze(engines: list[EngineProcess], victim: int, load: MixedLoad, counter: CounterServer, n: int) -> float:
+    """SIGSTOP one process (a zombie leader), wait until the other leads every partition
+    and answers a new call, then SIGCONT it while it still believes it leads; returns the
+    takeover time. Its late writes carry an old epoch and must change nothing (the
+    outcome checks at the end), and the two must split the partitions again."""
+    frozen, other = engines[victim], engines[1 - victim]
+    assert frozen.proc is not None
+    frozen_at = time.monotonic()
+    frozen.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: other.led_partitions() == set(range(PARTITIONS)), 120,
+                   f"the other process to lead every partition (freeze in round {n})", interval=0.2)
+        assert load.submit(load.track(probe_op(n, counter.url)), deadline_s=120, via=1 - victim).acked
+        takeover = time.monotonic() - frozen_at
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: split_leadership(engines), 180, f"the partitions to be split again after the thaw in round {n}",
+               interval=0.2)
+    return takeover
+
+
+@pytest.mark.timeout(max(300, 240 + KILLS * 60 + FREEZES * 90))
 def test_kill_9_storm_under_mixed_load_loses_nothing_and_runs_nothing_twice(
     engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, kafka: KafkaBroker,
     topic_prefix: str, tmp_path: Path,
@@ -73,21 +96,31 @@ def test_kill_9_storm_under_mixed_load_loses_nothing_and_runs_nothing_twice(
     subscribe(engines[0], topic, "service://Ledger/event")
 
     rng = random.Random(SEED)
-    say(f"{KILLS} kills, seed {SEED} (LOGSTRATE_CHAOS_SEED={SEED} replays the choices)")
+    say(f"{KILLS} kills and {FREEZES} freezes, seed {SEED} (LOGSTRATE_CHAOS_SEED={SEED} replays the choices)")
     recoveries: list[float] = []
+    takeovers: list[float] = []
     victims: Counter[str] = Counter()
     began = time.monotonic()
     with CounterServer() as counter:
         load = MixedLoad([e.ingress_url for e in engines], [e.admin_url for e in engines], counter,
-                         kafka.bootstrap_servers, topic)
+                         kafka.bootstrap_servers, topic, clients=8, ops_per_second=20.0)
         load.start()
         wait_until(lambda: counter.applied >= 20, 120, "the load to get going", interval=0.1)
-        for n in range(1, KILLS + 1):
+        actions = ["kill"] * KILLS + ["freeze"] * FREEZES
+        rng.shuffle(actions)
+        kills = 0
+        for n, action in enumerate(actions, start=1):
             base, gap = counter.applied, rng.randint(3, 25)
-            wait_until(lambda: counter.applied >= base + gap, 180, f"{gap} side effects before kill {n}",
+            wait_until(lambda: counter.applied >= base + gap, 180, f"{gap} side effects before round {n}",
                        interval=0.02)
             victim = rng.randrange(2)
             name = "ab"[victim]
+            if action == "freeze":
+                takeovers.append(freeze(engines, victim, load, counter, n))
+                say(f"freeze {len(takeovers)}/{FREEZES} (engine {name}): the other process led every partition "
+                    f"{takeovers[-1]:.1f}s after SIGSTOP; thawed, {load.acked()} invocations acknowledged")
+                continue
+            kills += 1
             killed_at = time.monotonic()
             engines[victim].kill()
             engines[victim] = engine_factory(partitions=PARTITIONS, data_dir=dirs[victim],
@@ -95,13 +128,13 @@ def test_kill_9_storm_under_mixed_load_loses_nothing_and_runs_nothing_twice(
                                              admin_port=engines[victim].admin_port)
             engines[victim].start()
             engines[victim].wait_healthy(120)
-            wait_until(lambda: split_leadership(engines), 180, f"the partitions to be led again after kill {n}",
+            wait_until(lambda: split_leadership(engines), 180, f"the partitions to be led again after kill {kills}",
                        interval=0.1)
             probe = load.submit(load.track(probe_op(n, counter.url)), deadline_s=180, via=victim)
-            assert probe.acked, f"no call through the restarted process {name} after kill {n}"
+            assert probe.acked, f"no call through the restarted process {name} after kill {kills}"
             recoveries.append(time.monotonic() - killed_at)
             victims[name] += 1
-            say(f"kill {n}/{KILLS} (engine {name}): recovered in {recoveries[-1]:.1f}s; "
+            say(f"kill {kills}/{KILLS} (engine {name}): recovered in {recoveries[-1]:.1f}s; "
                 f"{load.acked()} invocations acknowledged, {counter.applied} side effects so far")
         load.stop()
         say(f"load stopped after {time.monotonic() - began:.0f}s; checking the outcome")
@@ -109,10 +142,13 @@ def test_kill_9_storm_under_mixed_load_loses_nothing_and_runs_nothing_twice(
 
     kinds = Counter(op.kind for op in load.ops if op.acked)
     figures = {
-        "kills": len(recoveries), "seed": SEED, "victims": dict(victims), "by_kind": dict(kinds),
+        "kills": kills, "seed": SEED, "victims": dict(victims), "by_kind": dict(kinds),
         **report.summary(),
         "recovery_s": {"median": round(statistics.median(recoveries), 2), "max": round(max(recoveries), 2),
                        "min": round(min(recoveries), 2)} if recoveries else {},
+        "freezes": len(takeovers),
+        "takeover_after_freeze_s": {"median": round(statistics.median(takeovers), 2),
+                                    "max": round(max(takeovers), 2)} if takeovers else {},
         "duration_s": round(time.monotonic() - began),
     }
     say("figures: " + json.dumps(figures))
