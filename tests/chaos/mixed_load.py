@@ -271,7 +271,10 @@ class MixedLoad:
         for key, count in journaled.items():
             hits = self.counter.hits[key]
             if hits > count:
-                report.duplicates.append(f"{key}: journaled run saw count {count}, the counter ended at {hits}")
+                sent = "; ".join(f"#{n} by {who} at {when:.3f}" for n, (who, when) in
+                                 enumerate(self.counter.sent_by.get(key, []), start=1))
+                report.duplicates.append(f"{key}: journaled run saw count {count}, the counter ended at {hits} "
+                                         f"(attempt pid:tag:start, sent at: {sent})")
             report.retried_before_journal += max(0, count - 1)
         report.effects = len(journaled)
         stray = set(self.counter.hits) - set(journaled) - {op.key for op in self.unacked}
