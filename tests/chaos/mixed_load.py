@@ -147,6 +147,7 @@ class MixedLoad:
         self.ops: list[Op] = []
         self.events: dict[str, list[str]] = {}  # object key -> event keys, in publish order
         self.unacked: list[Op] = []
+        self.slowest: tuple[float, str, int] = (0.0, "", 0)  # the longest single request: (s, key, status)
         self._lock = threading.Lock()
         self._indexes = itertools.count()
         self._stop = threading.Event()
@@ -185,10 +186,14 @@ class MixedLoad:
                     self.unacked.append(op)
                 return op
             url = self.ingress_urls[(start + attempt) % len(self.ingress_urls)]
+            sent = time.monotonic()
             try:
                 status, body, _ = call(f"{url}{op.path}", op.body, timeout=120, headers={"idempotency-key": op.key})
             except OSError:
                 status, body = 0, None
+            took = time.monotonic() - sent
+            with self._lock:
+                self.slowest = max(self.slowest, (round(took, 1), op.key, status))
             if status == 202 and op.one_way:
                 op.acked = True
                 return op

