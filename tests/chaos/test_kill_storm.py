@@ -70,6 +70,7 @@ def freeze(engines: list[EngineProcess], victim: int, load: MixedLoad, counter: 
     frozen_at = time.monotonic()
     frozen.proc.send_signal(signal.SIGSTOP)
     try:
+        wait_until(lambda: stopped(frozen), 10, f"the process to stop (round {n})", interval=0.01)
         # (wait_until retries a condition that raises, so a woken process ends the wait instead)
         wait_until(lambda: not stopped(frozen) or other.led_partitions() == set(range(PARTITIONS)), 120,
                    f"the other process to lead every partition (freeze in round {n})", interval=0.2)
