@@ -20,6 +20,7 @@ the one it applied. So the engine refuses to start (with the command that fixes 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -41,6 +42,10 @@ log = get_logger(__name__)
 MAX_REPLICATION: Final = 3
 WAL_RETENTION: Final = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 """What the WAL must keep: everything, for ever (until state snapshots exist)."""
+_LEADER_MOVING: Final = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+})
+"""Errors of a partition whose leader is not elected yet or is moving: asked again."""
 _EARLIEST: Final[OffsetSpec] = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
@@ -175,11 +180,22 @@ def check_wal_retention(admin: AdminClient, kafka: KafkaConfig) -> None:
 def check_no_gap(admin: AdminClient, kafka: KafkaConfig, next_offsets: Mapping[int, int]) -> None:
     """Refuse to start when a WAL partition no longer has the record this process needs next."""
     request = {TopicPartition(kafka.wal_topic, p): _EARLIEST for p in sorted(next_offsets)}
-    try:
-        futures = admin.list_offsets(request, request_timeout=kafka.connect_timeout_s)
-        earliest = {tp.partition: future.result().offset for tp, future in futures.items()}
-    except KafkaException as exc:
-        raise StartupError(f"cannot read the earliest offsets of the WAL topic {kafka.wal_topic}: {exc}") from None
+    deadline = time.monotonic() + kafka.connect_timeout_s
+    while True:
+        try:
+            futures = admin.list_offsets(request, request_timeout=kafka.connect_timeout_s)
+            earliest = {tp.partition: future.result().offset for tp, future in futures.items()}
+            break
+        except KafkaException as exc:
+            # A WAL another process created a moment ago has no partition leaders yet
+            # (NOT_LEADER_FOR_PARTITION), and a broker restart moves leaders: retriable.
+            err = exc.args[0] if exc.args else None
+            retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in _LEADER_MOVING)
+            if not retriable or time.monotonic() >= deadline:
+                raise StartupError(
+                    f"cannot read the earliest offsets of the WAL topic {kafka.wal_topic}: {exc}"
+                ) from None
+            time.sleep(0.2)
     gaps = {p: (next_offsets[p], first) for p, first in sorted(earliest.items()) if first > next_offsets[p]}
     if not gaps:
         return
