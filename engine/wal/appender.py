@@ -30,7 +30,13 @@ log = get_logger(__name__)
 
 
 class WalAppendError(EngineError):
-    """Kafka refused or timed out an append; the record is not durable."""
+    """Kafka refused or timed out an append; the record is not durable. ``code``: the
+    Kafka error code when Kafka gave one (``KafkaError.MSG_SIZE_TOO_LARGE``: retrying
+    cannot help)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class WalAppender:
@@ -205,6 +211,6 @@ def _settle_all(items: list[_Delivery]) -> None:
         if future.done():
             continue
         if err is not None:
-            future.set_exception(WalAppendError(f"WAL append failed: {err.str()}"))
+            future.set_exception(WalAppendError(f"WAL append failed: {err.str()}", err.code()))
         else:
             future.set_result(int(msg.offset()))
