@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.ports import wait_until
@@ -114,6 +116,7 @@ def _round(
             engine.kill()
 
 
+@pytest.mark.timeout(120 + 60 * ROUNDS)
 def test_racing_start_ups_give_every_partition_one_leader(
     kafka: KafkaBroker, tmp_path: Path, greeter_endpoint: ServiceEndpoint,
 ) -> None:
