@@ -20,13 +20,14 @@ machine cannot tell (it knows nothing of group assignments), so the late one is
 applied and names a process that will not lead (it only leads what it is assigned).
 The assigned process sees a ``BecameLeader`` for someone else, at an epoch its own
 announcement cannot beat, and announces again with the next epoch: the late
-announcement holds the partition for one round trip, never for good.
+announcement holds the partition for about a second, never for good.
 
 **Egress is fenced before announcing, but never blocks leading.** ``before_announce``
 (the Kafka egress producer's ``init_transactions``) runs first, bounded; when it fails
 (no TransactionalId permission, a broker hiccup) the partition is announced and led
-anyway, without egress in that epoch, and ``on_fence_failed`` is told so it can retry
-in the background (:mod:`engine.partition.leader.egress`).
+anyway, without egress in that epoch; ``before_announce`` is retried with backoff while
+leading, and once it succeeds a new epoch is announced, whose leader has the egress
+producer (:mod:`engine.partition.leader.egress`).
 """
 
 from __future__ import annotations
