@@ -201,7 +201,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--kill-deadline", type=float, default=180.0, help="seconds after the restart before a job counts as lost (default 180)")
     add("--completion-timeout", type=float, default=300.0, help="seconds to wait for /send jobs to complete (default 300)")
     add("--idle-seconds", type=float, default=10.0, help="seconds of idle CPU sampling (default 10)")
-    add("--idle-settle", type=float, default=3.0, help="seconds between the warm-up request and idle sampling (default 3)")
+    add("--idle-settle", type=float, default=15.0,
+        help="seconds between the warm-up request and idle sampling (default 15: the broker JVM is still compiling and loading for some seconds after start-up)")
     add("--partitions", type=int, default=4, help="logstrate WAL partitions (default 4)")
     add("--kafka", default="", help="bootstrap servers of an existing Kafka instead of a local broker (no kill_recovery, no broker CPU)")
     add("--request-timeout", type=float, default=30.0, help="seconds before one request counts as failed (default 30)")

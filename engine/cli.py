@@ -32,7 +32,16 @@ def serve(
     partitions: Annotated[Optional[int], typer.Option(help="WAL partitions (fixed at topic creation).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder for the LMDB state.")] = None,
     ingress_bind: Annotated[Optional[str], typer.Option(help="host:port of the ingress API.")] = None,
-    admin_bind: Annotated[Optional[str], typer.Option(help="host:port of the admin API.")] = None,
+    admin_bind: Annotated[Optional[str], typer.Option(help="host:port of the admin API (default 127.0.0.1:9070).")] = None,
+    admin_token: Annotated[Optional[str], typer.Option(
+        help="Bearer token the admin API requires (prefer env LOGSTRATE_ADMIN_TOKEN: flags show in ps).")] = None,
+    admin_allow_unauthenticated: Annotated[Optional[bool], typer.Option(
+        "--admin-allow-unauthenticated", help="Serve the admin API on a non-loopback admin_bind without a token "
+        "(protected mode off; only behind a firewall or an authenticating proxy).")] = None,
+    ingress_token: Annotated[Optional[str], typer.Option(
+        help="Bearer token the ingress requires (prefer env LOGSTRATE_INGRESS_TOKEN).")] = None,
+    secrets_key_file: Annotated[Optional[Path], typer.Option(
+        help="File holding the key (base64 of 32 bytes) that seals Kafka credentials in the metadata topic.")] = None,
     node_name: Annotated[Optional[str], typer.Option(help="This process's name in the cluster.")] = None,
     log_format: Annotated[Optional[str], typer.Option(help="auto, console or json.")] = None,
     log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning or error.")] = None,
@@ -48,6 +57,8 @@ def serve(
         "--invoker-http2/--no-invoker-http2",
         help="Discover over HTTP/2 and drive BIDI_STREAM deployments as HTTP/2 streams (default on; "
         "--no-invoker-http2 calls every deployment over HTTP/1.1 request/response).")] = None,
+    tracing_endpoint: Annotated[Optional[str], typer.Option(
+        help="OTLP/HTTP endpoint of an OpenTelemetry collector (http://host:4318); traces are off without it.")] = None,
 ) -> None:
     """Run an engine process until SIGTERM or Ctrl-C.
 
@@ -64,6 +75,10 @@ def serve(
                 "data_dir": data_dir,
                 "ingress_bind": ingress_bind,
                 "admin_bind": admin_bind,
+                "admin_token": admin_token,
+                "admin_allow_unauthenticated": admin_allow_unauthenticated,
+                "ingress_token": ingress_token,
+                "secrets_key_file": secrets_key_file,
                 "node_name": node_name,
                 "log_format": log_format,
                 "log_level": log_level,
@@ -72,6 +87,7 @@ def serve(
                 "request_identity_private_key_pem_file": request_identity_private_key_pem_file,
                 "invoker_tls_ca_file": invoker_tls_ca_file,
                 "invoker_http2": invoker_http2,
+                "tracing_endpoint": tracing_endpoint,
             },
         )
     except EngineError as exc:

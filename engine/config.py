@@ -33,13 +33,12 @@ from typing import Any, Literal
 
 from engine.errors import ConfigError
 from engine.metadata.address_policy import DEFAULT_DENY_NETWORKS, parse_networks
+from engine.metadata.kafka_properties import is_secret_property
 from engine.metadata.durations import DurationParseError, parse_duration
 from engine.metadata.model import EffectiveRetryPolicy, OnMaxAttempts
 
 ENV_PREFIX = "LOGSTRATE_"
 
-# librdkafka properties whose values are credentials; they are kept as Secret.
-_SECRET_PROPERTY_MARKERS = ("password", "secret", "sasl.jaas.config", "sasl.oauthbearer.config")
 
 
 class Secret:
@@ -64,10 +63,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
-
-
-def _is_secret_property(name: str) -> bool:
-    return any(marker in name for marker in _SECRET_PROPERTY_MARKERS)
 
 
 @dataclass(frozen=True)
@@ -159,8 +154,40 @@ class EngineConfig:
     """Where the LMDB environment lives; one engine process per data dir."""
     ingress_bind: str = "0.0.0.0:8080"
     """``host:port`` of the Restate-compatible ingress HTTP API."""
-    admin_bind: str = "0.0.0.0:9070"
-    """``host:port`` of the Restate-compatible admin HTTP API (and ``/metrics``)."""
+    admin_bind: str = "127.0.0.1:9070"
+    """``host:port`` of the Restate-compatible admin HTTP API (and ``/metrics``, ``/ui``).
+    Loopback by default: a non-loopback address needs ``admin_token`` or
+    ``admin_allow_unauthenticated`` (protected mode, :mod:`engine.auth`)."""
+    admin_token: Secret | None = None
+    """A bearer token every admin request must carry (``Authorization: Bearer <token>``;
+    the restate CLI sends ``RESTATE_AUTH_TOKEN``), except ``/health`` and the web UI's
+    static files. Env ``LOGSTRATE_ADMIN_TOKEN`` (preferred: flags show in ``ps``), TOML
+    ``admin_token``, flag ``--admin-token``. Compared in constant time; never logged."""
+    admin_allow_unauthenticated: bool = False
+    """Serve the admin API without a token on a non-loopback ``admin_bind`` (protected mode
+    off): only behind a firewall or an authenticating proxy. Env
+    ``LOGSTRATE_ADMIN_ALLOW_UNAUTHENTICATED=true``, TOML, flag ``--admin-allow-unauthenticated``."""
+    ingress_token: Secret | None = None
+    """A bearer token every ingress request must carry, except ``/restate/health``; separate
+    from the admin token (callers of handlers need not manage the engine). Env
+    ``LOGSTRATE_INGRESS_TOKEN``, TOML ``ingress_token``, flag ``--ingress-token``. The
+    ``Authorization`` header is then the engine's credential: it is not handed to
+    handlers nor kept in the WAL (callers put their own credentials in other headers)."""
+    ingress_sensitive_headers: tuple[str, ...] = ()
+    """Ingress headers, besides ``authorization``, ``cookie`` and ``proxy-authorization``,
+    whose values are credentials: handed to the handler and kept in the WAL (a retry after
+    a crash needs them), but shown as ``<redacted>`` in every admin answer, ``/query``
+    table, the UI and logs. TOML list, or comma-separated in
+    ``LOGSTRATE_INGRESS_SENSITIVE_HEADERS``; case-insensitive."""
+    secrets_key: Secret | None = None
+    """The 256-bit key (base64, or 64 hex digits; ``openssl rand -base64 32``) that seals
+    credentials of Kafka clusters and subscriptions created through the admin API
+    (passwords, SASL/OAuth secrets, ``ssl.key.pem``) with AES-256-GCM before they go into
+    the metadata topic. Without it, such properties are refused (400). Every engine process
+    of a cluster needs the same key. Env ``LOGSTRATE_SECRETS_KEY``, TOML ``secrets_key``."""
+    secrets_key_file: Path | None = None
+    """A file holding ``secrets_key`` (kept out of the config and the environment); read at
+    start-up. Env ``LOGSTRATE_SECRETS_KEY_FILE``, flag ``--secrets-key-file``."""
     lmdb_map_size_mb: int = 4096
     """Upper bound of the LMDB file; space is allocated lazily, so large is cheap."""
     log_format: Literal["auto", "console", "json"] = "auto"
@@ -201,6 +228,13 @@ class EngineConfig:
     (``BIDI_STREAM`` manifests refused; deployments registered in bidi mode earlier are
     called request/response over HTTP/1.1). Env ``LOGSTRATE_INVOKER_HTTP2``, TOML
     ``invoker_http2 = false``, flag ``--no-invoker-http2``."""
+    tracing_endpoint: str | None = None
+    """An OpenTelemetry collector's OTLP/HTTP endpoint (``http://collector:4318``, or the
+    full traces URL ``.../v1/traces``): spans of every invocation and attempt are exported
+    to it, continuing the ``traceparent`` of the ingress request or Kafka record, and the
+    engine passes ``traceparent`` on to service endpoints. Off (no span is created) when
+    unset, the default. Env ``LOGSTRATE_TRACING_ENDPOINT``, TOML ``tracing_endpoint``,
+    flag ``--tracing-endpoint``. See docs/OBSERVABILITY.md."""
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     default_retry_policy: RetryPolicyConfig = field(default_factory=RetryPolicyConfig)
     """The retry policy of invocations whose service and handler set none (see
@@ -332,7 +366,7 @@ def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
         elif f.name == "properties":
             props = {k[len(path) + 1 :]: v for k, v in values.items() if k.startswith(f"{path}.")}
             kwargs[f.name] = {
-                name: Secret(str(v)) if _is_secret_property(name) else str(v) for name, v in props.items()
+                name: Secret(str(v)) if is_secret_property(name) else str(v) for name, v in props.items()
             }
         elif f.name == "kafka_clusters":
             if path in values:
@@ -360,7 +394,7 @@ def _kafka_clusters(value: Any) -> dict[str, dict[str, str | Secret]]:
         if not isinstance(props, Mapping) or not (props.get("bootstrap.servers") or props.get("metadata.broker.list")):
             raise ConfigError(f"kafka_clusters.{name} must set \"bootstrap.servers\" (e.g. \"localhost:9092\")")
         clusters[str(name)] = {
-            str(k): Secret(str(v)) if _is_secret_property(str(k)) else str(v) for k, v in props.items()
+            str(k): Secret(str(v)) if is_secret_property(str(k)) else str(v) for k, v in props.items()
         }
     return clusters
 
@@ -440,6 +474,13 @@ def _validate(config: Any) -> None:
     elif isinstance(config, EngineConfig):
         config.ingress_address
         config.admin_address
+        if config.secrets_key is not None and config.secrets_key_file is not None:
+            raise ConfigError("set secrets_key or secrets_key_file, not both")
+        for name in ("admin_token", "ingress_token"):
+            token = getattr(config, name)
+            if token is not None and (not token.get_secret_value().strip() or any(
+                    c.isspace() for c in token.get_secret_value())):
+                raise ConfigError(f"{name} must be a non-empty token without spaces (e.g. `openssl rand -hex 32`)")
         if config.lmdb_map_size_mb < 16:
             raise ConfigError("lmdb_map_size_mb must be at least 16")
         if not config.node_name:
@@ -449,6 +490,11 @@ def _validate(config: Any) -> None:
                 parse_networks(getattr(config, networks), networks)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        if config.tracing_endpoint is not None and not config.tracing_endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"tracing_endpoint must be an http(s) URL of an OTLP/HTTP collector, e.g. "
+                f"http://localhost:4318, got {config.tracing_endpoint!r}"
+            )
         if config.subscription_pause_at_queued < 1 or config.subscription_resume_at_queued < 1:
             raise ConfigError(
                 "subscription_pause_at_queued and subscription_resume_at_queued must be at least 1, got "

@@ -8,6 +8,7 @@ format: human-readable on a terminal, one JSON object per line otherwise.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from typing import Any, TextIO
@@ -34,7 +35,13 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Tracebacks without local variables: rich's default shows them, and a frame that
+        # built a Kafka client holds its credentials in clear.
+        formatter: Any = (
+            structlog.dev.RichTracebackFormatter(show_locals=False)
+            if importlib.util.find_spec("rich") is not None else structlog.dev.plain_traceback
+        )
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=formatter)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -14,17 +14,20 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from engine.admin.app import create_admin_app
 from engine.admin.forwarding import Advertiser, Forwarder
+from engine.auth import check_protected_mode
 from engine.config import EngineConfig, Secret
 from engine.egress import reserve_engine_topics
 from engine.errors import LeadershipLost, StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
-from engine.ingress.deps import IngressDeps
+from engine.ingress.deps import IngressDeps, StartedEarly
 from engine.ingress.pending import PendingResponses
 from engine.ingress.response_channel import ResponseChannel
 from engine.ingress.resolver import MetadataResolver
@@ -38,9 +41,12 @@ from engine.logs import get_logger
 from engine.metadata.address_policy import AddressPolicy, GuardedResolver
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.kafka import KafkaCluster
+from engine.metadata.sealing import configure_secrets_key, parse_secrets_key
 from engine.metadata.store import MetadataStore
 from engine.metadata.targets import resolve_call_target
+from engine.observability.partitions import PartitionCollector, PartitionSource
 from engine.partition.consumer import WalConsumer
+from engine.sensitive_headers import configure_sensitive_headers
 from engine.partition.leader.egress import EgressProducers
 from engine.partition.actions import RespondToIngress
 from engine.partition.leader.leader import PartitionLeader
@@ -56,6 +62,9 @@ from engine.wal.topics import ensure_topics
 from subscriptions.consumer import Backpressure
 from subscriptions.keys import KeyMapperConfigError, register_key_mappers
 from subscriptions.manager import SubscriptionManager
+
+if TYPE_CHECKING:
+    from engine.observability.tracing import Tracing
 
 log = get_logger(__name__)
 
@@ -79,6 +88,8 @@ class EngineNode:
         self._subscriptions: SubscriptionManager | None = None
         self._responses: ResponseChannel | None = None
         self._advertiser: Advertiser | None = None
+        self._collector: PartitionCollector | None = None
+        self._tracing: Tracing | None = None  # engine.observability.tracing, when configured
         # Several processes may share a node name (one host): leadership records and
         # ingress response sinks name this process by a name no other process has.
         self.instance = f"{config.node_name}.{secrets.token_hex(4)}"
@@ -100,10 +111,22 @@ class EngineNode:
                 public_key=identity.public_key,
                 path=str(path),
             )
+        if cfg.tracing_endpoint is not None:
+            # Imported only now: an engine without tracing never loads the OpenTelemetry SDK.
+            from engine.observability.tracing import Tracing
+
+            self._tracing = Tracing(cfg.tracing_endpoint, instance=self.instance)
+            log.info("tracing on: spans of invocations and attempts are exported over OTLP/HTTP",
+                     endpoint=cfg.tracing_endpoint)
         tls = TlsTrust(cfg.invoker_tls_ca_file)
         if cfg.invoker_tls_ca_file is not None:
             log.info("https deployments are verified with the system CAs and a CA bundle",
                      ca_file=str(cfg.invoker_tls_ca_file))
+        check_protected_mode(cfg)
+        configure_secrets_key(_secrets_key(cfg))
+        configure_sensitive_headers(cfg.ingress_sensitive_headers)
+        if cfg.admin_token is None:
+            log.info("the admin API has no token: anyone who reaches it manages the engine", admin=cfg.admin_bind)
         try:
             try:
                 mappers = register_key_mappers(cfg.subscription_key_mappers)
@@ -146,7 +169,7 @@ class EngineNode:
             )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
-            await self._serve("ingress", create_ingress_app(ingress), cfg.ingress_address)
+            await self._serve("ingress", create_ingress_app(ingress, cfg.ingress_token), cfg.ingress_address)
             self._subscriptions = SubscriptionManager(
                 self._metadata, _BlockingWal(self._appender, asyncio.get_running_loop()), node_name=cfg.node_name,
                 member_id=f"{cfg.node_name}-{self._storage.member_id()}",
@@ -161,7 +184,8 @@ class EngineNode:
                     identity=identity, http2=cfg.invoker_http2, policy=self._address_policy(), tls=tls
                 ),
                 default_retry_policy=cfg.default_retry_policy.effective(),
-                forwarder=Forwarder(self._metadata, self.instance),
+                forwarder=Forwarder(self._metadata, self.instance, cfg.admin_token),
+                token=cfg.admin_token,
             )
             await self._serve("admin", admin_app, cfg.admin_address)
             self._advertiser.start()
@@ -186,12 +210,15 @@ class EngineNode:
         cfg = self.config
         return AddressPolicy.from_settings(cfg.deployment_deny_networks, cfg.deployment_allow_networks)
 
-    def _start_early(self, partition: int, record: Invoke) -> Callable[[], None] | None:
+    def _start_early(self, partition: int, record: Invoke) -> StartedEarly | None:
         """The ingress's early first attempt (:class:`engine.ingress.deps.EarlyStart`)."""
         leader = self._processors.leader_of(partition) if self._processors is not None else None
-        if leader is None or not leader.start_early(record, int(time.time() * 1000)):
+        if leader is None:
             return None
-        return functools.partial(leader.abort_early, record.invocation_id)
+        appended = leader.start_early(record, int(time.time() * 1000))
+        if appended is None:
+            return None
+        return StartedEarly(appended, functools.partial(leader.abort_early, record.invocation_id))
 
     def _read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
         """The invocation's status in this process's copy of its partition; ``None`` when
@@ -267,6 +294,7 @@ class EngineNode:
                 partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
                 metadata=metadata, reader=processors.reader, egress=egress,
                 wait_applied=processors.wait_applied, default_retry_policy=default_retry,
+                tracing=self._tracing,
             )
 
         processors = self._processors = PartitionProcessors(
@@ -282,6 +310,12 @@ class EngineNode:
             cfg.kafka, processors, on_fatal=on_fatal, group_instance_id=f"{cfg.node_name}-{storage.member_id()}"
         )
         self._consumer.start()
+        # Apply lag, inbox depth and pending timers, computed when /metrics is scraped.
+        self._collector = PartitionCollector(PartitionSource(
+            storage.env, handles, processors.assigned_partitions, self._consumer.high_watermark,
+            processors.last_applied_ms,
+        ))
+        REGISTRY.register(self._collector)
 
     async def _serve(self, name: str, app: web.Application, address: tuple[str, int]) -> None:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -304,6 +338,9 @@ class EngineNode:
             # Before the appender closes: consumers commit only what the WAL acknowledged.
             await self._subscriptions.stop()
             self._subscriptions = None
+        if self._collector is not None:
+            REGISTRY.unregister(self._collector)
+            self._collector = None
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.stop)
             self._consumer = None
@@ -322,6 +359,10 @@ class EngineNode:
         if self._appender is not None:
             await asyncio.to_thread(self._appender.close)
             self._appender = None
+        if self._tracing is not None:
+            # The spans of the last invocations leave before the process does.
+            await asyncio.to_thread(self._tracing.shutdown)
+            self._tracing = None
         # The two tail threads notice a stop within a poll timeout (engine.tailing):
         # stop them together, so shutdown waits for one timeout, not the sum.
         tails = [tail.stop() for tail in (self._responses, self._metadata) if tail is not None]
@@ -359,6 +400,24 @@ def _declared_clusters(cfg: EngineConfig) -> dict[str, KafkaCluster]:
         )
         for name, props in cfg.kafka_clusters.items()
     }
+
+
+def _secrets_key(cfg: EngineConfig) -> bytes | None:
+    """The configured secrets key (:mod:`engine.metadata.sealing`), or ``None``."""
+    if cfg.secrets_key_file is not None:
+        try:
+            text = cfg.secrets_key_file.read_text()
+        except OSError as exc:
+            raise StartupError(f"cannot read secrets_key_file {cfg.secrets_key_file}: {exc.strerror}") from None
+        source = f"secrets_key_file {cfg.secrets_key_file}"
+    elif cfg.secrets_key is not None:
+        text, source = cfg.secrets_key.get_secret_value(), "secrets_key"
+    else:
+        return None
+    try:
+        return parse_secrets_key(text)
+    except ValueError as exc:
+        raise StartupError(f"{source}: {exc}") from None
 
 
 def _check_port_free(setting: str, host: str, port: int) -> None:

@@ -14,17 +14,19 @@ import asyncio
 from importlib import resources
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from engine.auth import bearer_middleware, open_paths
 from engine.admin import deployments, invocations, kafka_clusters, object_state, restart, services, subscriptions, webui
-from engine.admin.errors import error_middleware
+from engine.admin.errors import error_middleware, error_response
 from engine.admin.partitions import LocalPartitions, PartitionAccess
 from engine.admin.forwarding import Forwarder
 from engine.admin.state import DEFAULT_RETRY, DISCOVERY, FORWARDER, INGRESS_URL, METADATA, OPENAPI_DOCUMENT, PARTITIONS, SUBSCRIPTIONS
 from engine.admin.versions import MAX_ADMIN_API_VERSION, MIN_ADMIN_API_VERSION, VERSION_PREFIXES
 from engine.admin.watermarks import WalWatermarks
 from engine.query import http as query_http
-from engine.config import KafkaConfig
+from engine.config import KafkaConfig, Secret
 from engine.metadata.discovery import DiscoveryClient
 from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
@@ -32,7 +34,11 @@ from engine.version import __version__
 from engine.wal.appender import WalAppender
 from subscriptions.manager import SubscriptionManager
 
-__all__ = ["MAX_ADMIN_API_VERSION", "MIN_ADMIN_API_VERSION", "create_admin_app"]
+__all__ = ["MAX_ADMIN_API_VERSION", "MIN_ADMIN_API_VERSION", "OPEN_PATHS", "create_admin_app"]
+
+OPEN_PATHS = open_paths(prefixes=("/ui/",), exact=("/ui", *(f"{prefix}/health" for prefix in VERSION_PREFIXES)))
+"""What the admin API serves without its token: health checks (load balancers, probes)
+and the web UI's static files (code only; the UI asks for the token and sends it)."""
 
 
 def create_admin_app(
@@ -46,6 +52,7 @@ def create_admin_app(
     subscription_manager: SubscriptionManager | None = None,
     default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
     forwarder: Forwarder | None = None,
+    token: Secret | None = None,
 ) -> web.Application:
     """The admin application.
 
@@ -58,9 +65,17 @@ def create_admin_app(
     consumer state to ``GET /subscriptions/{id}``. ``default_retry_policy`` is the engine's
     configured default, shown under the services' own policies. ``forwarder`` sends
     lookups and management of partitions another process leads to that process
-    (:mod:`engine.admin.forwarding`).
+    (:mod:`engine.admin.forwarding`). With ``token``, every request but the health checks
+    and the web UI's static files must carry ``Authorization: Bearer <token>``
+    (:mod:`engine.auth`); 401 otherwise.
     """
-    app = web.Application(middlewares=[error_middleware])
+    middlewares: list[Middleware] = [error_middleware]
+    if token is not None:
+        middlewares.insert(0, bearer_middleware(
+            token, what="admin API", setting="admin_token (LOGSTRATE_ADMIN_TOKEN)",
+            error=lambda status, message: error_response(status, message), open_path=OPEN_PATHS,
+        ))
+    app = web.Application(middlewares=middlewares)
     app[INGRESS_URL] = ingress_url
     app[METADATA] = metadata
     app[DISCOVERY] = discovery or DiscoveryClient()
@@ -121,7 +136,9 @@ async def _version(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     # Prometheus text format; metrics of every module register in the default registry.
-    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    # On a worker thread: collectors count LMDB rows at scrape time (engine.observability).
+    body = await asyncio.to_thread(generate_latest, REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _openapi(request: web.Request) -> web.Response:

@@ -5,7 +5,9 @@ advertises its admin URL and the partitions it leads in the metadata topic
 (:mod:`engine.metadata.nodes`, written by :class:`Advertiser`), so any process can find
 the leader of a partition in its metadata view and forward the request there: the same
 method, path, query, body and content headers, plus ``x-logstrate-forwarded-by`` naming
-the forwarding process. A forwarded request is never forwarded again: a process that
+the forwarding process. With an admin token configured the forwarded request carries this
+process's own ``Authorization: Bearer`` (every process of a cluster is configured with the
+same token; the caller's credentials are not relayed). A forwarded request is never forwarded again: a process that
 does not lead the partition (the advert was a moment stale) answers as before, "not led
 here". An unreachable leader is a 503 that names it.
 """
@@ -19,6 +21,7 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
+from engine.config import Secret
 from engine.logs import get_logger
 from engine.metadata.errors import MetadataError
 from engine.metadata.nodes import NodeAdvert
@@ -29,7 +32,7 @@ __all__ = ["FORWARDED_HEADER", "Advertiser", "Forwarder"]
 log = get_logger(__name__)
 
 FORWARDED_HEADER: Final = "x-logstrate-forwarded-by"
-_PASSED_HEADERS: Final = ("content-type", "accept", "authorization")
+_PASSED_HEADERS: Final = ("content-type", "accept")
 _KEPT_RESPONSE_HEADERS: Final = ("content-type", "x-restate-id", "x-restate-error-source")
 _TIMEOUT_S: Final = 30.0
 
@@ -37,9 +40,10 @@ _TIMEOUT_S: Final = 30.0
 class Forwarder:
     """Finds a partition's leader in the metadata view and relays requests to it."""
 
-    def __init__(self, metadata: MetadataStore, instance: str) -> None:
+    def __init__(self, metadata: MetadataStore, instance: str, token: Secret | None = None) -> None:
         self._metadata = metadata
         self.instance = instance
+        self._authorization = None if token is None else f"Bearer {token.get_secret_value()}"
         self._session: aiohttp.ClientSession | None = None
 
     def leader(self, partition: int) -> NodeAdvert | None:
@@ -62,6 +66,8 @@ class Forwarder:
         url = node.admin_url.rstrip("/") + (request.path_qs if path_qs is None else path_qs)
         headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
         headers[FORWARDED_HEADER] = self.instance
+        if self._authorization is not None:
+            headers["authorization"] = self._authorization
         body = b"" if method is not None else await request.read()
         try:
             async with self._client().request(method or request.method, url, data=body or None,

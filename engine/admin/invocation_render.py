@@ -25,6 +25,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from engine.ids import InvocationId
+from engine.sensitive_headers import REDACTED, is_sensitive_header
 from restate_protocol.messages import SPECS_BY_ID, kind_of, message_name
 from engine.storage.invocation_status import InvocationStatus, LastFailure, StatusKind
 from restate_protocol import JournalEntry
@@ -98,8 +99,15 @@ def _field_value(field: FieldDescriptor, value: Any) -> Any:
     return value
 
 
+_HEADER_MESSAGE: Final = "logstrate.protocol.Header"
+
+
 def message_json(message: Message) -> dict[str, Any]:
-    """A protobuf message as a compact JSON object (only the fields that are set)."""
+    """A protobuf message as a compact JSON object (only the fields that are set); the
+    value of a sensitive header (:mod:`engine.sensitive_headers`) is redacted."""
+    if message.DESCRIPTOR.full_name == _HEADER_MESSAGE:
+        key = getattr(message, "key", "")
+        return {"key": key, "value": REDACTED if is_sensitive_header(key) else getattr(message, "value", "")}
     out: dict[str, Any] = {}
     for field, value in message.ListFields():
         if field.is_repeated:

@@ -4,8 +4,10 @@
 "host:9092", ...}}`` (librdkafka properties, security settings included) and answers 201.
 Only properties on the allowlist of :mod:`engine.metadata.kafka_properties` are accepted
 (400 naming the first other one): nothing that loads code, runs commands or names files.
-Credentials (``*password*``, ``*secret*``, SASL/JAAS configs) are redacted in every
-answer. ``DELETE`` refuses (409) while subscriptions use the cluster, unless
+Credentials (``*password*``, ``*secret*``, ``*key.pem``, passphrases, SASL/JAAS configs:
+:func:`~engine.metadata.kafka_properties.is_secret_property`) are redacted in every
+answer and stored sealed with the engine's secrets key; without one they are refused
+(400, :mod:`engine.metadata.sealing`). ``DELETE`` refuses (409) while subscriptions use the cluster, unless
 ``?force=true``. Clusters declared in the engine's TOML config are listed too but can
 only be changed there (409).
 """

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from engine.sensitive_headers import REDACTED, is_sensitive_header
 from engine.metadata.durations import format_duration
 from engine.metadata.model import (
     DEFAULT_ABORT_TIMEOUT,
@@ -79,7 +80,10 @@ def _deployment_head(deployment: Deployment) -> dict[str, Any]:
         "http_version": deployment.http_version,
     }
     if deployment.additional_headers:
-        document["additional_headers"] = dict(deployment.additional_headers)
+        # Credentials (Authorization, Cookie, the configured sensitive names) are not shown.
+        document["additional_headers"] = {
+            k: REDACTED if is_sensitive_header(k) else v for k, v in deployment.additional_headers.items()
+        }
     if deployment.metadata:
         document["metadata"] = dict(deployment.metadata)
     document["created_at"] = _timestamp(deployment.created_at)

@@ -47,6 +47,7 @@ from engine.metadata.kafka import (
     validate_subscription_properties,
 )
 from engine.metadata.kafka_properties import RefusedProperty
+from engine.metadata.sealing import require_sealing
 from engine.metadata.model import HandlerType, ServiceType
 from engine.metadata.store import DeleteSubscription, MetadataWrite, PutSubscription
 from engine.metadata.view import MetadataView
@@ -197,6 +198,7 @@ def _check_options(sub: Subscription) -> None:
     if not batch.isdigit() or not 1 <= int(batch) <= 10_000:
         raise InvalidRequest(f"option batch.size must be a whole number from 1 to 10000, got {batch!r}")
     validate_subscription_properties(options)
+    require_sealing(options, "option")
     dead_letter_topic = options.get("dead-letter-topic")
     if dead_letter_topic is not None:
         reserved = engine_topic_reason(dead_letter_topic)

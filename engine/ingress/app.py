@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from engine.auth import bearer_middleware
+from engine.config import Secret
 from engine.ids import InvocationId, InvocationUuid
 from engine.ingress import awakeables, invocations
 from engine.ingress.pending import Answer
@@ -37,11 +41,24 @@ _HOP_HEADERS = frozenset(
      "proxy-connection", "accept-encoding"}
 )
 
+_NOT_PASSED = web.AppKey("not_passed_headers", frozenset[str])
 
-def create_ingress_app(deps: IngressDeps) -> web.Application:
-    """The ingress application."""
-    app = web.Application(client_max_size=deps.max_body_bytes + 1)
+
+def create_ingress_app(deps: IngressDeps, token: Secret | None = None) -> web.Application:
+    """The ingress application; with ``token``, every route but ``/restate/health`` needs
+    ``Authorization: Bearer <token>`` (:mod:`engine.auth`)."""
+    middlewares: list[Middleware] = []
+    if token is not None:
+        middlewares.append(bearer_middleware(
+            token, what="ingress", setting="ingress_token (LOGSTRATE_INGRESS_TOKEN)",
+            error=lambda status, message: error_response(status, message),
+            open_path=lambda path: path == "/restate/health",
+        ))
+    app = web.Application(client_max_size=deps.max_body_bytes + 1, middlewares=middlewares)
     app[DEPS] = deps
+    # With an ingress token, Authorization carries the engine's credential, not the
+    # caller's: it is neither handed to handlers nor written to the WAL.
+    app[_NOT_PASSED] = _HOP_HEADERS | {"authorization"} if token is not None else _HOP_HEADERS
     app.router.add_get("/restate/health", _health)
     invocations.add_routes(app)
     awakeables.add_routes(app)
@@ -83,7 +100,8 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     else:
         uuid, derived = InvocationUuid.generate(), False
     invocation_id = invocation_id_for(info.service, target.key, uuid)
-    headers = tuple(Header(k.lower(), v) for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS)
+    not_passed = request.app[_NOT_PASSED]
+    headers = tuple(Header(k.lower(), v) for k, v in request.headers.items() if k.lower() not in not_passed)
     # A call waits for the result; a send with a derived id for whether it was new
     # (the Invoke's source names the request, see state_machine/invoke.py).
     request_id, future = (None, None) if target.send and not derived else deps.pending.register()
@@ -103,10 +121,14 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
         journal_retention_ms=None if retention is None else retention.journal_retention_ms,
     )
     partition = deps.appender.partition_of(invocation_id)
-    appended = deps.appender.submit(partition, record)
-    # A new random id: when this process leads the partition, the first attempt can
-    # start now, in parallel with the append (its records queue behind the Invoke).
-    stop_early = None if derived else deps.start_early(partition, record)
+    # A new random id: when this process leads the partition, its leader appends the
+    # Invoke and starts the first attempt now (for a call, both leave in one WAL record).
+    early = None if derived else deps.start_early(partition, record)
+    appended: Awaitable[int]
+    if early is None:
+        appended, stop_early = deps.appender.submit(partition, record), None
+    else:
+        appended, stop_early = early.appended, early.stop
     try:
         await appended
     except WalAppendError as exc:

@@ -3,7 +3,7 @@ response shapes for results and errors."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,6 +20,7 @@ __all__ = [
     "NOT_READY",
     "EarlyStart",
     "IngressDeps",
+    "StartedEarly",
     "StatusLookup",
     "error_response",
     "result_response",
@@ -28,14 +29,25 @@ __all__ = [
 StatusLookup = Callable[[InvocationId], InvocationStatus | None]
 """The invocation's status as this process's partition tables have it."""
 
-EarlyStart = Callable[[int, Invoke], Callable[[], None] | None]
-"""``(partition, invoke)``, right after ``invoke`` (a new random id) was handed to the
-WAL: starts its first attempt at once when this process leads the partition and the
-record allows it (``PartitionLeader.start_early``); returns what stops that attempt if
-the append fails, or ``None`` when nothing was started."""
+@dataclass(frozen=True, slots=True)
+class StartedEarly:
+    """An ``Invoke`` the partition's leader took over: it appends it (for a call, in the
+    same WAL record as the first attempt's records) and runs the first attempt now."""
+
+    appended: Awaitable[int]
+    """Done once the ``Invoke`` is durable (the offset of the WAL record it is in)."""
+    stop: Callable[[], None]
+    """Stops the attempt (the append failed)."""
 
 
-def _no_early_start(partition: int, record: Invoke) -> Callable[[], None] | None:
+EarlyStart = Callable[[int, Invoke], StartedEarly | None]
+"""``(partition, invoke)`` for an ``Invoke`` with a new random id: when this process
+leads the partition and the record allows it (``PartitionLeader.start_early``), the
+leader appends it and starts its first attempt at once; ``None`` when it did not, and
+the caller appends the record itself."""
+
+
+def _no_early_start(partition: int, record: Invoke) -> StartedEarly | None:
     return None
 
 

@@ -43,6 +43,7 @@ _PROTOCOL_HEADERS = frozenset(
         "content-length",
         SCHEME_HEADER,
         JWT_HEADER,
+        "traceparent",
     }
 )
 
@@ -75,6 +76,9 @@ def build_headers(task: InvocationTask, identity: RequestIdentity | None = None)
     headers[INVOCATION_ID_HEADER] = str(task.invocation_id)
     if task.key is not None:
         headers[SERVICE_KEY_HEADER] = quote(task.key, safe="")
+    if task.traceparent is not None:
+        # W3C Trace Context: the endpoint's spans continue the attempt's span.
+        headers["traceparent"] = task.traceparent
     if identity is not None:
         headers.update(identity.headers(invoke_path(task)))
     return headers

@@ -461,14 +461,17 @@ class Attempt:
                     "the endpoint sent an OutputCommand without a value or failure"
                 )
         command_index = self._next_command
+        call_target = self._call_target(frame)
         durable = self._hand_over(
             JournalAppend(
                 invocation_id=self._task.invocation_id,
                 entry_index=self._next_index,
                 message_type=frame.type_id,
                 message=frame.body,
-                call_target=self._call_target(frame),
+                call_target=call_target,
                 command_index=self._next_command,
+                # With tracing on, a call or send continues this attempt's trace.
+                trace_parent=self._task.traceparent if call_target is not None else None,
             ),
         )
         self._next_index += 1

@@ -118,6 +118,9 @@ class InvocationTask:
         prelude: Records to write ahead of the attempt's first record, and only if it
             writes any: a first attempt's ``DeploymentPinned``, which then travels with
             the attempt's own records instead of costing a round trip of its own.
+        traceparent: The attempt span's W3C ``traceparent`` when tracing is on: sent to
+            the endpoint as a header and put on the WAL record of every call and
+            one-way send the attempt makes (``JournalAppend.trace_parent``).
     """
 
     invocation_id: InvocationId
@@ -136,6 +139,7 @@ class InvocationTask:
     abort_timeout_ms: int = DEFAULT_ABORT_TIMEOUT_MS
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     prelude: tuple[DeploymentPinned, ...] = ()
+    traceparent: str | None = None
 
     def __post_init__(self) -> None:
         if not self.service or not self.handler:

@@ -30,6 +30,8 @@ from typing import Any, Final, TypeVar
 
 from engine.errors import EngineError
 from engine.ids import DeploymentId, IdParseError, SubscriptionId
+from engine.metadata.sealing import seal_properties, unseal_properties
+from engine.sensitive_headers import is_sensitive_header
 from engine.metadata import kafka, nodes
 from engine.metadata.kafka import KafkaCluster, Subscription
 from engine.metadata.model import (
@@ -253,6 +255,9 @@ def encode_subscription(subscription: Subscription) -> bytes:
 
 
 def _deployment_to_json(d: Deployment) -> dict[str, Any]:
+    # Credentials among the headers (Authorization, API keys...) are sealed when the
+    # engine has a secrets key (engine.metadata.sealing).
+    headers, sealed_headers = seal_properties(d.additional_headers, deployment_key(d.id).decode(), is_sensitive_header)
     return _compact(
         {
             "id": str(d.id),
@@ -263,7 +268,8 @@ def _deployment_to_json(d: Deployment) -> dict[str, Any]:
             "min_protocol_version": d.min_protocol_version,
             "max_protocol_version": d.max_protocol_version,
             "created_at_ms": (d.created_at - _EPOCH) // timedelta(milliseconds=1),
-            "additional_headers": dict(d.additional_headers),
+            "additional_headers": headers,
+            "sealed_additional_headers": sealed_headers,
             "metadata": dict(d.metadata),
             "sdk_version": d.sdk_version,
             "services": [_service_to_json(s) for s in d.services],
@@ -355,7 +361,10 @@ def _deployment_from_json(j: Mapping[str, Any]) -> Deployment:
         min_protocol_version=int(j["min_protocol_version"]),
         max_protocol_version=int(j["max_protocol_version"]),
         created_at=_EPOCH + timedelta(milliseconds=int(j["created_at_ms"])),
-        additional_headers=_strings(j.get("additional_headers")),
+        additional_headers=unseal_properties(
+            _strings(j.get("additional_headers")), _strings(j.get("sealed_additional_headers")),
+            deployment_key(deployment_id).decode(),
+        ),
         metadata=_strings(j.get("metadata")),
         sdk_version=j.get("sdk_version"),
         services=tuple(_service_from_json(s, deployment_id) for s in j.get("services", ())),

@@ -28,7 +28,8 @@ from urllib.parse import unquote
 from engine.egress import engine_topic_reason
 from engine.ids import IdParseError, SubscriptionId
 from engine.metadata.errors import InvalidRequest
-from engine.metadata.kafka_properties import RefusedProperty, check_api_properties
+from engine.metadata.kafka_properties import RefusedProperty, check_api_properties, is_secret_property
+from engine.metadata.sealing import require_sealing, seal_properties, unseal_properties
 from engine.tailing import TAIL_FETCH_WAIT_MS
 
 __all__ = [
@@ -92,13 +93,7 @@ _CONSUMER_DEFAULTS: Final = {
 _FORCED_CONSUMER: Final = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _HOSTNAME: Final = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-_SECRET_MARKERS: Final = ("password", "secret", "sasl.jaas.config", "sasl.oauthbearer.config", "basic.auth.user.info")
 REDACTED: Final = "***"
-
-
-def is_secret_property(name: str) -> bool:
-    """Whether a client property holds a credential (redacted in every API answer)."""
-    return any(marker in name for marker in _SECRET_MARKERS)
 
 
 @dataclass(frozen=True)
@@ -200,6 +195,7 @@ def validate_cluster_properties(properties: object) -> dict[str, str]:
     if not (clean.get("bootstrap.servers") or clean.get("metadata.broker.list")):
         raise InvalidRequest("properties must contain 'bootstrap.servers' (or 'metadata.broker.list'), e.g. \"localhost:9092\"")
     check_api_properties(clean, consumer=True, what="property")
+    require_sealing(clean, "property")
     return clean
 
 
@@ -252,7 +248,12 @@ def subscription_key(subscription_id: SubscriptionId) -> bytes:
 
 
 def cluster_to_json(cluster: KafkaCluster) -> dict[str, Any]:
-    return {"name": cluster.name, "properties": dict(cluster.properties), "created_at_ms": _ms(cluster.created_at)}
+    """The record document; credentials sealed (:mod:`engine.metadata.sealing`)."""
+    clear, sealed = seal_properties(cluster.properties, cluster_key(cluster.name).decode())
+    document: dict[str, Any] = {"name": cluster.name, "properties": clear, "created_at_ms": _ms(cluster.created_at)}
+    if sealed:
+        document["sealed_properties"] = sealed
+    return document
 
 
 def cluster_from_json(name: str, j: Mapping[str, Any]) -> KafkaCluster:
@@ -260,21 +261,32 @@ def cluster_from_json(name: str, j: Mapping[str, Any]) -> KafkaCluster:
         raise ValueError(f"record holds cluster {j.get('name')!r}")
     return KafkaCluster(
         name=name,
-        properties={str(k): str(v) for k, v in dict(j["properties"]).items()},
+        properties=unseal_properties(
+            _strings(j["properties"]), _strings(j.get("sealed_properties") or {}), cluster_key(name).decode()
+        ),
         created_at=_EPOCH + timedelta(milliseconds=int(j.get("created_at_ms", 0))),
     )
 
 
+def _strings(table: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in dict(table).items()}
+
+
 def subscription_to_json(s: Subscription) -> dict[str, Any]:
-    return {
+    """The record document; credentials among the options sealed."""
+    clear, sealed = seal_properties(s.options, subscription_key(s.id).decode())
+    document: dict[str, Any] = {
         "id": str(s.id),
         "source": s.source,
         "sink": s.sink,
-        "options": dict(s.options),
+        "options": clear,
         "created_at_ms": _ms(s.created_at),
         "paused": s.paused,
         "ingest_version": s.ingest_version,
     }
+    if sealed:
+        document["sealed_options"] = sealed
+    return document
 
 
 def subscription_from_json(subscription_id: SubscriptionId, j: Mapping[str, Any]) -> Subscription:
@@ -288,7 +300,10 @@ def subscription_from_json(subscription_id: SubscriptionId, j: Mapping[str, Any]
         id=subscription_id,
         source=str(j["source"]),
         sink=str(j["sink"]),
-        options={str(k): str(v) for k, v in dict(j.get("options") or {}).items()},
+        options=unseal_properties(
+            _strings(j.get("options") or {}), _strings(j.get("sealed_options") or {}),
+            subscription_key(subscription_id).decode(),
+        ),
         created_at=_EPOCH + timedelta(milliseconds=int(j.get("created_at_ms", 0))),
         paused=bool(j.get("paused", False)),
         ingest_version=int(j.get("ingest_version", 1)),

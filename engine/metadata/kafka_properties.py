@@ -23,7 +23,26 @@ from typing import Final
 
 from engine.metadata.errors import InvalidRequest
 
-__all__ = ["CLIENT_PROPERTIES", "CONSUMER_PROPERTIES", "RefusedProperty", "check_api_properties"]
+__all__ = [
+    "CLIENT_PROPERTIES", "CONSUMER_PROPERTIES", "SECRET_PROPERTY_MARKERS", "RefusedProperty", "check_api_properties",
+    "is_secret_property",
+]
+
+SECRET_PROPERTY_MARKERS: Final = (
+    "password", "secret", "passphrase", "key.pem", "sasl.jaas.config", "sasl.oauthbearer.config",
+    "basic.auth.user.info",
+)
+"""A property whose name contains one of these holds a credential: ``sasl.password``,
+``ssl.key.password``, ``ssl.key.pem`` (a private key), ``sasl.oauthbearer.client.secret``,
+``sasl.oauthbearer.assertion.private.key.pem`` and ``...passphrase``, JAAS and OAuth
+configs, ``schema.registry.basic.auth.user.info`` (``user:password``)."""
+
+
+def is_secret_property(name: str) -> bool:
+    """Whether a client property (or subscription option) holds a credential: redacted in
+    every answer and log line, sealed at rest (:mod:`engine.metadata.sealing`)."""
+    lowered = name.lower()
+    return any(marker in lowered for marker in SECRET_PROPERTY_MARKERS)
 
 
 class RefusedProperty(InvalidRequest, ValueError):

@@ -26,6 +26,8 @@ log = get_logger(__name__)
 
 _WATERMARK_TIMEOUT_S = 2.0
 _WATERMARK_RETRY_S = 0.5
+WATERMARK_REFRESH_S = 1.0
+"""How often the consumer thread notes its partitions' high watermarks (apply lag)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +117,33 @@ class WalConsumer:
             client="wal-consumer",
         )
         self._thread = threading.Thread(target=self._run, name="wal-consumer", daemon=True)
+        # Partition -> high watermark, noted by the consumer thread (apply lag metric).
+        self._high_watermarks: dict[int, int] = {}
+        self._next_watermarks = 0.0
 
     def start(self) -> None:
         self._consumer.subscribe([self._kafka.wal_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_revoke)
         self._thread.start()
+
+    def high_watermark(self, partition: int) -> int | None:
+        """The partition's end as the consumer thread last noted it (at most
+        :data:`WATERMARK_REFRESH_S` old; safe from any thread); ``None`` when unknown.
+
+        Read from the consumer thread's notes, never from the client: confluent-kafka
+        serializes calls on a consumer, and one from another thread waits behind the
+        consumer thread's polls indefinitely."""
+        return self._high_watermarks.get(partition)
+
+    def _note_watermarks(self) -> None:
+        # librdkafka's cached watermarks (learnt from fetch responses): no request made.
+        for tp in self._consumer.assignment():
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self._high_watermarks[tp.partition] = int(high)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -169,6 +193,7 @@ class WalConsumer:
             log.info("wal partition revoked", partition=tp.partition)
             self._unreported.pop(tp.partition, None)
             self._unreported_at_end.discard(tp.partition)
+            self._high_watermarks.pop(tp.partition, None)
             self._listener.revoked(tp.partition)
         consumer.incremental_unassign(partitions)
 
@@ -181,6 +206,10 @@ class WalConsumer:
                 # timeout to every hop of an invocation; poll() returns with the first
                 # record, and a zero-timeout consume() then takes what is queued already.
                 first = self._consumer.poll(0.2)
+                now = time.monotonic()
+                if now >= self._next_watermarks:
+                    self._next_watermarks = now + WATERMARK_REFRESH_S
+                    self._note_watermarks()
                 if first is None:
                     continue
                 messages = [first, *self._consumer.consume(self._max_batch - 1, timeout=0)]

@@ -6,7 +6,7 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge
 
-__all__ = ["EARLY_STARTS", "LEADER"]
+__all__ = ["EARLY_STARTS", "HELD_INVOKES", "LEADER"]
 
 LEADER: Final = Gauge(
     "logstrate_partition_leader",
@@ -18,4 +18,11 @@ EARLY_STARTS: Final = Counter(
     "logstrate_invocations_started_early",
     "First attempts started by this process as their Invoke was appended, before it was read back",
     ["partition"],
+)
+
+HELD_INVOKES: Final = Counter(
+    "logstrate_call_invokes_held",
+    "Invokes of calls held back for their first attempt's records (leader/deferred_invokes.py), "
+    "by how they left: 'with_attempt' (one WAL record for both) or 'alone' (the attempt wrote nothing in time)",
+    ["partition", "left"],
 )

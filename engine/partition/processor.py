@@ -124,6 +124,9 @@ class PartitionProcessors:
         self._applied_waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         # Consumer-thread side: partition -> offset to reach before announcing.
         self._catch_up_to: dict[int, int] = {}
+        # Kafka timestamp of the last record applied per partition (apply lag in seconds,
+        # read by engine.observability.partitions at scrape time).
+        self._last_applied_ms: dict[int, int] = {}
 
     # -- consumer thread --------------------------------------------------------------
 
@@ -153,6 +156,7 @@ class PartitionProcessors:
             if partition in self._leaders:
                 actions = _with_task_data(tables.partition(partition), actions)
         last = messages[-1].offset
+        self._last_applied_ms[partition] = messages[-1].timestamp_ms
         announce = False
         target = self._catch_up_to.get(partition)
         if target is not None and last + 1 >= target:
@@ -177,6 +181,16 @@ class PartitionProcessors:
     def revoked(self, partition: int) -> None:
         self._catch_up_to.pop(partition, None)
         self._loop.call_soon_threadsafe(self._on_revoked, partition)
+
+    # -- any thread (metrics scrapes) ----------------------------------------------------
+
+    def assigned_partitions(self) -> set[int]:
+        """The partitions this process applies now (a copy; safe from any thread)."""
+        return self._assigned.copy()
+
+    def last_applied_ms(self, partition: int) -> int | None:
+        """The Kafka timestamp of the last record applied to ``partition`` by this process."""
+        return self._last_applied_ms.get(partition)
 
     # -- event loop -------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ class InvocationTaskData:
         modified_at_ms: When the status last changed (record time).
         random_seed_from: The invocation whose id seeds the SDK's random generator when
             not this one's (a restart from a journal prefix keeps the original's).
+        created_at_ms: When the invocation was created (record time): the start of its
+            end-to-end latency and of its trace span.
     """
 
     invocation_id: InvocationId
@@ -68,6 +70,7 @@ class InvocationTaskData:
     last_failure: LastFailure | None
     modified_at_ms: int
     random_seed_from: InvocationId | None = None
+    created_at_ms: int = 0
 
 
 def load_invocation_task_data(
@@ -116,6 +119,7 @@ def load_invocation_task_data(
         last_failure=status.last_failure,
         modified_at_ms=status.modified_at_ms,
         random_seed_from=status.random_seed_from,
+        created_at_ms=status.created_at_ms,
     )
 
 
@@ -139,6 +143,7 @@ def first_attempt_data(record: Invoke, now_ms: int) -> InvocationTaskData:
         retries_since_last_entry=0,
         last_failure=None,
         modified_at_ms=now_ms,
+        created_at_ms=now_ms,
     )
 
 

@@ -15,10 +15,11 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from engine.sensitive_headers import REDACTED, is_sensitive_header
 from restate_protocol import JournalEntry
 from restate_protocol.messages import SPECS_BY_ID, MessageKind, kind_of, message_name
 
-__all__ = ["entry_json", "entry_name", "entry_type"]
+__all__ = ["entry_json", "entry_name", "entry_raw", "entry_type"]
 
 
 def _short(type_id: int) -> tuple[str, str]:
@@ -63,6 +64,10 @@ def _value(field: FieldDescriptor, value: Any, lite: bool) -> Any:
 
 
 def _fields(message: Message, lite: bool) -> dict[str, Any]:
+    if message.DESCRIPTOR.full_name == "logstrate.protocol.Header":
+        # Credentials in headers (Authorization, Cookie, ...) are kept, never shown.
+        key = str(getattr(message, "key", ""))
+        return {"key": key, "value": REDACTED if is_sensitive_header(key) else getattr(message, "value", "")}
     out: dict[str, Any] = {}
     for field, value in message.ListFields():
         if field.is_repeated:
@@ -87,3 +92,18 @@ def entry_json(entry: JournalEntry) -> tuple[str | None, str | None]:
         full.setdefault("name", "")
     return (json.dumps({kind: {name: full}}, separators=(",", ":")),
             json.dumps({kind: {name: lite}}, separators=(",", ":")))
+
+
+def entry_raw(entry: JournalEntry) -> bytes:
+    """The entry's protocol message body for the ``raw`` column, with the values of
+    sensitive headers (input and call commands) replaced by ``<redacted>``."""
+    message = _decode(entry)
+    if message is None or "headers" not in message.DESCRIPTOR.fields_by_name:
+        return entry.message
+    headers = getattr(message, "headers")
+    if not any(is_sensitive_header(h.key) for h in headers):
+        return entry.message
+    for header in headers:
+        if is_sensitive_header(header.key):
+            header.value = REDACTED
+    return bytes(message.SerializeToString())

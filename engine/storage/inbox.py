@@ -75,6 +75,18 @@ class InboxTable:
             component, end = read_object_component(row, len(self._prefix))
             yield component, _decode(int.from_bytes(row[end:], "big"), value)
 
+    def count(self) -> int:
+        """Invocations queued in every inbox of the partition (keys only, no decoding)."""
+        cursor = self._txn.cursor(self._db)
+        if not cursor.set_range(self._prefix):
+            return 0
+        prefix, n = self._prefix, 0
+        for row in cursor.iternext(keys=True, values=False):
+            if not row.startswith(prefix):
+                break
+            n += 1
+        return n
+
     def peek(self, service: str, key: str) -> InboxEntry | None:
         """The first in line, without removing it."""
         prefix = self._object_prefix(service, key)

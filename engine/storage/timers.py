@@ -88,6 +88,24 @@ class TimersTable:
         for key, _ in iter_prefix(self._txn, self._db, self._prefix):
             yield self._parse(key)
 
+    def count_by_kind(self) -> dict[TimerKind, int]:
+        """Pending timers of the partition by kind (reads keys only, no parsing)."""
+        counts = dict.fromkeys(_KIND_TAGS, 0)
+        cursor = self._txn.cursor(self._db)
+        if not cursor.set_range(self._prefix):
+            return counts
+        prefix, tag_at = self._prefix, len(self._prefix) + 32
+        by_tag = dict.fromkeys(_KINDS, 0)
+        for row in cursor.iternext(keys=True, values=False):
+            if not row.startswith(prefix):
+                break
+            tag = row[tag_at]
+            if tag in by_tag:
+                by_tag[tag] += 1
+        for tag, n in by_tag.items():
+            counts[_KINDS[tag]] = n
+        return counts
+
     def due(self, until_ms: int, limit: int | None = None) -> list[TimerKey]:
         """Timers with ``fire_at_ms <= until_ms``, earliest first, at most ``limit``."""
         out: list[TimerKey] = []

@@ -22,11 +22,14 @@ from engine.errors import EngineError
 from engine.ids import InvocationId
 from engine.kafka import clients
 from engine.logs import get_logger
+from engine.observability.wal import PRODUCE_LATENCY_ALL
 from engine.wal import codec
 from engine.wal.partitioning import partition_for
 from engine.wal.records import DedupId, Record
 
 log = get_logger(__name__)
+
+_observe_produce_latency = PRODUCE_LATENCY_ALL.observe
 
 
 class WalAppendError(EngineError):
@@ -214,3 +217,6 @@ def _settle_all(items: list[_Delivery]) -> None:
             future.set_exception(WalAppendError(f"WAL append failed: {err.str()}", err.code()))
         else:
             future.set_result(int(msg.offset()))
+            latency = msg.latency()  # librdkafka's produce-to-ack time, in seconds
+            if latency is not None:
+                _observe_produce_latency(latency)

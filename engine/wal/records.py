@@ -398,6 +398,11 @@ class JournalAppend:
     (changing) deployment metadata, so the leader resolves the kind before appending.
     ``None`` on other commands and on records written with schema v1 (the state machine
     then treats a keyed callee as an exclusive virtual-object handler).
+
+    ``trace_parent`` (schema v11) is set on call and one-way-call commands while tracing
+    is on: the W3C ``traceparent`` of the calling attempt's span. The state machine adds
+    it to the callee's ``Invoke`` headers (unless the command names one itself), so the
+    callee's spans continue the caller's trace (:mod:`engine.observability.tracing`).
     """
 
     invocation_id: InvocationId
@@ -406,6 +411,7 @@ class JournalAppend:
     message: bytes
     call_target: CallTarget | None = None
     command_index: int | None = None
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,18 +568,30 @@ LeaderRecord: TypeAlias = (
 records (a run's completion is a ``Notify``), timer firings, outbox truncations."""
 
 
+BatchedRecord: TypeAlias = LeaderRecord | Invoke
+"""What a :class:`RecordBatch` may carry: a leader's own records and, from schema v10,
+the ``Invoke`` of a call whose first attempt ran before it was appended (see
+``engine/partition/leader/deferred_invokes.py``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RecordBatch:
     """Records a partition leader handed to the WAL together, as one Kafka record
-    (schema v6).
+    (schema v6; v10 lets it carry ``Invoke`` records too).
 
     Applying it is applying each record in order at the batch's offset, under the
     batch's epoch stamp: exactly what the records would do as consecutive WAL records
     of one leader. It exists for the cost: a no-op invocation's pin, output and end are
-    one produce, one fetch, one decode and one fencing check instead of three.
+    one produce, one fetch, one decode and one fencing check instead of three (and with
+    the call's ``Invoke`` in front, one instead of four).
+
+    An ``Invoke`` in a batch is not the leader's record but a caller's that travels with
+    it: when the batch is fenced off (a deposed leader's), its ``Invoke`` records are
+    still applied, exactly as the ingress's unstamped ``Invoke`` would have been, and
+    only the leader's records are dropped.
     """
 
-    records: tuple[LeaderRecord, ...]
+    records: tuple[BatchedRecord, ...]
 
 
 Record: TypeAlias = (

@@ -38,6 +38,8 @@ __all__ = [
     "ENVELOPE_V7",
     "ENVELOPE_V8",
     "ENVELOPE_V9",
+    "ENVELOPE_V10",
+    "ENVELOPE_V11",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -496,6 +498,60 @@ ENVELOPE_V9: Schema = _envelope(
 ``/restart-as-new``, see :class:`engine.wal.records.RestartAsNewInvocation`) at the end
 of the body union."""
 
+
+# --- version 10: a call's Invoke travels in its first attempt's batch ----------------------
+
+# v8's RecordBatch with the current Invoke as a new last branch (the others unchanged).
+_RECORD_BATCH_V10 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [*_RECORD_BATCH_V8["fields"][0]["type"]["items"], _INVOKE_V4],
+        },
+    ),
+)
+ENVELOPE_V10: Schema = _envelope(
+    [_V8_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V10, _RESTART_AS_NEW]
+)
+"""Schema version 10: v9 plus ``Invoke`` as a branch of ``RecordBatch.records``: the
+``Invoke`` of a call whose first attempt ran before it was appended leaves in the same
+WAL record as that attempt's records (``engine/partition/leader/deferred_invokes.py``)."""
+
+
+# --- version 11: the trace context of a call -------------------------------------------------
+
+# v5's JournalAppend plus one field (built from it, which leaves the v5 block untouched).
+_JOURNAL_APPEND_V11 = _record(
+    "JournalAppend", *_JOURNAL_APPEND_V5["fields"], _optional("trace_parent", "string")
+)
+# v10's RecordBatch with the v11 journal append (same branches in the same order).
+_RECORD_BATCH_V11 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [
+                _JOURNAL_APPEND_V11 if item is _JOURNAL_APPEND_V5 else item
+                for item in _RECORD_BATCH_V10["fields"][0]["type"]["items"]
+            ],
+        },
+    ),
+)
+
+_V11_REPLACED = {**_V8_REPLACED, id(_JOURNAL_APPEND): _JOURNAL_APPEND_V11}
+ENVELOPE_V11: Schema = _envelope(
+    [_V11_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V11, _RESTART_AS_NEW]
+)
+"""Schema version 11: v10 plus ``JournalAppend.trace_parent`` (optional): the W3C
+``traceparent`` of the calling attempt on call and one-way-call commands while tracing is
+on (see :class:`engine.wal.records.JournalAppend`); null otherwise and in records of older
+writers."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -506,10 +562,12 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     7: ENVELOPE_V7,
     8: ENVELOPE_V8,
     9: ENVELOPE_V9,
+    10: ENVELOPE_V10,
+    11: ENVELOPE_V11,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 9
+CURRENT_VERSION = 11
 """The version new records are written with."""
 
 

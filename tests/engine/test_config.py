@@ -17,7 +17,7 @@ def test_defaults() -> None:
     cfg = load_config(env={})
     assert cfg.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert cfg.ingress_address == ("0.0.0.0", 8080)
-    assert cfg.admin_address == ("0.0.0.0", 9070)
+    assert cfg.admin_address == ("127.0.0.1", 9070)  # loopback: protected mode (engine.auth)
     assert cfg.kafka.wal_topic == "logstrate.wal"
     assert cfg.kafka.metadata_topic == "logstrate.metadata"
     assert cfg.data_dir == Path("data")

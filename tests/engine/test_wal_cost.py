@@ -1,9 +1,11 @@
 """The WAL cost of an invocation, counted in Kafka records (deterministic, not timed).
 
 Every Kafka record on an invocation's path is a sequential produce-and-read-back for
-the invocation (docs/PERFORMANCE.md): a no-op is the ``Invoke`` and then ONE record
-from its attempt (the deployment pin, the output and the end, batched), and a
-``ctx.run`` step adds one record per attempt. These tests read the real WAL topic after
+the invocation (docs/PERFORMANCE.md): a no-op call is ONE record (its ``Invoke`` held
+back and sent with its attempt's deployment pin, output and end, see
+``engine/partition/leader/deferred_invokes.py``), a no-op send two (its caller is
+answered once the ``Invoke`` is durable), and a ``ctx.run`` step adds one record per
+attempt. These tests read the real WAL topic after
 real invocations through the official SDK and fail if the count grows.
 
 The counts are those of request/response attempts over HTTP/1.1 (``--no-invoker-http2``),
@@ -15,6 +17,9 @@ no-op, whose messages arrive together, is counted in that mode too.
 
 from __future__ import annotations
 
+import re
+import time
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -64,21 +69,60 @@ def _wal_records_of(kafka: KafkaBroker, engine: EngineProcess, invocation_id: In
         consumer.close()
 
 
+def _held_invokes(engine: EngineProcess, left: str) -> float:
+    """``logstrate_call_invokes_held_total{left=...}`` summed over the partitions."""
+    with urllib.request.urlopen(f"{engine.admin_url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(v) for v in re.findall(rf'logstrate_call_invokes_held_total{{[^}}]*left="{left}"[^}}]*}} (\S+)', text))
+
+
 @pytest.mark.parametrize("transport", sorted(INVOKER_TRANSPORTS))
-def test_a_noop_invocation_costs_two_wal_records(
+def test_a_noop_call_costs_one_wal_record(
     kafka: KafkaBroker, engine_factory: Callable[..., EngineProcess], greeter: ServiceEndpoint, transport: str
 ) -> None:
     engine = engine_factory(partitions=PARTITIONS, extra_args=INVOKER_TRANSPORTS[transport])
     engine.start_and_wait()
     register(engine, greeter)
+    # Only the partition's leader holds an Invoke back (a call that reaches a process
+    # that does not lead yet is appended as it is); the first call may outlast the hold
+    # (connection set-up, the endpoint's warm-up).
+    engine.wait_leading_all()
+    assert call(f"{engine.ingress_url}/Greeter/greet", "Bo")[0] == 200
     status, body, headers = call(f"{engine.ingress_url}/Greeter/greet", "Ada")
     assert (status, body) == (200, "Hello Ada")
     invocation_id = InvocationId.parse(headers["x-restate-id"])
 
     assert _wal_records_of(kafka, engine, invocation_id) == [
-        ["Invoke"],
-        ["DeploymentPinned", "JournalAppend", "InvocationEnded"],
+        ["Invoke", "DeploymentPinned", "JournalAppend", "InvocationEnded"],
     ]
+    assert _held_invokes(engine, "with_attempt") >= 1
+
+
+def test_a_send_and_a_slow_call_append_their_invoke_alone(
+    kafka: KafkaBroker, engine_factory: Callable[..., EngineProcess], greeter: ServiceEndpoint
+) -> None:
+    engine = engine_factory(partitions=PARTITIONS, extra_args=INVOKER_TRANSPORTS["http1.1"])
+    engine.start_and_wait()
+    register(engine, greeter)
+    engine.wait_leading_all()
+    # A send's caller is answered once the Invoke is durable: it is never held back.
+    status, body, _ = call(f"{engine.ingress_url}/Greeter/greet/send", "Ada")
+    assert status == 202, body
+    sent = InvocationId.parse(body["invocationId"])
+    # A handler slower than the hold: its Invoke goes alone (the invocation is visible
+    # while it runs), the attempt's records after it.
+    status, body, headers = call(f"{engine.ingress_url}/Greeter/greet_slowly", "Ada")
+    assert (status, body) == (200, "Hello Ada, slowly")
+    slow = InvocationId.parse(headers["x-restate-id"])
+
+    expected = [["Invoke"], ["DeploymentPinned", "JournalAppend", "InvocationEnded"]]
+    assert _wal_records_of(kafka, engine, slow) == expected
+    assert _held_invokes(engine, "alone") == 1
+    # The send's attempt may end before or after this read: wait for it to be there.
+    deadline = time.monotonic() + 30
+    while (records := _wal_records_of(kafka, engine, sent)) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert records == expected
 
 
 def test_a_run_step_costs_one_wal_record_per_attempt(
@@ -87,14 +131,16 @@ def test_a_run_step_costs_one_wal_record_per_attempt(
     engine = engine_factory(partitions=PARTITIONS, extra_args=INVOKER_TRANSPORTS["http1.1"])
     engine.start_and_wait()
     register(engine, greeter)
+    engine.wait_leading_all()
+    assert call(f"{engine.ingress_url}/Greeter/greet_with_run", "Bo")[0] == 200  # warm-up, as above
     status, body, headers = call(f"{engine.ingress_url}/Greeter/greet_with_run", "Ada")
     assert (status, body) == (200, "Hello Ada from a side effect")
     invocation_id = InvocationId.parse(headers["x-restate-id"])
 
     records = _wal_records_of(kafka, engine, invocation_id)
-    # Request/response: the first attempt proposes the run's result and suspends; the
-    # second replays it and ends. Each attempt's records travel as one Kafka record.
-    assert records[0] == ["Invoke"]
-    assert len(records) == 3, records
-    assert records[1][0] == "DeploymentPinned" and records[1][-1] == "InvocationSuspended", records
-    assert records[2][-1] == "InvocationEnded", records
+    # Request/response: the first attempt proposes the run's result and suspends (the
+    # call's Invoke travels with it); the second replays it and ends. Each attempt's
+    # records travel as one Kafka record.
+    assert len(records) == 2, records
+    assert records[0][:2] == ["Invoke", "DeploymentPinned"] and records[0][-1] == "InvocationSuspended", records
+    assert records[1][-1] == "InvocationEnded", records

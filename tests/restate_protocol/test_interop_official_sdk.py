@@ -101,7 +101,7 @@ def test_discovery_advertises_request_response_v5_to_v7(sdk_endpoint: ServiceEnd
     version = negotiate_version(manifest["minProtocolVersion"], manifest["maxProtocolVersion"])
     assert version == ProtocolVersion.V7
     handlers = {h["name"] for h in manifest["services"][0]["handlers"]}
-    assert handlers == {"greet", "greet_with_run"}
+    assert handlers == {"greet", "greet_with_run", "greet_slowly"}
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS, ids=lambda v: f"v{int(v)}")

@@ -15,7 +15,8 @@ from engine.metadata.errors import InvalidRequest
 from engine.metadata.kafka import KafkaCluster, Subscription, consumer_properties, validate_cluster_properties
 from engine.metadata.kafka_properties import RefusedProperty, check_api_properties
 from engine.ids import SubscriptionId
-from tests.fixtures.engine import EngineProcess
+from engine.metadata.sealing import configure_secrets_key, parse_secrets_key
+from tests.fixtures.engine import TEST_SECRETS_KEY, EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.kafka_topics import create_topic
 from tests.fixtures.service_endpoint import ServiceEndpoints
@@ -61,7 +62,11 @@ def test_security_and_tuning_properties_are_accepted() -> None:
         "sasl.oauthbearer.token.endpoint.url": "https://idp/token", "session.timeout.ms": "6000",
         "fetch.min.bytes": "1", "socket.keepalive.enable": "true", "acks": "all",
     }
-    assert validate_cluster_properties(props) == props
+    configure_secrets_key(parse_secrets_key(TEST_SECRETS_KEY))  # credentials are accepted only to be sealed
+    try:
+        assert validate_cluster_properties(props) == props
+    finally:
+        configure_secrets_key(None)
 
 
 def test_subscription_options_use_the_consumer_list() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.fixtures.engine import EngineProcess
+from tests.fixtures.engine import SEALING, EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.kafka_topics import create_topic
 from tests.fixtures.service_endpoint import ServiceEndpoints
@@ -16,7 +16,8 @@ from tests.subscriptions.scenario import SUBSCRIPTION_APP, start_engine
 
 @pytest.fixture
 def engine(engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints) -> EngineProcess:
-    return start_engine(engine_factory, service_endpoints.get(SUBSCRIPTION_APP))
+    # Credentials are posted below: they are stored sealed, with this key.
+    return start_engine(engine_factory, service_endpoints.get(SUBSCRIPTION_APP), env=dict(SEALING))
 
 
 def test_kafka_clusters_crud_and_redaction(engine: EngineProcess, kafka: KafkaBroker) -> None:

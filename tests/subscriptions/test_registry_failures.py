@@ -32,7 +32,7 @@ import pytest
 
 from subscriptions.errors import SchemaRegistryError
 from subscriptions.registry import SchemaRegistryClient, confluent_frame
-from tests.fixtures.engine import EngineProcess
+from tests.fixtures.engine import SEALING, EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.kafka_topics import create_topic, publish, read_all
 from tests.fixtures.ports import wait_until
@@ -222,7 +222,7 @@ def test_refused_credentials_halt_until_the_registry_is_fixed_and_the_subscripti
     engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, kafka: KafkaBroker,
     schema_registry: SchemaRegistry, gate: Any, topic_prefix: str,
 ) -> None:
-    engine = start_engine(engine_factory, service_endpoints.get(SUBSCRIPTION_APP))
+    engine = start_engine(engine_factory, service_endpoints.get(SUBSCRIPTION_APP), env=dict(SEALING))
     add_cluster(engine, kafka)
     schema_id = _register_seq(schema_registry)
     topic = f"{topic_prefix}.auth"

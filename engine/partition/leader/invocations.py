@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.errors import LeadershipLost
 from engine.ids import InvocationId
@@ -38,7 +38,7 @@ from engine.invoker.stream_session import AttemptChannel, Confirm
 from restate_protocol.errors import ProtocolError
 from restate_protocol.versions import ProtocolVersion, negotiate_version
 from engine.invoker.retry import RetryAction, RetryPolicy, decide, failed_attempt_record
-from engine.invoker.task import AttemptFailure, EndpointTarget, FailureKind, InvocationTask
+from engine.invoker.task import AttemptFailure, EndpointTarget, FailureKind, InvocationTask, OutcomeKind
 from restate_protocol import JournalEntry
 from engine.logs import get_logger
 from engine.metadata.errors import MetadataError
@@ -52,8 +52,13 @@ from engine.metadata.model import (
     effective_settings,
 )
 from engine.metadata.store import MetadataStore
+from engine.observability import invocations as invocation_metrics
 from engine.partition.state_reader import InvocationTaskData
 from engine.wal.records import DeploymentPinned, Failure, InvocationEnded, Record
+
+if TYPE_CHECKING:
+    # Loaded by the node only when tracing is on (the OpenTelemetry SDK is not small).
+    from engine.observability.tracing import AttemptSpan, InvocationTrace, Tracing
 
 log = get_logger(__name__)
 
@@ -118,8 +123,11 @@ class InvocationExecutor:
         confirm: Confirm | None = None,
         load_entry: LoadEntry | None = None,
         default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
+        tracing: Tracing | None = None,
     ) -> None:
         self._partition = partition
+        # None (tracing off): no span objects, no header parsing (engine.observability.tracing).
+        self._tracing = tracing
         # The engine's configured default (``[default_retry_policy]``): what a failure is
         # retried with when neither the service nor the handler sets a policy.
         self._default_retry = default_retry_policy
@@ -270,13 +278,24 @@ class InvocationExecutor:
             if builtin_failure is not None:
                 await self._after_failure(data, builtin_failure, None)
             return
+        target = data.target
+        metrics = invocation_metrics.for_target(target.service, target.handler)
+        if data.attempt == 0 and data.deployment_id is None:
+            metrics.started.inc()  # the first attempt: nothing pinned, nothing failed yet
+        trace: InvocationTrace | None = None
+        span: AttemptSpan | None = None
+        if self._tracing is not None:
+            trace = self._tracing.invocation(invocation_id, target.service, target.handler, target.key, data.headers)
+            span = self._tracing.start_attempt(trace, data.attempt + 1)
         bound = log.bind(invocation_id=str(invocation_id), partition=self._partition,
-                         service=data.target.service, handler=data.target.handler, key=data.target.key)
+                         service=target.service, handler=target.handler, key=target.key)
         try:
             deployment, settings, version, pin = self._choose_deployment(data)
         except (MetadataError, ProtocolError, LookupError) as exc:
             failure = AttemptFailure(FailureKind.TRANSPORT, 404, f"cannot route the invocation: {exc}")
-            await self._after_failure(data, failure, None)
+            if span is not None:
+                span.end("failed", failure.message)
+            await self._after_failure(data, failure, None, metrics, trace)
             return
         task = InvocationTask(
             invocation_id=invocation_id,
@@ -299,15 +318,42 @@ class InvocationExecutor:
             inactivity_timeout_ms=_ms(settings.inactivity_timeout),
             abort_timeout_ms=_ms(settings.inactivity_timeout + settings.abort_timeout),
             prelude=() if pin is None else (pin,),
+            traceparent=None if span is None else span.traceparent,
         )
-        if channel is not None and task.endpoint.bidi:
-            outcome = await self._invoker.invoke(task, channel)
-        else:
-            outcome = await self._invoker.invoke(task)
+        started = time.perf_counter()
+        try:
+            if channel is not None and task.endpoint.bidi:
+                outcome = await self._invoker.invoke(task, channel)
+            else:
+                outcome = await self._invoker.invoke(task)
+        except BaseException as exc:
+            if span is not None:
+                span.end("stopped", type(exc).__name__)
+            raise
+        kind = outcome.kind.value
+        metrics.attempt[kind].observe(time.perf_counter() - started)
         if outcome.failed and outcome.failure is not None:
-            await self._after_failure(data, outcome.failure, settings)
-        else:
-            bound.debug("attempt finished", outcome=outcome.kind.value, new_entries=outcome.new_entries)
+            if span is not None:
+                span.end(kind, outcome.failure.message)
+            await self._after_failure(data, outcome.failure, settings, metrics, trace)
+            return
+        if span is not None:
+            span.end(kind)
+        if outcome.kind is OutcomeKind.ENDED:
+            result = outcome.result
+            self._ended(data, metrics, trace, result.message if isinstance(result, Failure) else None)
+        bound.debug("attempt finished", outcome=kind, new_entries=outcome.new_entries)
+
+    def _ended(
+        self, data: InvocationTaskData, metrics: invocation_metrics.TargetMetrics,
+        trace: InvocationTrace | None, failure: str | None,
+    ) -> None:
+        """The invocation ended (its end is durable): count it, time it, emit its span."""
+        (metrics.completed if failure is None else metrics.failed).inc()
+        if data.created_at_ms > 0:
+            metrics.duration.observe(max(0.0, self._clock() - data.created_at_ms / 1000))
+        if trace is not None and self._tracing is not None:
+            self._tracing.end_invocation(trace, data.created_at_ms, failure)
 
     def _choose_deployment(
         self, data: InvocationTaskData
@@ -336,7 +382,8 @@ class InvocationExecutor:
         )
 
     async def _after_failure(
-        self, data: InvocationTaskData, failure: AttemptFailure, settings: InvocationSettings | None
+        self, data: InvocationTaskData, failure: AttemptFailure, settings: InvocationSettings | None,
+        metrics: invocation_metrics.TargetMetrics | None = None, trace: InvocationTrace | None = None,
     ) -> None:
         policy = _retry_policy(settings.retry_policy if settings is not None else self._default_retry)
         attempt = data.attempt + 1
@@ -358,6 +405,8 @@ class InvocationExecutor:
         elif decision.action is RetryAction.KILL:
             logger.error("invocation failed for good", code=failure.code, error=failure.message, reason=decision.reason)
             await self._submit_own(InvocationEnded(data.invocation_id, Failure(failure.code, failure.message)))
+            if metrics is not None:
+                self._ended(data, metrics, trace, failure.message)
         else:
             # Paused with its last failure until an operator resumes (or kills) it.
             logger.error("invocation paused after failures; resume it with PATCH /invocations/{id}/resume",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from engine.errors import LeadershipLost
 from engine.ids import InvocationId
@@ -32,6 +33,7 @@ from engine.partition import metrics
 from engine.partition.leader.egress import EgressExecutor, EgressProducers
 from engine.partition.leader.invocations import InvocationExecutor, attempt_executor
 from engine.partition.leader.outbox import OutboxEntry, OutboxShuffle
+from engine.partition.leader.deferred_invokes import HOLD_S, DeferredInvokes
 from engine.partition.leader.own_writes import OwnWrites
 from engine.partition.leader.timers import TimerService
 from engine.partition.state_machine.invoke import starts_when_applied
@@ -47,6 +49,10 @@ from engine.wal.appender import WalAppender
 from engine.wal.partitioning import partition_for
 from engine.storage.outbox import OutboxMessage
 from engine.wal.records import DedupId, Invoke, Record, TimerKey
+
+if TYPE_CHECKING:
+    # Loaded by the node only when tracing is on (the OpenTelemetry SDK is not small).
+    from engine.observability.tracing import Tracing
 
 log = get_logger(__name__)
 
@@ -73,6 +79,8 @@ class PartitionLeader:
         egress: EgressProducers | None = None,
         wait_applied: WaitApplied | None = None,
         default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
+        invoke_hold_s: float = HOLD_S,
+        tracing: Tracing | None = None,
     ) -> None:
         self.partition = partition
         self.epoch = epoch
@@ -80,6 +88,7 @@ class PartitionLeader:
         self._appender = appender
         self._reader = reader
         self._own_writes = OwnWrites(appender, partition, epoch)
+        self._deferred = DeferredInvokes(self._own_writes, appender, partition, invoke_hold_s)
         self._timers = TimerService(partition, self.submit_own)
         self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
         # Built-in Kafka egress: its producer was fenced in before this leader announced
@@ -95,10 +104,11 @@ class PartitionLeader:
         self._executor = InvocationExecutor(
             partition, invoker, metadata, self._load_task, self.submit_own, builtin=self._egress,
             confirm=self.confirm_applied if wait_applied is not None else None, load_entry=self._load_entry,
-            default_retry_policy=default_retry_policy,
+            default_retry_policy=default_retry_policy, tracing=tracing,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._invoke_hold_s = invoke_hold_s
         self._log = log.bind(partition=partition, epoch=epoch)
         self._early_starts = metrics.EARLY_STARTS.labels(str(partition))
 
@@ -114,18 +124,29 @@ class PartitionLeader:
         owner = attempt_executor()
         if owner is not None and owner is not self._executor:
             raise LeadershipLost("the attempt belongs to a superseded partition leader")
+        self._deferred.before(record)
         return self._own_writes.submit(record)
 
-    def start_early(self, record: Invoke, now_ms: int) -> bool:
-        """Start the first attempt of ``record`` (just handed to the WAL by this process,
-        for this partition) without waiting for it to be read back; see
-        :meth:`InvocationExecutor.start_early`. False when not applicable."""
+    def start_early(self, record: Invoke, now_ms: int) -> asyncio.Future[int] | None:
+        """Append ``record`` (an ingress ``Invoke`` for this partition) and start its
+        first attempt without waiting for it to be read back; see
+        :meth:`InvocationExecutor.start_early`. The future gives the offset of the WAL
+        record the ``Invoke`` left in, once durable. ``None`` (nothing appended, nothing
+        started) when not applicable: the caller appends the record itself.
+
+        A call's ``Invoke`` is held until its attempt's first record and leaves with it
+        in one WAL record (:mod:`.deferred_invokes`); a send's is appended at once, as
+        its caller is answered when it is durable."""
         if self._stopped or not starts_when_applied(record):
-            return False
+            return None
+        # The attempt's task only runs from the next loop iteration: the Invoke is held
+        # or handed to the producer below, before anything the attempt writes.
         if not self._executor.start_early(first_attempt_data(record, now_ms)):
-            return False
+            return None
         self._early_starts.inc()
-        return True
+        if record.response_sink is not None and self._invoke_hold_s > 0:
+            return self._deferred.hold(record)
+        return self._appender.submit(self.partition, record)
 
     def abort_early(self, invocation_id: InvocationId) -> None:
         """The ``Invoke`` of an early start could not be appended: stop its attempt."""
@@ -195,6 +216,9 @@ class PartitionLeader:
             task.cancel()
         # Attempts first, before any wait: they must not outlive the leadership.
         await self._executor.stop()
+        # Calls whose attempt was just cancelled: their Invoke goes to the log alone, so
+        # the next leader runs them and their callers get an answer.
+        self._deferred.release_all()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._egress.stop()
         self._log.info("partition leader stopped")

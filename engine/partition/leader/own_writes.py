@@ -1,7 +1,8 @@
 """A partition leader's writes to its own partition, batched per turn of the event loop.
 
 Everything the leader writes to its own partition (the invoker's records, timer firings,
-outbox truncations) is stamped with its epoch and goes through :class:`OwnWrites`. What
+outbox truncations, and the held ``Invoke`` of a call, see :mod:`.deferred_invokes`) is
+stamped with its epoch and goes through :class:`OwnWrites`. What
 is handed over during one turn of the event loop (the frames of one chunk from an
 endpoint, the prelude and output and end of an attempt, every attempt that a read of
 the WAL resumed, the timers due at once) leaves at the end of that turn as ONE Kafka
@@ -23,14 +24,14 @@ import typing
 
 from engine.wal import codec
 from engine.wal.appender import WalAppender
-from engine.wal.records import LeaderRecord, Record, RecordBatch
+from engine.wal.records import BatchedRecord, Record, RecordBatch
 
 __all__ = ["MAX_BATCH_BYTES", "OwnWrites"]
 
 MAX_BATCH_BYTES = 256 * 1024
 """Largest encoded batch; a larger one is split (a single record is sent as it is)."""
 
-_BATCHABLE: typing.Final = frozenset(typing.get_args(LeaderRecord))
+_BATCHABLE: typing.Final = frozenset(typing.get_args(BatchedRecord))
 
 
 class OwnWrites:
@@ -40,7 +41,7 @@ class OwnWrites:
         self._appender = appender
         self._partition = partition
         self._epoch = epoch
-        self._pending: list[tuple[LeaderRecord, asyncio.Future[int]]] = []
+        self._pending: list[tuple[BatchedRecord, asyncio.Future[int]]] = []
 
     def submit(self, record: Record) -> asyncio.Future[int]:
         """Queue ``record`` for the end of this loop turn; the future gives its offset
@@ -52,7 +53,7 @@ class OwnWrites:
         future: asyncio.Future[int] = loop.create_future()
         if not self._pending:
             loop.call_soon(self.flush)
-        self._pending.append((typing.cast(LeaderRecord, record), future))
+        self._pending.append((typing.cast(BatchedRecord, record), future))
         return future
 
     def flush(self) -> None:
@@ -61,7 +62,7 @@ class OwnWrites:
         if pending:
             self._send(pending)
 
-    def _send(self, items: list[tuple[LeaderRecord, asyncio.Future[int]]]) -> None:
+    def _send(self, items: list[tuple[BatchedRecord, asyncio.Future[int]]]) -> None:
         if len(items) == 1:
             payload = codec.encode(items[0][0], epoch=self._epoch)
         else:

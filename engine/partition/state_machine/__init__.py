@@ -120,8 +120,15 @@ def apply(
         options=options,
         base_log=_log,
     )
-    if admit_envelope(ctx, envelope) and _owned_here(ctx, envelope.record):
-        _HANDLERS[type(envelope.record)](ctx, envelope.record)
+    if admit_envelope(ctx, envelope):
+        if _owned_here(ctx, envelope.record):
+            _HANDLERS[type(envelope.record)](ctx, envelope.record)
+    elif isinstance(envelope.record, r.RecordBatch) and envelope.dedup_id is None:
+        # Fenced off: a deposed leader's batch. The callers' Invokes it carried are not
+        # the leader's records (see RecordBatch): they count, as if appended alone.
+        for record in envelope.record.records:
+            if isinstance(record, r.Invoke) and _owned_here(ctx, record):
+                _HANDLERS[r.Invoke](ctx, record)
     pt.fsm.set_applied_offset(offset)
     return ctx.actions
 

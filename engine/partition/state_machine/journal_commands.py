@@ -293,7 +293,7 @@ def _call(
         status,
         index,
         message,
-        headers=tuple(Header(h.key, h.value) for h in message.headers),
+        headers=_callee_headers(message, record.trace_parent),
         idempotency_key=idempotency_key,
         result_completion_id=message.result_completion_id,
         execute_at_ms=None,
@@ -316,13 +316,24 @@ def _one_way_call(
         status,
         index,
         message,
-        headers=tuple(Header(h.key, h.value) for h in message.headers),
+        headers=_callee_headers(message, record.trace_parent),
         idempotency_key=idempotency_key,
         result_completion_id=None,
         # 0 means "now"; a past time also starts at once (the callee compares).
         execute_at_ms=message.invoke_time or None,
         call_target=record.call_target,
     )
+
+
+def _callee_headers(
+    message: pb.CallCommandMessage | pb.OneWayCallCommandMessage, trace_parent: str | None
+) -> tuple[Header, ...]:
+    """The callee's headers: the command's, plus the calling attempt's trace context
+    (WAL schema v11, tracing on) unless the command carries a ``traceparent`` itself."""
+    headers = tuple(Header(h.key, h.value) for h in message.headers)
+    if trace_parent is not None and not any(h.name.lower() == "traceparent" for h in headers):
+        headers += (Header("traceparent", trace_parent),)
+    return headers
 
 
 def _send(

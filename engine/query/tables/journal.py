@@ -20,7 +20,7 @@ from typing import Final
 import pyarrow as pa
 
 from engine.ids import InvocationId
-from engine.query.journal_json import entry_json, entry_name, entry_type
+from engine.query.journal_json import entry_json, entry_name, entry_raw, entry_type
 from engine.query.placement import invocation_ids, placement
 from engine.query.pushdown import Constraints
 from engine.query.spec import BINARY, BOOL, TEXT, TIMESTAMP, U32, U64, PartitionedTable, Row, ScanContext
@@ -50,14 +50,15 @@ def _entries(tables: PartitionTables, constraints: Constraints) -> Iterator[tupl
 def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContext) -> Iterable[Row]:
     for invocation_id, index, entry in _entries(tables, constraints):
         full, lite = entry_json(entry)
+        raw = entry_raw(entry)
         yield {
             "partition_key": invocation_id.partition_key,
             "id": str(invocation_id),
             "index": index,
             "entry_type": entry_type(entry.message_type),
             "name": entry_name(entry),
-            "raw": entry.message,
-            "raw_length": len(entry.message),
+            "raw": raw,
+            "raw_length": len(raw),
             "version": 2,
             "entry_json": full,
             "entry_lite_json": lite,

@@ -4,15 +4,19 @@ official-SDK endpoint (tests/fixtures/official_sdk_ui.py).
 Views built on ``POST /query`` (invocations, journal, state, promises) run against the
 real restate-server, the UI's files put in front of its admin API by
 tests/fixtures/ui_proxy.py; the views built on the admin API alone (services,
-deployments, subscriptions) and the file serving run against our engine. Screenshots of
-each view go to docs/ui/.
+deployments, subscriptions) and the file serving run against our engine. Each view is
+screenshotted; the files go to docs/ui/ only when ``LOGSTRATE_UI_SCREENSHOTS=1`` (to
+refresh the documentation's pictures), else to a temporary folder, so a test run leaves
+the checkout unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -34,7 +38,10 @@ from tests.fixtures.service_endpoint import PROJECT_ROOT, ServiceEndpoint, Servi
 from tests.fixtures.systems import http
 
 UI_APP = "tests.fixtures.official_sdk_ui:app"
-SHOTS = PROJECT_ROOT / "docs" / "ui"
+SHOTS = (
+    PROJECT_ROOT / "docs" / "ui" if os.environ.get("LOGSTRATE_UI_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "logstrate-ui-screenshots"
+)
 UI_FILES = PROJECT_ROOT / "engine" / "admin" / "ui"
 
 
@@ -120,6 +127,25 @@ def _shot(driver: WebDriver, name: str) -> None:
 
 def _click(driver: WebDriver, css: str) -> None:
     driver.find_element(By.CSS_SELECTOR, css).click()
+
+
+def _fill_register_form(driver: WebDriver, uri: str, *checked: str) -> None:
+    """Type ``uri`` and tick the ``checked`` boxes of the register form, found afresh on
+    every try: a periodic refresh of the view may replace the form while it is filled."""
+
+    def fill(d: WebDriver) -> bool:
+        form = d.find_element(By.CSS_SELECTOR, "#register-form")
+        field = form.find_element(By.CSS_SELECTOR, "input[name=uri]")
+        field.clear()
+        field.send_keys(uri)
+        for name in checked:
+            box = form.find_element(By.CSS_SELECTOR, f"input[name={name}]")
+            if not box.is_selected():
+                box.click()
+        return bool(field.get_attribute("value") == uri
+                    and all(form.find_element(By.CSS_SELECTOR, f"input[name={n}]").is_selected() for n in checked))
+
+    wait_for(driver, fill, 10, "the register form to be filled")
 
 
 def _action(driver: WebDriver, name: str) -> None:
@@ -349,10 +375,7 @@ def test_workflow_promises(seeded: dict[str, str], proxied: str, restate_server:
 def test_click_through_register_invoke_journal_kill(proxied: str, restate_server: RestateServer,
                                                    ui_endpoint: ServiceEndpoint, browser: WebDriver) -> None:
     open_view(browser, proxied, "services")
-    form = browser.find_element(By.CSS_SELECTOR, "#register-form")
-    form.find_element(By.CSS_SELECTOR, "input[name=uri]").send_keys(ui_endpoint.url)
-    form.find_element(By.CSS_SELECTOR, "input[name=use_http_11]").click()
-    form.find_element(By.CSS_SELECTOR, "input[name=force]").click()
+    _fill_register_form(browser, ui_endpoint.url, "use_http_11", "force")
     _click(browser, "#register-form button[type=submit]")
     wait_for(browser, lambda d: "Registered dp_" in d.find_element(By.CSS_SELECTOR, ".form-result").text, 20,
              "the registration notice")

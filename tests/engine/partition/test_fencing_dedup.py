@@ -68,3 +68,22 @@ def test_fenced_record_does_not_store_its_dedup_id(part: Partition) -> None:
     assert part.apply(record, epoch=2, dedup_id=r.DedupId("p", 1)) == []
     with part.read() as t:
         assert t.dedup.highest("p") is None
+
+
+def test_a_fenced_batch_still_applies_the_invokes_it_carries(part: Partition) -> None:
+    # A call's Invoke travels in its first attempt's batch (deferred_invokes): when a
+    # deposed leader's batch is dropped, the call itself must not be lost.
+    part.apply(r.AnnounceLeader(1, "node-a", 0), epoch=1)
+    part.apply(r.AnnounceLeader(2, "node-b", 0), epoch=2)
+    call = invoke(service_target(), 1)
+    ended = r.InvocationEnded(call.invocation_id, r.Value(b"zombie's answer"))
+    assert part.apply(r.RecordBatch((call, ended)), epoch=1) == [InvokeAction(call.invocation_id)]
+    status = part.status(call.invocation_id)
+    assert status is not None and status.kind.name == "INVOKED", status
+    assert len(part.journal(call.invocation_id)) == 1  # the input only: the end was dropped
+    # From the current leader, the same batch is applied whole.
+    other = invoke(service_target(), 2)
+    actions = part.apply(r.RecordBatch((other, r.InvocationEnded(other.invocation_id, r.Value(b"ok")))), epoch=2)
+    assert InvokeAction(other.invocation_id) in actions
+    done = part.status(other.invocation_id)
+    assert done is not None and done.kind.name == "COMPLETED", done

@@ -132,7 +132,7 @@ RECORD_STRATEGIES: dict[type, st.SearchStrategy[r.Record]] = {
 RECORD_STRATEGIES[r.RecordBatch] = st.builds(
     r.RecordBatch,
     st.lists(
-        st.one_of(*(RECORD_STRATEGIES[cls] for cls in typing.get_args(r.LeaderRecord))), max_size=4
+        st.one_of(*(RECORD_STRATEGIES[cls] for cls in typing.get_args(r.BatchedRecord))), max_size=4
     ).map(tuple),
 )
 

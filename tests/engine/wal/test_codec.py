@@ -238,24 +238,69 @@ GOLDEN_RESTART_BYTES = bytes.fromhex(
 )
 
 
+def _v10(v9_bytes: bytes) -> bytes:
+    # v10 kept every v9 layout; it only added Invoke as the last branch of RecordBatch.records.
+    return _as_version(10, v9_bytes)
+
+
+# Schema v10: a call's Invoke in its first attempt's batch (the Invoke's branch index is 8).
+GOLDEN_CALL_BATCH = r.RecordBatch((GOLDEN_INVOKE, r.InvocationEnded(IID, r.Value(b"ok"))))
+GOLDEN_CALL_BATCH_BYTES = bytes.fromhex(
+    "4c0a020600240410493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840e436f756e74657206616464020e757365722d34320202"
+    "000e7b226e223a317d020e782d74726163650661626300020c6e6f64652d310a7265712d37020c6e6f64652d310a7265712d3702046b310280a0abfef96200000004493c42ed1c3cf1bc018e5257b998007db7f4f3f47e80958400046f6b00"
+)
+
+
+def _v11(v10_bytes: bytes, *, journal_append: bool = False) -> bytes:
+    # v11 kept every v10 layout except JournalAppend (one more optional field, null here).
+    return _as_version(11, v10_bytes) + (b"\x00" if journal_append else b"")
+
+
+def _v11_batch(v10_bytes: bytes) -> bytes:
+    # GOLDEN_BATCH: its JournalAppend (the first item) gains a null trace_parent.
+    marker = bytes.fromhex("0a026f6b0002")
+    at = v10_bytes.index(marker) + len(marker)
+    return _as_version(11, v10_bytes[: at + 1]) + b"\x00" + v10_bytes[at + 1 :]
+
+
+GOLDEN_BATCH_BYTES_V11 = bytes.fromhex(
+    "4c0b020800240600493c42ed1c3cf1bc018e5257b998007db7f4f3f47e809584028610080a026f6b0002020004493c42ed1c3c"
+    "f1bc018e5257b998007db7f4f3f47e8095840008226f6b220e1200"
+)
+
+# Schema v11: JournalAppend.trace_parent.
+GOLDEN_TRACED_CALL = dataclasses.replace(
+    GOLDEN_CALL, entry_index=6, command_index=4,
+    trace_parent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+)
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True))))))
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _v9(_v8(_v7(_as_version(6, GOLDEN_NOTIFY_BYTES))))
-    assert codec.encode(GOLDEN_CALL) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)))))
-    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True))))))
-    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True)))))
-    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))), failed_attempt=True))
-    assert codec.encode(r.ResumeInvocation(IID)) == _v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RESUME_BYTES))), resume=True)))
-    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v9(_v8(_v7(_v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES)))))
-    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v9(_v8(_v7(_v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES)))))
-    assert codec.encode(GOLDEN_GET_OUTPUT) == _v9(_v8(_v7(_v6(_v5(GOLDEN_GET_OUTPUT_BYTES)))))
-    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v9(_v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES))))
-    assert codec.encode(GOLDEN_BATCH, epoch=4) == _v9(_v8(_v7(GOLDEN_BATCH_BYTES)))
-    assert codec.encode(GOLDEN_RESUME_ON) == _v9(_v8(GOLDEN_RESUME_ON_BYTES))
-    assert codec.encode(GOLDEN_FAILED_AT_COMMAND, epoch=2) == _v9(GOLDEN_FAILED_AT_COMMAND_BYTES)
-    assert codec.encode(r.RecordBatch((GOLDEN_FAILED_AT_COMMAND,)), epoch=2) == _v9(GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES)
-    assert codec.encode(GOLDEN_RESTART) == GOLDEN_RESTART_BYTES
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True))))))))
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _v11(_v10(_v9(_v8(_v7(_as_version(6, GOLDEN_NOTIFY_BYTES))))))
+    assert codec.encode(GOLDEN_CALL) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)))))), journal_append=True)
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True))))))))
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True)))))), journal_append=True)
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))), failed_attempt=True))))
+    assert codec.encode(r.ResumeInvocation(IID)) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RESUME_BYTES))), resume=True)))))
+    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES)))))))
+    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES)))))))
+    assert codec.encode(GOLDEN_GET_OUTPUT) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_GET_OUTPUT_BYTES)))))))
+    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v11(_v10(_v9(_v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES))))), journal_append=True)
+    assert codec.encode(GOLDEN_BATCH, epoch=4) == GOLDEN_BATCH_BYTES_V11
+    assert GOLDEN_BATCH_BYTES_V11 == _v11_batch(_v10(_v9(_v8(_v7(GOLDEN_BATCH_BYTES)))))
+    assert codec.encode(GOLDEN_RESUME_ON) == _v11(_v10(_v9(_v8(GOLDEN_RESUME_ON_BYTES))))
+    assert codec.encode(GOLDEN_FAILED_AT_COMMAND, epoch=2) == _v11(_v10(_v9(GOLDEN_FAILED_AT_COMMAND_BYTES)))
+    assert codec.encode(r.RecordBatch((GOLDEN_FAILED_AT_COMMAND,)), epoch=2) == _v11(_v10(_v9(GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES)))
+    assert codec.encode(GOLDEN_RESTART) == _v11(_v10(GOLDEN_RESTART_BYTES))
+    assert codec.encode(GOLDEN_CALL_BATCH, epoch=3) == _v11(GOLDEN_CALL_BATCH_BYTES)
+    traced = codec.encode(GOLDEN_TRACED_CALL)
+    assert traced[1] == 11 and codec.decode(traced).record == GOLDEN_TRACED_CALL
+    # v5 to v10 journal appends carry no trace context.
+    assert codec.decode(_v10(_v9(_v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES)))))).record == GOLDEN_NUMBERED_CALL
+    assert codec.decode(GOLDEN_CALL_BATCH_BYTES) == r.Envelope(GOLDEN_CALL_BATCH, 3, None, 10)
+    assert codec.decode(GOLDEN_RESTART_BYTES) == r.Envelope(GOLDEN_RESTART, None, None, 9)
     assert codec.decode(GOLDEN_FAILED_AT_COMMAND_BYTES) == r.Envelope(GOLDEN_FAILED_AT_COMMAND, 2, None, 8)
     # Failed attempts of v3 to v7 writers name no command.
     assert codec.decode(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES))))) == r.Envelope(GOLDEN_PAUSED, 2, None, 7)
@@ -330,7 +375,7 @@ def test_released_schemas_are_frozen() -> None:
     pinned = {
         1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c", 4: "cd8e6e01c2c42d4a",
         5: "dddd68aaa0e2c97c", 6: "d681f73a34da28a4", 7: "936ede283a071885",
-        8: "3935e642783be182", 9: "d2780a4884bc15a2",
+        8: "3935e642783be182", 9: "d2780a4884bc15a2", 10: "dffbd7b0029e63a3", 11: "56403ee2b6edc7c3",
     }
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))

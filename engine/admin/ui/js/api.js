@@ -34,8 +34,12 @@ async function failure(resp) {
     const body = JSON.parse(text);
     message = body.message || text;
   } catch (_) { /* not JSON: keep the text */ }
-  if (resp.status === 401 || resp.status === 403) {
-    message = `${message || "unauthorized"} — enter the admin token at the top right`;
+  if (resp.status === 401) {
+    // The engine wants an admin token (none, or not this one): ask for it again.
+    window.dispatchEvent(new CustomEvent("logstrate:unauthorized", { detail: message }));
+    message = `${message || "unauthorized"} — enter the admin token`;
+  } else if (resp.status === 403) {
+    message = `${message || "forbidden"} — enter the admin token at the top right`;
   }
   return new ApiError(resp.status, `${resp.status}: ${message || resp.statusText}`);
 }
