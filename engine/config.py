@@ -189,7 +189,11 @@ class EngineConfig:
     """A file holding ``secrets_key`` (kept out of the config and the environment); read at
     start-up. Env ``LOGSTRATE_SECRETS_KEY_FILE``, flag ``--secrets-key-file``."""
     lmdb_map_size_mb: int = 4096
-    """Upper bound of the LMDB file; space is allocated lazily, so large is cheap."""
+    """The LMDB map size to start with; it doubles when a write needs more (space is
+    allocated lazily, so large is cheap)."""
+    lmdb_max_map_size_mb: int = 0
+    """How large the LMDB map may grow; 0: until the disk is full. Reaching it halts
+    the partitions that write (``logstrate_partition_halted{reason="storage_full"}``)."""
     log_format: Literal["auto", "console", "json"] = "auto"
     """``auto`` renders for humans on a terminal and JSON otherwise."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -483,6 +487,8 @@ def _validate(config: Any) -> None:
                 raise ConfigError(f"{name} must be a non-empty token without spaces (e.g. `openssl rand -hex 32`)")
         if config.lmdb_map_size_mb < 16:
             raise ConfigError("lmdb_map_size_mb must be at least 16")
+        if config.lmdb_max_map_size_mb and config.lmdb_max_map_size_mb < config.lmdb_map_size_mb:
+            raise ConfigError("lmdb_max_map_size_mb must be 0 (no limit) or at least lmdb_map_size_mb")
         if not config.node_name:
             raise ConfigError("node_name must not be empty")
         for networks in ("deployment_deny_networks", "deployment_allow_networks"):

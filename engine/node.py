@@ -135,7 +135,9 @@ class EngineNode:
             if mappers:
                 log.info("custom key mappers registered", key_mappers=mappers)
             reserve_engine_topics(cfg.kafka.topic_prefix)
-            self._storage = StorageEnvironment(cfg.data_dir, cfg.lmdb_map_size_mb)
+            self._storage = StorageEnvironment(
+                cfg.data_dir, cfg.lmdb_map_size_mb, max_map_size_mb=cfg.lmdb_max_map_size_mb
+            )
             for name, address in (("ingress_bind", cfg.ingress_address), ("admin_bind", cfg.admin_address)):
                 _check_port_free(name, *address)
             next_offsets = next_wal_offsets(self._storage.env, cfg.kafka.partitions)
@@ -300,7 +302,7 @@ class EngineNode:
         processors = self._processors = PartitionProcessors(
             env=storage.env, handles=handles, partition_count=cfg.kafka.partitions, node_name=self.instance,
             appender=appender, loop=loop, leader_factory=make_leader, before_announce=egress.fence,
-            respond=respond, on_leading_changed=self._advertise,
+            respond=respond, on_leading_changed=self._advertise, growth=storage.growth,
         )
 
         # A static member of the processors' group: a restart on this data dir takes its
@@ -313,7 +315,7 @@ class EngineNode:
         # Apply lag, inbox depth and pending timers, computed when /metrics is scraped.
         self._collector = PartitionCollector(PartitionSource(
             storage.env, handles, processors.assigned_partitions, self._consumer.high_watermark,
-            processors.last_applied_ms,
+            processors.last_applied_ms, reading=storage.growth.reading,
         ))
         REGISTRY.register(self._collector)
 

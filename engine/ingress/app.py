@@ -23,6 +23,7 @@ from engine.ingress import awakeables, invocations
 from engine.ingress.pending import Answer
 from engine.ingress.deps import DEPS, IngressDeps, error_response, result_response
 from engine.ingress.routing import IngressError, parse_delay, parse_path
+from engine.journal.limits import time_out_of_range
 from engine.logs import get_logger
 from engine.partition.actions import Submitted
 from engine.wal.appender import WalAppendError
@@ -86,6 +87,11 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
             if not target.send:
                 raise IngressError(400, "the delay query parameter is only allowed on /send requests")
             execute_at_ms = int(time.time() * 1000 + parse_delay(delay_text).total_seconds() * 1000)
+            if time_out_of_range("the delayed send's start time", execute_at_ms) is not None:
+                raise IngressError(
+                    400, f"delay query parameter {delay_text!r} is too long: a send can be delayed until "
+                    "9999-12-31 at the latest",
+                )
     except IngressError as exc:
         return error_response(exc.status, exc.message)
 

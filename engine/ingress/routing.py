@@ -117,6 +117,15 @@ _ISO = re.compile(
 
 def parse_delay(text: str) -> timedelta:
     """Parse ``?delay=``: ISO 8601 (``PT1.5S``) or friendly (``10s``, ``1h 30m``, ``500ms``)."""
+    try:
+        return _parse_delay(text)
+    except OverflowError:
+        raise IngressError(
+            400, f"delay query parameter {text!r} is too long: a send can be delayed until 9999-12-31 at the latest"
+        ) from None
+
+
+def _parse_delay(text: str) -> timedelta:
     raw = text.strip()
     iso = _ISO.match(raw.upper())
     if iso and raw.upper() not in ("P", "PT"):

@@ -24,6 +24,7 @@ from typing import Literal
 
 from engine.ids import InvocationId
 from engine.invoker.task import AttemptFailure, ErrorBehavior
+from engine.journal.limits import MAX_TIME_MS
 from engine.wal.records import InvocationFailedAttempt
 
 __all__ = [
@@ -152,7 +153,9 @@ def failed_attempt_record(
         invocation_id=invocation_id,
         code=failure.code,
         message=failure.message,
-        retry_at_ms=now_ms + delay_ms,
+        # An SDK's next_retry_delay may be any u64: no later than the engine can store
+        # (engine.journal.limits), or the record would not encode.
+        retry_at_ms=min(now_ms + delay_ms, MAX_TIME_MS),
         attempt=attempt,
         related_command_index=failure.related_command_index,
         related_command_name=failure.related_command_name or None,

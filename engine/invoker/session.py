@@ -63,6 +63,7 @@ from google.protobuf.message import DecodeError
 
 from engine.errors import LeadershipLost
 from engine.invoker.awaiting import awaited_notifications
+from engine.journal.limits import out_of_range
 from engine.journal.notifications import failure_of
 from restate_protocol import (
     Frame,
@@ -121,6 +122,7 @@ NOT_FOUND = 404
 
 #: Codes for failures the endpoint did not describe itself (HTTP-like, as Restate uses).
 BAD_STREAM = 502
+BAD_REQUEST = 400  # a command with a value the engine cannot store (engine.journal.limits)
 UNREACHABLE = 503
 TIMED_OUT = 504
 
@@ -453,6 +455,15 @@ class Attempt:
     async def _journal(self, frame: Frame) -> None:
         if frame.type_id == MessageType.INPUT_COMMAND:
             raise self._protocol("the endpoint sent an InputCommand; only the runtime writes it")
+        problem = out_of_range(frame.message)
+        if problem is not None:
+            # Refused here, never written to the WAL (engine.journal.limits).
+            raise AttemptFailed(AttemptFailure(
+                kind=FailureKind.PROTOCOL, code=BAD_REQUEST,
+                message=f"{problem} (command {self._next_command}: {frame.name}); the attempt fails",
+                related_command_index=self._next_command, related_command_type=frame.type_id,
+                http_status=200,
+            ))
         output: OutputResult | None = None
         if isinstance(frame.message, pb.OutputCommandMessage):
             output = _output_result(frame.message)

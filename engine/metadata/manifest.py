@@ -71,6 +71,10 @@ _RESERVED_SERVICE_NAMES: Final = frozenset(("openapi",))
 BUILTIN_NAMESPACE: Final = "logstrate."
 
 
+# The longest duration a manifest may give (retention, timeouts), in ms.
+_MAX_MILLIS = 1000 * 365 * 24 * 3600 * 1000
+
+
 @dataclass(frozen=True)
 class EndpointManifest:
     """What an endpoint declared about itself."""
@@ -325,6 +329,10 @@ class _Obj:
 
     def millis(self, key: str) -> timedelta | None:
         value = self.integer(key, minimum=0)
+        if value is not None and value > _MAX_MILLIS:
+            # Retention and timer times are stored as epoch ms up to 9999-12-31
+            # (engine.journal.limits); a longer one would not fit.
+            raise InvalidManifest(f"{self.path}.{key}: {value} ms is longer than 1000 years, the most the engine supports")
         return None if value is None else timedelta(milliseconds=value)
 
     def enum(self, key: str, enum: type[_E], *, required: bool = False) -> _E | None:

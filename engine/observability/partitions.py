@@ -12,8 +12,10 @@ never block the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Final
 
 import lmdb
@@ -35,7 +37,9 @@ class PartitionSource:
 
     ``assigned``: the WAL partitions this process applies; ``high_watermark``: the
     consumer's cached end of a partition (``None`` or negative when not known yet);
-    ``last_applied_ms``: the Kafka timestamp of the last record applied, if any."""
+    ``last_applied_ms``: the Kafka timestamp of the last record applied, if any;
+    ``reading``: held while the read transaction is open (the LMDB map is never
+    remapped under it, :mod:`engine.storage.growth`)."""
 
     def __init__(
         self,
@@ -44,8 +48,10 @@ class PartitionSource:
         assigned: Callable[[], Iterable[int]],
         high_watermark: Callable[[int], int | None],
         last_applied_ms: Callable[[int], int | None],
+        reading: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self.env = env
+        self.reading = reading
         self.handles = handles
         self.assigned = assigned
         self.high_watermark = high_watermark
@@ -67,7 +73,7 @@ class PartitionCollector(Collector):
         lag_records, lag_seconds, inbox, timers = _families()
         source = self._source
         now_ms = self._clock() * 1000
-        with source.env.begin(write=False) as txn:
+        with source.reading(), source.env.begin(write=False) as txn:
             for partition in sorted(source.assigned()):
                 tables = PartitionTables(txn, source.handles, partition)
                 label = str(partition)

@@ -21,6 +21,7 @@ from engine.config import KafkaConfig
 from engine.errors import EngineError
 from engine.kafka import clients
 from engine.logs import get_logger
+from engine.partition.halt import PartitionHalt
 
 log = get_logger(__name__)
 
@@ -46,8 +47,11 @@ class WalListener(Protocol):
     def applied_offset(self, partition: int) -> int | None:
         """The last offset applied to LMDB for ``partition`` (None: nothing yet)."""
 
-    def apply(self, partition: int, messages: Sequence[WalMessage]) -> None:
-        """Apply a batch of one partition's records, in order, in one LMDB transaction."""
+    def apply(self, partition: int, messages: Sequence[WalMessage]) -> PartitionHalt | None:
+        """Apply a batch of one partition's records, in order, in one LMDB transaction.
+
+        A halt means: stop before the record at ``halt.offset`` (nothing from it on
+        was applied); the consumer pauses the partition (:mod:`engine.partition.halt`)."""
 
     def assigned(self, partition: int, high_watermark: int) -> None:
         """``partition`` is now ours; records below ``high_watermark`` exist already."""
@@ -117,6 +121,8 @@ class WalConsumer:
             client="wal-consumer",
         )
         self._thread = threading.Thread(target=self._run, name="wal-consumer", daemon=True)
+        # Halted partitions (paused) -> monotonic time of the next try, None: no retry.
+        self._halted: dict[int, float | None] = {}
         # Partition -> high watermark, noted by the consumer thread (apply lag metric).
         self._high_watermarks: dict[int, int] = {}
         self._next_watermarks = 0.0
@@ -193,15 +199,47 @@ class WalConsumer:
             log.info("wal partition revoked", partition=tp.partition)
             self._unreported.pop(tp.partition, None)
             self._unreported_at_end.discard(tp.partition)
+            self._halted.pop(tp.partition, None)
             self._high_watermarks.pop(tp.partition, None)
             self._listener.revoked(tp.partition)
         consumer.incremental_unassign(partitions)
+
+    def _halt(self, halt: PartitionHalt) -> None:
+        """Stop fetching ``halt.partition``; what was fetched past the halt is dropped."""
+        self._consumer.pause([TopicPartition(self._kafka.wal_topic, halt.partition)])
+        retry = None if halt.retry_after_s is None else time.monotonic() + halt.retry_after_s
+        self._halted[halt.partition] = retry
+
+    def _resume_due(self) -> None:
+        """Try halted partitions again whose retry is due: from ``applied + 1``."""
+        now = time.monotonic()
+        for partition, due in list(self._halted.items()):
+            if due is None or due > now:
+                continue
+            tp = TopicPartition(self._kafka.wal_topic, partition)
+            applied = self._listener.applied_offset(partition)
+            try:
+                # Seek while paused, then resume: nothing fetched before the halt is
+                # delivered again out of order.
+                self._consumer.seek(TopicPartition(tp.topic, partition, OFFSET_BEGINNING if applied is None
+                                                   else applied + 1))
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+            except KafkaException as exc:
+                log.warning("halted wal partition not resumed yet", partition=partition, error=str(exc))
+                self._halted[partition] = now + 5.0
+                continue
+            del self._halted[partition]
+            self._consumer.resume([tp])
+            log.info("halted wal partition tried again", partition=partition, offset=applied)
+            self._listener.assigned(partition, high)
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
                 if self._unreported and time.monotonic() >= self._next_watermark_try:
                     self._report_assigned(self._consumer)
+                if self._halted:
+                    self._resume_due()
                 # consume() waits for a full batch or its timeout, which would add its
                 # timeout to every hop of an invocation; poll() returns with the first
                 # record, and a zero-timeout consume() then takes what is queued already.
@@ -235,14 +273,19 @@ class WalConsumer:
                     _, ts = msg.timestamp()
                     partition, offset = msg.partition(), msg.offset()
                     assert partition is not None and offset is not None  # set on every fetched record
+                    if partition in self._halted:
+                        continue
                     batches.setdefault(partition, []).append(WalMessage(partition, offset, ts, msg.value() or b""))
                 for partition, batch in batches.items():
-                    self._listener.apply(partition, batch)
+                    halt = self._listener.apply(partition, batch)
+                    if halt is not None:
+                        self._halt(halt)
                 if self._unreported:
                     self._unreported_at_end.difference_update(batches)
                     self._unreported_at_end.update(at_end & self._unreported.keys())
                 for partition in at_end:
-                    self._listener.reached_end(partition)
+                    if partition not in self._halted:
+                        self._listener.reached_end(partition)
         except BaseException as exc:  # noqa: BLE001 - the process must learn its WAL reader died
             log.exception("wal consumer stopped on an error")
             if self._on_fatal is not None:

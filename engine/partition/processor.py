@@ -4,7 +4,10 @@ The consumer thread (:mod:`engine.partition.consumer`) calls :meth:`apply` with 
 partition's batch; it is applied in ONE LMDB write transaction that also stores the
 last applied offset, so LMDB is always exactly the fold of the log up to that offset.
 The resulting actions are handed to the event loop, which gives them to the partition's
-leader if this process leads the partition, and drops them otherwise.
+leader if this process leads the partition, and drops them otherwise. A record whose apply
+raises fails its invocation instead (:mod:`engine.partition.batch`); one this engine
+cannot apply at all (a newer WAL schema, a full disk) halts the partition
+(:mod:`engine.partition.halt`): this process stops leading it until it goes on.
 
 Leadership: when the consumer group assigns a partition, the processor catches up to
 the partition's end as of the assignment, then appends ``AnnounceLeader(epoch + 1)``.
@@ -39,15 +42,15 @@ import lmdb
 
 from engine.logs import get_logger
 from engine.partition import metrics
-from engine.ids import InvocationId
-from engine.partition.actions import Action, BecameLeader, InvokeAction, LostLeadership, RespondToIngress
+from engine.partition.actions import Action, BecameLeader, LostLeadership, RespondToIngress
+from engine.partition.batch import BatchApplier
 from engine.partition.consumer import WalMessage
+from engine.partition.halt import PartitionHalt, clear_halt, report_halt
 from engine.partition.leader.leader import PartitionLeader
-from engine.partition.state_machine import StateMachineOptions, apply
-from engine.partition.state_reader import InvocationTaskData, load_invocation_task_data
+from engine.partition.state_machine import StateMachineOptions
+from engine.storage.growth import MapGrowth
 from engine.storage.reader import TableReader
-from engine.storage.tables import PartitionTables, StorageTables, TableHandles
-from engine.wal import codec
+from engine.storage.tables import TableHandles
 from engine.wal.appender import WalAppender
 from engine.wal.records import AnnounceLeader
 
@@ -87,6 +90,7 @@ class PartitionProcessors:
         before_announce: BeforeAnnounce | None = None,
         respond: Callable[[RespondToIngress], None] | None = None,
         on_leading_changed: Callable[[dict[int, int]], None] | None = None,
+        growth: MapGrowth | None = None,
     ) -> None:
         self._env = env
         # Answers to ingress requests are sent from here, leader or not: one applied while
@@ -105,7 +109,12 @@ class PartitionProcessors:
         self._loop = loop
         self._leader_factory = leader_factory
         self._options = options or StateMachineOptions()
-        self.reader = TableReader(env, handles)
+        self.reader = TableReader(env, handles, growth)
+        self._batches = BatchApplier(
+            env, handles, partition_count=partition_count, options=self._options, growth=growth
+        )
+        # Consumer-thread side: partitions halted here (their gauge is set).
+        self._halted: set[int] = set()
         # Event-loop side state.
         self._assigned: set[int] = set()
         # The epoch this process announced for each partition in its current assignment:
@@ -133,36 +142,31 @@ class PartitionProcessors:
     def applied_offset(self, partition: int) -> int | None:
         return self.reader.read(partition, lambda t: t.fsm.applied_offset())
 
-    def apply(self, partition: int, messages: Sequence[WalMessage]) -> None:
-        actions: list[Action] = []
-        with self._env.begin(write=True) as txn:
-            tables = StorageTables(txn, self._handles, write_back=True)
-            for message in messages:
-                try:
-                    envelope = codec.decode(message.value)
-                except codec.WalCodecError as exc:
-                    # A record we cannot read is skipped loudly, never retried forever:
-                    # blocking the partition would stop every invocation in it.
-                    log.error("unreadable WAL record skipped", partition=partition, offset=message.offset,
-                              error=str(exc))
-                    tables.partition(partition).fsm.set_applied_offset(message.offset)
-                    continue
-                actions.extend(
-                    apply(tables, partition, envelope, message.offset, message.timestamp_ms, self._partition_count,
-                          options=self._options)
-                )
-                # Status rows are written back once per record (StorageTables.write_back).
-                tables.flush()
-            if partition in self._leaders:
-                actions = _with_task_data(tables.partition(partition), actions)
-        last = messages[-1].offset
-        self._last_applied_ms[partition] = messages[-1].timestamp_ms
-        announce = False
-        target = self._catch_up_to.get(partition)
-        if target is not None and last + 1 >= target:
-            del self._catch_up_to[partition]
-            announce = True
-        self._loop.call_soon_threadsafe(self._after_batch, partition, actions, announce, last)
+    def apply(self, partition: int, messages: Sequence[WalMessage]) -> PartitionHalt | None:
+        outcome = self._batches.apply(partition, messages, load_task_data=partition in self._leaders)
+        halt = outcome.halt
+        if halt is not None:
+            self._halted.add(partition)
+            self._catch_up_to.pop(partition, None)
+            report_halt(halt)
+        elif partition in self._halted:
+            self._halted.discard(partition)
+            clear_halt(partition)
+            log.warning("WAL partition goes on after a halt", partition=partition)
+        last = outcome.last_applied
+        if last is not None:
+            self._last_applied_ms[partition] = next(
+                message.timestamp_ms for message in reversed(messages) if message.offset == last
+            )
+            announce = False
+            target = self._catch_up_to.get(partition)
+            if target is not None and last + 1 >= target:
+                del self._catch_up_to[partition]
+                announce = True
+            self._loop.call_soon_threadsafe(self._after_batch, partition, outcome.actions, announce, last)
+        if halt is not None:
+            self._loop.call_soon_threadsafe(self._on_halted, partition)
+        return halt
 
     def assigned(self, partition: int, high_watermark: int) -> None:
         applied = self.applied_offset(partition)
@@ -180,6 +184,9 @@ class PartitionProcessors:
 
     def revoked(self, partition: int) -> None:
         self._catch_up_to.pop(partition, None)
+        if partition in self._halted:
+            self._halted.discard(partition)
+            clear_halt(partition)
         self._loop.call_soon_threadsafe(self._on_revoked, partition)
 
     # -- any thread (metrics scrapes) ----------------------------------------------------
@@ -214,7 +221,16 @@ class PartitionProcessors:
         if partition in self._assigned:
             self._announce(partition)
 
+    def _on_halted(self, partition: int) -> None:
+        # Nothing after the halt is applied: leading on that state would act on a past
+        # the log has moved beyond. The consumer calls ``assigned`` again on a resume.
+        self._give_up(partition)
+
     def _on_revoked(self, partition: int) -> None:
+        self._give_up(partition)
+
+    def _give_up(self, partition: int) -> None:
+        """No longer ours to lead (revoked, or halted): stop leading and announcing it."""
         self._assigned.discard(partition)
         self._announced.pop(partition, None)
         self._announce_delay.pop(partition, None)
@@ -387,19 +403,3 @@ class PartitionProcessors:
         leaders = list(self._leaders.values())
         self._leaders.clear()
         await asyncio.gather(*(leader.stop() for leader in leaders), return_exceptions=True)
-
-
-def _with_task_data(tables: PartitionTables, actions: list[Action]) -> list[Action]:
-    """``actions`` with every ``InvokeAction``'s task data read in the batch's transaction."""
-    loaded: dict[InvocationId, InvocationTaskData | None] = {}
-    out: list[Action] = []
-    for action in actions:
-        if isinstance(action, InvokeAction) and action.task is None:
-            invocation_id = action.invocation_id
-            if invocation_id not in loaded:
-                loaded[invocation_id] = load_invocation_task_data(tables, invocation_id)
-            data = loaded[invocation_id]
-            out.append(action if data is None else InvokeAction(invocation_id, data))
-        else:
-            out.append(action)
-    return out

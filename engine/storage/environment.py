@@ -32,6 +32,7 @@ import lmdb
 
 from engine.errors import StartupError
 from engine.logs import get_logger
+from engine.storage.growth import MapGrowth
 
 log = get_logger(__name__)
 
@@ -48,7 +49,10 @@ MAX_TABLES = 64
 class StorageEnvironment:
     """The opened LMDB environment plus the data-dir lock; close it on shutdown."""
 
-    def __init__(self, data_dir: Path, map_size_mb: int) -> None:
+    def __init__(self, data_dir: Path, map_size_mb: float, *, max_map_size_mb: int = 0) -> None:
+        """``map_size_mb``: the map size to open with (it grows on demand, see
+        :mod:`engine.storage.growth`); ``max_map_size_mb``: how far it may grow (0: no
+        limit but the disk)."""
         self.data_dir = data_dir
         self._lock_file = _lock_data_dir(data_dir)
         boot_id = _boot_id()
@@ -58,7 +62,7 @@ class StorageEnvironment:
         try:
             self.env = lmdb.open(
                 str(data_dir / "state.lmdb"),
-                map_size=map_size_mb * 1024 * 1024,
+                map_size=int(map_size_mb * 1024 * 1024),
                 max_dbs=MAX_TABLES,
                 subdir=True,
                 # Durability comes from the WAL in Kafka (module docstring).
@@ -68,6 +72,7 @@ class StorageEnvironment:
         except lmdb.Error as exc:
             self._lock_file.close()
             raise StartupError(f"cannot open LMDB in {data_dir}: {exc}") from None
+        self.growth = MapGrowth(self.env, max_bytes=max_map_size_mb * 1024 * 1024)
         self._check_format()
         if boot_id is not None:
             _write_durably(self._running_marker, boot_id)
@@ -103,6 +108,7 @@ class StorageEnvironment:
     def close(self) -> None:
         # Flush every commit, then say so: the next start needs no rebuild.
         self.env.sync(True)
+        self.growth.close()
         self.env.close()
         self._running_marker.unlink(missing_ok=True)
         self._lock_file.close()

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import lmdb
 
+from engine.storage.growth import MapGrowth
 from engine.storage.tables import PartitionTables, StorageTables, TableHandles
 
 T = TypeVar("T")
@@ -19,12 +20,17 @@ class TableReader:
     be copied out (lists, dataclasses), never lazily iterated after it returns.
     """
 
-    def __init__(self, env: lmdb.Environment, handles: TableHandles) -> None:
+    def __init__(self, env: lmdb.Environment, handles: TableHandles, growth: MapGrowth | None = None) -> None:
         self._env = env
         self._handles = handles
+        # Held while a transaction is open: the map is never remapped under a reader.
+        self._growth = growth
 
     def read(self, partition: int, fn: Callable[[PartitionTables], T]) -> T:
-        with self._env.begin(write=False) as txn:
+        if self._growth is None:
+            with self._env.begin(write=False) as txn:
+                return fn(StorageTables(txn, self._handles).partition(partition))
+        with self._growth.reading(), self._env.begin(write=False) as txn:
             return fn(StorageTables(txn, self._handles).partition(partition))
 
 

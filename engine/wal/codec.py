@@ -42,7 +42,7 @@ from engine.ids import DeploymentId, InvocationId, SubscriptionId
 from engine.wal import records as r
 from engine.wal.schema import CURRENT_VERSION, NAMESPACE, WRITER_SCHEMAS, Schema
 
-__all__ = ["MAGIC", "WalCodecError", "decode", "encode", "encode_envelope"]
+__all__ = ["MAGIC", "WalCodecError", "WalSchemaTooNew", "decode", "encode", "encode_envelope"]
 
 MAGIC: Final = 0x4C
 
@@ -51,6 +51,16 @@ _Conv = Callable[[Any], Any]
 
 class WalCodecError(EngineError):
     """Bytes are not a WAL record this engine can read, or a record cannot be encoded."""
+
+
+class WalSchemaTooNew(WalCodecError):
+    """A WAL record written by a newer engine (a schema version above this engine's): it
+    is not corrupt, this engine just cannot read it; the partition must wait for an
+    upgrade rather than skip it (:mod:`engine.partition.halt`)."""
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message)
+        self.version = version
 
 
 # Every dataclass that appears in the schema, so Avro record names map back to classes.
@@ -300,10 +310,13 @@ def decode(data: bytes, *, reader_version: int | None = None) -> r.Envelope:
     version = data[1]
     writer_schema = _PARSED.get(version)
     if writer_schema is None:
-        raise WalCodecError(
+        message = (
             f"WAL record has schema version {version}; this engine reads versions "
             f"{min(_PARSED)}..{max(_PARSED)} (upgrade the engine)"
         )
+        if version > max(_PARSED):
+            raise WalSchemaTooNew(message, version)
+        raise WalCodecError(message)
     reader = CURRENT_VERSION if reader_version is None else reader_version
     reader_schema = _PARSED.get(reader)
     if reader_schema is None:

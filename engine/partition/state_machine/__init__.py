@@ -11,7 +11,9 @@ The work is split by concern: :mod:`.fencing` (epochs and dedup), :mod:`.invoke`
 :mod:`.notifications`, :mod:`.lifecycle` (suspend, fail and retry, end, cleanup),
 :mod:`.owned` (an invocation's timers and called children), :mod:`.timers`,
 :mod:`.kill_cancel`, :mod:`.pause_resume`, :mod:`.restart` (restart as new),
-:mod:`.attach`, :mod:`.leadership` and :mod:`.admin`.
+:mod:`.attach`, :mod:`.leadership` and :mod:`.admin`. A record whose handler raises
+is reported as :class:`~.poison.RecordApplyError`; applied again with ``poisoned``
+set, it fails its invocation instead (:mod:`.poison`).
 
 Every record, applied or dropped, stores its offset as the partition's applied
 offset; a record at or below the stored offset was applied before and is skipped
@@ -20,7 +22,7 @@ without any write (a replay after a crash between commit and consumer position).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from engine.logs import get_logger
@@ -46,6 +48,13 @@ from engine.partition.state_machine.lifecycle import (
 )
 from engine.partition.state_machine.notifications import on_notify
 from engine.partition.state_machine.pause_resume import on_pause, on_resume
+from engine.partition.state_machine.poison import (
+    WHOLE_RECORD,
+    Poisoned,
+    RecordApplyError,
+    fail_poisoned,
+    is_environmental,
+)
 from engine.partition.state_machine.responses import on_outbox_truncate
 from engine.partition.state_machine.restart import on_restart_as_new
 from engine.partition.state_machine.timers import on_timer_fired
@@ -53,7 +62,7 @@ from engine.storage.tables import StorageTables
 from engine.wal import records as r
 from engine.wal.partitioning import partition_for, partition_key_for_key
 
-__all__ = ["DEFAULT_OPTIONS", "StateMachineOptions", "apply"]
+__all__ = ["DEFAULT_OPTIONS", "WHOLE_RECORD", "Poisoned", "RecordApplyError", "StateMachineOptions", "apply"]
 
 _log = get_logger(__name__)
 
@@ -89,6 +98,7 @@ def apply(
     partition_count: int,
     *,
     options: StateMachineOptions = DEFAULT_OPTIONS,
+    poisoned: Mapping[int, Poisoned] | None = None,
 ) -> list[Action]:
     """Apply one WAL record of ``partition`` at ``offset`` inside ``tables``' write transaction.
 
@@ -100,9 +110,17 @@ def apply(
         timestamp_ms: The record's Kafka timestamp; the state machine's only clock.
         partition_count: The WAL's partition count (checks record placement).
         options: Cluster-wide settings (retention); the same on every process.
+        poisoned: The records of this WAL record that raised when it was applied
+            before (index 0, or the index in a ``RecordBatch``; :data:`WHOLE_RECORD`
+            for all of it): their outcome is applied instead (:mod:`.poison`).
 
     Returns:
         The actions for the leader, in the order they arose.
+
+    Raises:
+        RecordApplyError: A record's handler raised (the caller must abort the
+            transaction and apply again with the record in ``poisoned``). Errors of
+            the storage itself (:func:`~.poison.is_environmental`) propagate as they are.
     """
     pt = tables.partition(partition)
     applied = pt.fsm.applied_offset()
@@ -119,16 +137,24 @@ def apply(
         now_ms=timestamp_ms,
         options=options,
         base_log=_log,
+        poisoned=poisoned,
     )
-    if admit_envelope(ctx, envelope):
-        if _owned_here(ctx, envelope.record):
-            _HANDLERS[type(envelope.record)](ctx, envelope.record)
+    whole = None if poisoned is None else poisoned.get(WHOLE_RECORD)
+    if whole is not None and whole.skip:
+        ctx.log.error("WAL record could not be applied; skipped", error=whole.description)
+    elif admit_envelope(ctx, envelope):
+        record = envelope.record
+        if _owned_here(ctx, record):
+            if isinstance(record, r.RecordBatch):
+                _on_record_batch(ctx, record)
+            else:
+                _apply_one(ctx, 0, record)
     elif isinstance(envelope.record, r.RecordBatch) and envelope.dedup_id is None:
         # Fenced off: a deposed leader's batch. The callers' Invokes it carried are not
         # the leader's records (see RecordBatch): they count, as if appended alone.
-        for record in envelope.record.records:
+        for index, record in enumerate(envelope.record.records):
             if isinstance(record, r.Invoke) and _owned_here(ctx, record):
-                _HANDLERS[r.Invoke](ctx, record)
+                _apply_one(ctx, index, record)
     pt.fsm.set_applied_offset(offset)
     return ctx.actions
 
@@ -136,12 +162,31 @@ def apply(
 def _on_record_batch(ctx: ApplyContext, batch: r.RecordBatch) -> None:
     # The batch passed fencing as a whole (one leader, one epoch); each record is then
     # what it would be as the next WAL record, its own routing check included.
-    for record in batch.records:
+    for index, record in enumerate(batch.records):
         if _owned_here(ctx, record):
-            _HANDLERS[type(record)](ctx, record)
+            _apply_one(ctx, index, record)
 
 
-_HANDLERS[r.RecordBatch] = _on_record_batch
+def _apply_one(ctx: ApplyContext, index: int, record: r.Record) -> None:
+    """Apply ``record`` (number ``index`` of its WAL record), or its poison outcome."""
+    poison = None
+    if ctx.poisoned is not None:
+        poison = ctx.poisoned.get(index) or ctx.poisoned.get(WHOLE_RECORD)
+    try:
+        if poison is None:
+            handler = _HANDLERS.get(type(record))
+            if handler is None:
+                raise KeyError(f"no state machine handler for {type(record).__name__} records")
+            handler(ctx, record)
+        elif poison.skip:
+            ctx.log.error("WAL record could not be applied; skipped", error=poison.description,
+                          record=type(record).__name__, index=index)
+        else:
+            fail_poisoned(ctx, record, poison.description)
+    except Exception as exc:
+        if is_environmental(exc):
+            raise
+        raise RecordApplyError(index, exc) from exc
 
 
 def _owned_here(ctx: ApplyContext, record: r.Record) -> bool:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from structlog.typing import FilteringBoundLogger
 
@@ -12,6 +13,9 @@ from engine.partition.actions import Action
 from engine.storage.invocation_status import InvocationStatus
 from engine.storage.tables import PartitionTables
 from engine.wal.records import HandlerKind
+
+if TYPE_CHECKING:
+    from engine.partition.state_machine.poison import Poisoned
 
 __all__ = ["DEFAULT_OPTIONS", "ApplyContext", "StateMachineOptions"]
 
@@ -63,6 +67,9 @@ class ApplyContext:
     options: StateMachineOptions
     base_log: FilteringBoundLogger
     actions: list[Action] = field(default_factory=list)
+    poisoned: Mapping[int, Poisoned] | None = None
+    """Records of this WAL record that raised when applied before, by index
+    (:mod:`.poison`); ``None`` on the normal path."""
     _log: FilteringBoundLogger | None = None
 
     @property

@@ -83,6 +83,20 @@ def test_failed_attempt_record_carries_the_absolute_retry_time() -> None:
     assert failed_attempt_record(IID, unnamed, attempt=1, now_ms=0, delay_ms=5).related_command_name is None
 
 
+def test_an_sdk_retry_delay_beyond_what_the_engine_stores_is_capped() -> None:
+    """``next_retry_delay`` is a u64: 2^64 - 1 ms must still make a record that encodes
+    and applies (it used to fail to encode, leaving the attempt's failure unrecorded)."""
+    from engine.journal.limits import MAX_TIME_MS
+    from engine.wal import codec
+
+    failure = sdk_failure(next_retry_delay_ms=2**64 - 1)
+    decision = decide(RetryPolicy(), 1, failure)
+    assert decision.delay_ms is not None
+    record = failed_attempt_record(IID, failure, attempt=1, now_ms=1_700_000_000_000, delay_ms=decision.delay_ms)
+    assert record.retry_at_ms == MAX_TIME_MS
+    assert codec.decode(codec.encode(record)).record == record
+
+
 @pytest.mark.parametrize(
     "fields",
     [

@@ -235,6 +235,10 @@ def _service(**changes: Any) -> dict[str, Any]:
         (_service(handlers=[{"name": "h", "inactivityTimeout": -1}]), "inactivityTimeout: must be at least 0"),
         (_service(handlers=[{"name": "h", "inactivityTimeout": "1s"}]), "inactivityTimeout: expected an integer"),
         (_service(handlers=[{"name": "h", "workflowCompletionRetention": 5}]), "only a WORKFLOW handler"),
+        # A u64 the SDK may send; it used to overflow timedelta (a 500) or be kept as a
+        # retention ending after 9999-12-31, which the engine cannot store.
+        (_service(handlers=[{"name": "h", "idempotencyRetention": 2**64 - 1}]), "longer than 1000 years"),
+        (_service(journalRetention=40_000 * 365 * 86_400_000), "journalRetention: .* longer than 1000 years"),
         (_service(retryPolicyOnMaxAttempts="RETRY"), "'RETRY' is not one of PAUSE, KILL"),
         (_service(metadata={"a": 1}), "metadata: expected an object of strings"),
         ({**_service(), "minProtocolVersion": 7, "maxProtocolVersion": 5}, "minProtocolVersion 7 is above"),

@@ -7,7 +7,7 @@ import dataclasses
 from engine.ids import DeploymentId
 from restate_protocol import MessageType
 from engine.partition.actions import InvokeAction
-from engine.partition.processor import _with_task_data
+from engine.partition.batch import _with_task_data
 from engine.partition.state_machine import apply
 from engine.partition.state_machine.invoke import starts_when_applied
 from engine.partition.state_reader import first_attempt_data, invoked_invocations, load_invocation_task_data
@@ -92,7 +92,7 @@ def test_only_invokes_that_always_start_at_once_may_start_early() -> None:
 
 def test_task_data_read_in_the_batch_transaction_is_what_a_read_after_commit_gives(part: Partition) -> None:
     """The processor fills ``InvokeAction.task`` from the batch's own write transaction
-    (``processor._with_task_data``) for partitions it leads; the attempt must get
+    (``batch._with_task_data``) for partitions it leads; the attempt must get
     exactly what the leader would read from LMDB once the batch committed."""
     first = invoke(object_target("k"), 1, b"1")
     queued = invoke(object_target("k"), 2, b"2")
