@@ -20,6 +20,13 @@ typecheck:
 pytest:
 	@$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
+## Kill the Kafka broker for 60 s under load, then restart it (tests/chaos/test_kafka_outage.py;
+## the normal suite runs a 10 s outage). Part of `make chaos`.
+.PHONY: chaos chaos-kafka-outage
+chaos: chaos-kafka-outage
+chaos-kafka-outage: bootstrap
+	@LOGSTRATE_OUTAGE_S=60 $(VENV_PY) -m pytest -s tests/chaos/test_kafka_outage.py $(PYTEST_ARGS)
+
 kafka-start: bootstrap
 	@$(VENV_PY) compose/kafka_local.py start
 

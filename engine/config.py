@@ -79,6 +79,9 @@ class KafkaConfig:
     """Replication factor of the engine's topics; -1 takes the broker's default."""
     connect_timeout_s: float = 15.0
     """How long start-up waits for Kafka before giving up with an error."""
+    wal_delivery_timeout_ms: int = 30_000
+    """How long the WAL producer retries a record before the append fails (librdkafka's
+    ``delivery.timeout.ms``); an invocation attempt whose records fail is retried."""
     properties: Mapping[str, str | Secret] = field(default_factory=dict)
     """Extra librdkafka client properties (security, TLS, SASL) applied to every client."""
 
@@ -198,7 +201,15 @@ class EngineConfig:
     """``auto`` renders for humans on a terminal and JSON otherwise."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     ingress_max_body_bytes: int = 10 * 1024 * 1024
-    """Largest accepted ingress request body; bigger ones get 413."""
+    """Largest accepted ingress request body; bigger ones get 413. The WAL's own record
+    limit (the producer's ``message.max.bytes``, 1,000,000 bytes unless
+    ``[kafka.properties]`` raises it) also bounds it: a call whose ``Invoke`` record would
+    be larger gets 413 naming that limit."""
+    ingress_kafka_timeout_s: float = 5.0
+    """How long an ingress request waits for Kafka to acknowledge its record before it is
+    answered 503 with ``Retry-After`` (the WAL producer itself retries for its 30 s
+    delivery timeout). While the brokers are known to be down, or the producer's queue is
+    full, the answer is 503 at once. Env ``LOGSTRATE_INGRESS_KAFKA_TIMEOUT_S``."""
     shutdown_timeout_s: float = 10.0
     """How long a SIGTERM waits for in-flight work before closing anyway."""
     subscription_pause_at_queued: int = 20_000
@@ -473,11 +484,19 @@ def _validate(config: Any) -> None:
             )
         if config.connect_timeout_s <= 0:
             raise ConfigError("kafka.connect_timeout_s must be positive")
+        if config.wal_delivery_timeout_ms < 1000:
+            raise ConfigError(f"kafka.wal_delivery_timeout_ms must be at least 1000, got {config.wal_delivery_timeout_ms}")
     elif isinstance(config, RetryPolicyConfig):
         _validate_retry_policy(config)
     elif isinstance(config, EngineConfig):
         config.ingress_address
         config.admin_address
+        if not 0 < config.ingress_kafka_timeout_s * 1000 <= config.kafka.wal_delivery_timeout_ms:
+            raise ConfigError(
+                "ingress_kafka_timeout_s must be above 0 and at most the WAL delivery timeout "
+                f"(kafka.wal_delivery_timeout_ms = {config.kafka.wal_delivery_timeout_ms}), "
+                f"got {config.ingress_kafka_timeout_s}"
+            )
         if config.secrets_key is not None and config.secrets_key_file is not None:
             raise ConfigError("set secrets_key or secrets_key_file, not both")
         for name in ("admin_token", "ingress_token"):

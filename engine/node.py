@@ -27,6 +27,7 @@ from engine.egress import reserve_engine_topics
 from engine.errors import LeadershipLost, StartupError
 from engine.ids import InvocationId
 from engine.ingress.app import create_ingress_app
+from engine.ingress import metrics as ingress_metrics
 from engine.ingress.deps import IngressDeps, StartedEarly
 from engine.ingress.pending import PendingResponses
 from engine.ingress.response_channel import ResponseChannel
@@ -152,10 +153,13 @@ class EngineNode:
             advertised_admin = socket.getfqdn() if admin_host in ("0.0.0.0", "::") else admin_host
             self._advertiser = Advertiser(self._metadata, self.instance, f"http://{advertised_admin}:{admin_port}")
             pending = PendingResponses()
+            ingress_metrics.PENDING.set_function(lambda: len(pending))
             self._responses = ResponseChannel(cfg.kafka, self.instance, pending)
             await self._responses.start()
             self._start_partitions(self._storage, self._metadata, pending, self._responses, identity, tls)
             assert self._appender is not None
+            health = self._appender.health
+            ingress_metrics.WAL_UP.set_function(lambda: 1.0 if health.up else 0.0)
             resolver = MetadataResolver(self._metadata)
             ingress = IngressDeps(
                 node_name=self.instance,
@@ -168,10 +172,14 @@ class EngineNode:
                 max_body_bytes=cfg.ingress_max_body_bytes,
                 workflow_handler=resolver.workflow_handler,
                 start_early=self._start_early,
+                kafka_timeout_s=cfg.ingress_kafka_timeout_s,
             )
             ingress_host, ingress_port = cfg.ingress_address
             advertised = "localhost" if ingress_host in ("0.0.0.0", "::") else ingress_host
-            await self._serve("ingress", create_ingress_app(ingress, cfg.ingress_token), cfg.ingress_address)
+            # A caller that disconnects cancels its handler, which drops its pending entry
+            # (the invocation goes on); aiohttp does not cancel handlers by default.
+            await self._serve("ingress", create_ingress_app(ingress, cfg.ingress_token), cfg.ingress_address,
+                              cancel_on_disconnect=True)
             self._subscriptions = SubscriptionManager(
                 self._metadata, _BlockingWal(self._appender, asyncio.get_running_loop()), node_name=cfg.node_name,
                 member_id=f"{cfg.node_name}-{self._storage.member_id()}",
@@ -319,8 +327,10 @@ class EngineNode:
         ))
         REGISTRY.register(self._collector)
 
-    async def _serve(self, name: str, app: web.Application, address: tuple[str, int]) -> None:
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    async def _serve(
+        self, name: str, app: web.Application, address: tuple[str, int], *, cancel_on_disconnect: bool = False
+    ) -> None:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=cancel_on_disconnect)
         await runner.setup()
         self._runners.append(runner)
         site = web.TCPSite(runner, address[0], address[1], shutdown_timeout=self.config.shutdown_timeout_s)

@@ -50,6 +50,7 @@ from engine.kafka import clients
 from engine.logs import get_logger
 from engine.metadata.kafka import ORDERING_PARTITION, KafkaCluster, Subscription, consumer_properties
 from engine.tailing import TAIL_POLL_S
+from engine.wal.appender import WalRecordTooLarge
 from engine.wal.records import DedupId, Invoke, Record
 from subscriptions import metrics
 from subscriptions.dead_letters import KIND_TOO_LARGE, DeadLetter, DeadLetters
@@ -563,6 +564,8 @@ def _headers(message: Message) -> tuple[tuple[str, bytes | None], ...]:
 
 def _too_large(exc: BaseException) -> bool:
     """Whether a WAL append failed because the record is over Kafka's size limit."""
+    if isinstance(exc, WalRecordTooLarge):
+        return True
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
         return bool(exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE)
-    return bool(getattr(exc, "code", None) == KafkaError.MSG_SIZE_TOO_LARGE)
+    return False

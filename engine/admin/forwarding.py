@@ -82,6 +82,24 @@ class Forwarder:
                 status=503,
             )
 
+    async def post(
+        self, node: NodeAdvert, path: str, body: bytes, request: web.Request
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """``POST {node}{path}`` with ``body`` and ``request``'s content headers, marked as
+        forwarded by this process (with the engine's admin token, when one is set): the
+        status, headers and body of the answer.
+
+        Raises:
+            aiohttp.ClientError, TimeoutError: ``node`` did not answer.
+        """
+        headers = {name: request.headers[name] for name in _PASSED_HEADERS if name in request.headers}
+        headers["content-type"] = "application/json"
+        headers[FORWARDED_HEADER] = self.instance
+        if self._authorization is not None:
+            headers["authorization"] = self._authorization
+        async with self._client().post(node.admin_url.rstrip("/") + path, data=body, headers=headers) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_TIMEOUT_S))

@@ -11,7 +11,7 @@ drop the patch (that case cannot be reported to the caller).
 
 ``GET /services/{name}/state/{key}`` is a logstrate addition::
 
-    {"service": "Account", "key": "alice", "version": "<hex>",
+    {"service": "Account", "key": "alice", "version": "<base64url>",
      "state": {"balance": {"utf8": "42"}, "blob": {"base64": "AAE="}}}
 
 ``version`` is the value ``POST`` takes for its optimistic check; state keys that are
@@ -95,8 +95,10 @@ async def modify_state(request: web.Request) -> web.Response:
         return forwarded  # the version is compared where the state is
     local = access.is_local(partition)
     if version is not None and local:
-        current = access.read_any(partition, lambda t: t.state.version(service, key))
-        if current != version:
+        matches, current = access.read_any(
+            partition, lambda t: (t.state.version_matches(service, key, version), t.state.version(service, key))
+        )
+        if not matches:
             raise AdminError(
                 409,
                 f"the state of {service}/{key} changed since it was read: its version is {current}, "

@@ -114,7 +114,10 @@ async def create_subscription(request: web.Request) -> web.Response:
             f"unknown Kafka cluster '{cluster_name}' (known: {known}); create it with POST /kafka-clusters "
             "or declare it in the engine config"
         )
-    sub = Subscription(id=SubscriptionId.generate(), source=source, sink=sink, options=options, created_at=_now(),
+    sub_id = SubscriptionId.generate()
+    # The consumer group is named in the options, as restate-server does (default: the id).
+    options = {"group.id": str(sub_id), **options}
+    sub = Subscription(id=sub_id, source=source, sink=sink, options=options, created_at=_now(),
                        ingest_version=INGEST_VERSION)
     _check_sink(view, sub)
     _check_options(sub)

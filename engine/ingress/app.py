@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -19,14 +18,13 @@ from aiohttp.typedefs import Middleware
 from engine.auth import bearer_middleware
 from engine.config import Secret
 from engine.ids import InvocationId, InvocationUuid
-from engine.ingress import awakeables, invocations
+from engine.ingress import awakeables, durable, invocations
 from engine.ingress.pending import Answer
 from engine.ingress.deps import DEPS, IngressDeps, error_response, result_response
 from engine.ingress.routing import IngressError, parse_delay, parse_path
 from engine.journal.limits import time_out_of_range
 from engine.logs import get_logger
 from engine.partition.actions import Submitted
-from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import HandlerKind, Header, IngressSink, IngressSource, InvocationTarget, Invoke
 
@@ -74,6 +72,7 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _invoke(request: web.Request) -> web.StreamResponse:
     deps: IngressDeps = request.app[DEPS]
+    arrived = asyncio.get_running_loop().time()  # the Kafka bound counts from here
     if request.method not in ("POST", "GET", "PUT"):
         return error_response(405, f"method {request.method} not allowed; call handlers with POST")
     try:
@@ -94,6 +93,11 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
                 )
     except IngressError as exc:
         return error_response(exc.status, exc.message)
+    if len(body) > deps.appender.max_record_bytes:
+        return durable.too_large(len(body), deps.appender.max_record_bytes, "request body")
+    refused = durable.refuse_if_down(deps, "call")
+    if refused is not None:
+        return refused
 
     idempotency_key = request.headers.get("idempotency-key") or None
     derived = True
@@ -129,22 +133,33 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     partition = deps.appender.partition_of(invocation_id)
     # A new random id: when this process leads the partition, its leader appends the
     # Invoke and starts the first attempt now (for a call, both leave in one WAL record).
-    early = None if derived else deps.start_early(partition, record)
-    appended: Awaitable[int]
+    # Not while the WAL is known to be down: the append below refuses at once then, and a
+    # first attempt started now would run the handler for a call that is not accepted.
+    early = None if derived or not deps.appender.health.up else deps.start_early(partition, record)
+    appended: asyncio.Future[int]
     if early is None:
-        appended, stop_early = deps.appender.submit(partition, record), None
+        appended = durable.submit(deps, partition, record)
     else:
-        appended, stop_early = early.appended, early.stop
+        appended = asyncio.ensure_future(early.appended)
+        stop_early = early.stop
+        # Stopped only once the append is known to have failed: after a 503 for a late
+        # acknowledgement the record may still land, and then the attempt must run.
+        appended.add_done_callback(lambda f: stop_early() if f.cancelled() or f.exception() else None)
     try:
-        await appended
-    except WalAppendError as exc:
-        if stop_early is not None:
-            stop_early()
+        refused = await durable.await_durable(deps, appended, "call", str(invocation_id), arrived)
+    except asyncio.CancelledError:
+        # The client went away during the append (which goes on): nobody waits here.
         if request_id is not None:
             deps.pending.discard(request_id)
-        log.warning("ingress append failed", error=str(exc), invocation_id=str(invocation_id),
-                    service=info.service, handler=info.handler, key=target.key)
-        return error_response(503, f"the engine could not durably accept the call ({exc}); retry later")
+        raise
+    if refused is not None:
+        # Not accepted, or not known to be: nobody waits for an answer here. (Debug: the
+        # WAL health logs the outage once, not once per refused request.)
+        if request_id is not None:
+            deps.pending.discard(request_id)
+        log.debug("ingress append failed", status=refused.status, invocation_id=str(invocation_id),
+                  service=info.service, handler=info.handler, key=target.key)
+        return refused
 
     if target.send:
         previously_accepted = (

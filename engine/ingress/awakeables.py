@@ -14,9 +14,9 @@ from typing import Final
 from aiohttp import web
 
 from engine.ids import AwakeableId, AwakeableIdKind, IdParseError
+from engine.ingress import durable
 from engine.ingress.deps import DEPS, error_response
 from engine.logs import get_logger
-from engine.wal.appender import WalAppendError
 from engine.wal.records import Failure, NotificationResult, Notify, SignalIndex, Value
 
 __all__ = ["REJECTED_CODE", "add_routes"]
@@ -53,9 +53,13 @@ async def _complete(request: web.Request) -> web.StreamResponse:
         result = Failure(REJECTED_CODE, body.decode("utf-8", errors="replace"))
     target = awakeable.invocation_id
     record = Notify(target, SignalIndex(awakeable.index), result)
-    try:
-        await deps.appender.append(deps.appender.partition_of(target), record)
-    except WalAppendError as exc:
-        return error_response(503, f"the engine could not durably complete the awakeable ({exc}); retry later")
+    refused = durable.refuse_if_down(deps, "awakeable completion")
+    if refused is None:
+        # A retry after an unknown outcome is harmless: an awakeable completes once.
+        refused = await durable.await_durable(
+            deps, durable.submit(deps, deps.appender.partition_of(target), record), "awakeable completion"
+        )
+    if refused is not None:
+        return refused
     log.debug("awakeable completed", invocation_id=str(target), op=request.match_info["op"])
     return web.Response(status=202)

@@ -66,6 +66,8 @@ class IngressDeps:
     workflow_handler: Callable[[str], str | None] = lambda _name: None
     """The name of a registered workflow's ``run`` handler (``None``: not a known workflow)."""
     start_early: EarlyStart = _no_early_start
+    kafka_timeout_s: float = 5.0
+    """How long a request waits for Kafka's acknowledgement (``ingress_kafka_timeout_s``)."""
 
 
 DEPS = web.AppKey("deps", IngressDeps)
@@ -78,12 +80,13 @@ def error_response(
     source: str = "ingress",
     invocation_id: str | None = None,
     metadata: tuple[FailureMetadata, ...] = (),
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     """restate-server's error shape and a source header: ``{"code", "message", "source"}``,
     with ``"metadata": {key: value}`` after the message when the failure carries any
     (a terminal error's metadata, protocol v6+; restate-server leaves the key out when
     there is none). A key given twice keeps its last value, as in a JSON object."""
-    headers = {"x-restate-error-source": source}
+    headers = {**(headers or {}), "x-restate-error-source": source}
     if invocation_id:
         headers["x-restate-id"] = invocation_id
     body: dict[str, object] = {"code": status, "message": message}

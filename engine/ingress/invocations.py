@@ -32,12 +32,12 @@ import asyncio
 from aiohttp import web
 
 from engine.ids import IdParseError, InvocationId, InvocationUuid
+from engine.ingress import durable
 from engine.ingress.deps import DEPS, NOT_READY, IngressDeps, error_response, result_response
 from engine.ingress.routing import HandlerNotFound, ServiceNotFound
 from engine.logs import get_logger
 from engine.partition.state_machine.attach import NOT_FOUND
 from engine.storage.invocation_status import StatusKind
-from engine.wal.appender import WalAppendError
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import AttachInvocation, GetInvocationOutput, IngressSink
 
@@ -121,14 +121,23 @@ async def _answer(
         # or through the responses topic, with the result, "not ready" or 404.
         content_type = _output_content_type(deps, target)
 
+    refused = durable.refuse_if_down(deps, "request")
+    if refused is not None:
+        return refused
     request_id, future = deps.pending.register()
     sink = IngressSink(deps.node_name, request_id)
     record = AttachInvocation(invocation_id, sink) if wait else GetInvocationOutput(invocation_id, sink)
     try:
-        await deps.appender.append(deps.appender.partition_of(invocation_id), record)
-    except WalAppendError as exc:
+        refused = await durable.await_durable(
+            deps, durable.submit(deps, deps.appender.partition_of(invocation_id), record), "request"
+        )
+    except asyncio.CancelledError:
         deps.pending.discard(request_id)
-        return error_response(503, f"the engine could not durably ask the invocation's partition ({exc}); retry later")
+        raise
+    if refused is not None:
+        # Safe to retry either way: attach and output change nothing.
+        deps.pending.discard(request_id)
+        return refused
     try:
         result = await future
     except asyncio.CancelledError:

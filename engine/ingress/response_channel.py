@@ -13,6 +13,12 @@ so it starts reading at the end of its partition, and the topic keeps an hour of
 answers. An answer lost with a dead process loses no work: the result is retained
 (requests with an idempotency key, workflows), and the client re-attaches or retries.
 
+An answer the producer cannot take (its local queue is full) or that Kafka did not
+acknowledge (a broker outage) is not dropped: it is kept and sent again from the reader
+thread, every poll, until it is delivered or :data:`ANSWER_RETRY_S` (the topic's
+retention) has passed — a caller waiting on another process is answered once Kafka is
+back, instead of waiting for good. At most :data:`MAX_UNSENT` answers are kept.
+
 Record value (UTF-8 JSON, ``v`` 1)::
 
     {"v": 1, "node": <instance>, "request_id": "...", "invocation_id": "inv_...",
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import json
 import threading
@@ -51,6 +58,11 @@ RESPONSE_PARTITIONS: Final = 8
 """Partitions of the responses topic; each engine process reads one of them."""
 
 Answer = Value | Failure | Void | Submitted
+
+ANSWER_RETRY_S: Final = 3600.0
+"""How long an answer Kafka did not take is sent again (the responses topic's retention)."""
+MAX_UNSENT: Final = 100_000
+"""Answers kept for sending again at most; beyond, the oldest is given up (logged)."""
 
 
 def partition_of(instance: str, partitions: int = RESPONSE_PARTITIONS) -> int:
@@ -154,7 +166,11 @@ def _end_offset(consumer: Consumer, partition: TopicPartition, timeout_s: float)
 class ResponseChannel:
     """Sends answers to other engine processes and receives this process's own."""
 
-    def __init__(self, kafka: KafkaConfig, instance: str, pending: PendingResponses) -> None:
+    def __init__(
+        self, kafka: KafkaConfig, instance: str, pending: PendingResponses,
+        producer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        """``producer_overrides``: librdkafka settings of the answers' producer (tests)."""
         self._topic = kafka.responses_topic
         self._kafka = kafka
         self._instance = instance
@@ -169,10 +185,14 @@ class ResponseChannel:
                     "client.id": f"logstrate-{instance}-responses",
                     "linger.ms": 0,
                     "acks": 1,
+                    **(producer_overrides or {}),
                 }
             ),
             client="responses-producer",
         )
+        # (give up at, target instance, value) of answers to send again; appended from
+        # the event loop and the producer's delivery reports, sent from the reader thread.
+        self._unsent: collections.deque[tuple[float, str, bytes]] = collections.deque()
 
     async def start(self) -> None:
         """Start reading this process's partition from its current end."""
@@ -190,14 +210,17 @@ class ResponseChannel:
         self._thread.start()
 
     def send(self, instance: str, request_id: str, invocation_id: InvocationId, result: Answer) -> None:
-        """Publish an answer for a request waiting on ``instance`` (fire and forget)."""
+        """Publish an answer for a request waiting on ``instance`` (fire and forget: an
+        answer Kafka does not take now is sent again, see the module docstring)."""
+        self._produce(time.monotonic() + ANSWER_RETRY_S, instance, encode_answer(instance, request_id, invocation_id, result))
+        self._producer.poll(0)
+
+    def _produce(self, give_up_at: float, instance: str, value: bytes) -> bool:
+        """Hand one answer to the producer; False (kept for later) if its queue is full."""
 
         def delivered(err: KafkaError | None, _: Any) -> None:
             if err is not None:
-                self._log.warning(
-                    "ingress answer for another process not delivered; the client can re-attach",
-                    target=instance, invocation_id=str(invocation_id), error=str(err),
-                )
+                self._keep(give_up_at, instance, value, str(err))
 
         try:
             # Called on the event loop: never wait for room (wait_s=0).
@@ -206,17 +229,44 @@ class ResponseChannel:
                 self._topic,
                 wait_s=0,
                 key=instance.encode("utf-8"),
-                value=encode_answer(instance, request_id, invocation_id, result),
+                value=value,
                 partition=partition_of(instance),
                 on_delivery=delivered,
             )
         except clients.KafkaQueueFull:
-            self._log.warning("responses producer queue full; answer dropped", target=instance)
-        self._producer.poll(0)
+            self._keep(give_up_at, instance, value, "the responses producer's queue is full")
+            return False
+        return True
+
+    def _keep(self, give_up_at: float, instance: str, value: bytes, why: str) -> None:
+        if not self._unsent:
+            self._log.warning("ingress answer for another process not sent yet; it is sent again until "
+                              "Kafka takes it", target=instance, error=why)
+        if len(self._unsent) >= MAX_UNSENT:
+            self._unsent.popleft()
+            self._log.error("too many ingress answers waiting for Kafka; the oldest is given up "
+                            "(its caller can re-attach with its idempotency key)", kept=MAX_UNSENT)
+        self._unsent.append((give_up_at, instance, value))
+
+    def _send_unsent(self) -> None:
+        """On the reader thread: send again what Kafka did not take (in order)."""
+        now = time.monotonic()
+        for _ in range(len(self._unsent)):
+            try:
+                give_up_at, instance, value = self._unsent.popleft()
+            except IndexError:
+                return
+            if now >= give_up_at:
+                self._log.error("ingress answer given up: Kafka did not take it for an hour", target=instance)
+                continue
+            if not self._produce(give_up_at, instance, value):
+                return  # still full: _produce kept it (at the end); try again next poll
 
     def _run(self, consumer: Consumer, loop: asyncio.AbstractEventLoop) -> None:
         try:
             while not self._stopping.is_set():
+                if self._unsent:
+                    self._send_unsent()
                 self._producer.poll(0)
                 message = consumer.poll(TAIL_POLL_S)
                 if message is None:

@@ -189,6 +189,10 @@ class FailureKind(enum.Enum):
     """The handler called a service or handler that is not registered (code 404).
 
     Retried like any failure: registering the missing service lets the call through."""
+    WAL = "wal"
+    """The attempt's records did not reach the WAL: Kafka did not acknowledge them (an
+    outage longer than the delivery timeout), a record exceeded the WAL's size limit, or
+    a value could not be encoded. Retried like any failure."""
 
 
 class ErrorBehavior(enum.Enum):

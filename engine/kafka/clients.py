@@ -75,16 +75,39 @@ class KafkaQueueFull(KafkaClientError):
     """The producer's local queue stayed full until the deadline: Kafka is not taking records."""
 
 
+_RATE_LIMITED_FACILITIES: Final = frozenset({"FAIL"})
+"""librdkafka log facilities logged at most once per :data:`_ERROR_LOG_INTERVAL_S` per
+client: a broker outage makes every client report each failed connection attempt
+(dozens of lines a second per engine)."""
+
+
 class _LibrdkafkaLog:
     """librdkafka's logger: confluent-kafka calls ``log(level, "%s [%s] %s", fac, name, text)``."""
 
     def __init__(self, client: str) -> None:
         self._log = get_logger("librdkafka", kafka_client=client)
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def log(self, level: int, fmt: str, *args: Any) -> None:
         if len(args) == 3:
             facility, _name, text = args
-            self._log.log(level, str(text), facility=str(facility))
+            facility = str(facility)
+            suppressed = 0
+            if facility in _RATE_LIMITED_FACILITIES:
+                now = time.monotonic()
+                with self._lock:
+                    last = self._last_logged.get(facility)
+                    if last is not None and now - last < _ERROR_LOG_INTERVAL_S:
+                        self._suppressed[facility] = self._suppressed.get(facility, 0) + 1
+                        return
+                    self._last_logged[facility] = now
+                    suppressed = self._suppressed.pop(facility, 0)
+            if suppressed:
+                self._log.log(level, str(text), facility=facility, similar_lines_suppressed=suppressed)
+            else:
+                self._log.log(level, str(text), facility=facility)
         else:
             self._log.log(level, fmt % args if args else fmt)
 

@@ -81,9 +81,10 @@ def plan(sql: str) -> list[ScanPlan]:
     return [ScanPlan(table, _merge(scans)) for table, scans in scans_of(logical, _PUSHDOWN).items()]
 
 
-def rows_of(spec: PartitionedTable, tables: PartitionTables, constraints: Constraints, partition_count: int) -> list[Row]:
+def rows_of(spec: PartitionedTable, tables: PartitionTables, constraints: Constraints, partition_count: int,
+            view: MetadataView | None = None) -> list[Row]:
     """The rows of one partition for ``constraints`` (copied out of the transaction)."""
-    context = ScanContext(partition_count=partition_count, now_ms=int(time.time() * 1000))
+    context = ScanContext(partition_count=partition_count, now_ms=int(time.time() * 1000), view=view)
     return list(spec.rows(tables, constraints, context))
 
 
@@ -92,10 +93,9 @@ def execute(sql: str, loaded: Mapping[str, Iterable[pa.Table]], view: MetadataVi
     ctx = _context()
     for name, spec in PARTITIONED_TABLES.items():
         parts = [t for t in loaded.get(name, ()) if t.num_rows]
-        table = pa.concat_tables(parts) if parts else spec.schema.empty_table()
-        ctx.register_dataset(name, ds.dataset(table))
+        _register(ctx, name, spec.schema, [b for t in parts for b in t.to_batches()])
     for name, meta in METADATA_TABLES.items():
-        ctx.register_dataset(name, ds.dataset(to_table(meta.schema, meta.rows(view))))
+        _register(ctx, name, meta.schema, to_table(meta.schema, meta.rows(view)).to_batches())
     try:
         frame = ctx.sql(sql)
         batches = frame.collect()
@@ -103,6 +103,14 @@ def execute(sql: str, loaded: Mapping[str, Iterable[pa.Table]], view: MetadataVi
         raise QuerySyntaxError(str(exc)) from None
     schema = batches[0].schema if batches else frame.schema()
     return QueryResult(schema, batches)
+
+
+def _register(ctx: SessionContext, name: str, schema: pa.Schema, batches: list[pa.RecordBatch]) -> None:
+    """``batches`` as table ``name``, in memory. Never without a batch: a scan of no
+    partitions fails DataFusion's plan check under a sort with a limit (``SortExec:
+    TopK ... does not satisfy distribution requirements``), as ``describe`` of a
+    completed invocation without a journal asks."""
+    ctx.register_record_batches(name, [batches or [pa.RecordBatch.from_pylist([], schema=schema)]])
 
 
 RowsReader = Callable[[int, Callable[[PartitionTables], list[Row]]], list[Row]]

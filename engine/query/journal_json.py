@@ -4,19 +4,25 @@
 decoded protobuf message (fields that are set; bytes as arrays of numbers, as Restate's
 serde output has them) under ``{"Command": {<Name>: ...}}`` or
 ``{"Notification": {<Name>: ...}}``; ``entry_lite_json`` the same without payloads.
-The exact serde shapes of Restate's ``journal_v2::Entry`` are not reproduced yet.
+Commands take the shape of Restate's ``journal_v2`` serde output for the fields the
+restate CLI reads (:func:`_restate_shape`); completions sit under ``Completion`` with
+their ``result`` (:func:`_restate_notification`), signals stay the decoded protobuf.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from engine.ids import InvocationId
+from engine.metadata.view import MetadataView
+from engine.query.call_request import call_request
 from engine.sensitive_headers import REDACTED, is_sensitive_header
 from restate_protocol import JournalEntry
+from restate_protocol import service_protocol_pb2 as pb
 from restate_protocol.messages import SPECS_BY_ID, MessageKind, kind_of, message_name
 
 __all__ = ["entry_json", "entry_name", "entry_raw", "entry_type"]
@@ -81,15 +87,85 @@ def _fields(message: Message, lite: bool) -> dict[str, Any]:
     return out
 
 
-def entry_json(entry: JournalEntry) -> tuple[str | None, str | None]:
-    """``(entry_json, entry_lite_json)`` of one entry; nulls when it cannot be decoded."""
+_RENAMED: Final = {"result_completion_id": "completion_id", "invocation_id_notification_idx": "invocation_id_completion_id"}
+_KEEP_RESULT_ID: Final = frozenset({"Call"})
+"""Commands that keep ``result_completion_id`` (they have two completion ids)."""
+
+
+def _restate_shape(name: str, fields: dict[str, Any], lite: bool) -> dict[str, Any]:
+    """A command's protobuf fields in the shape of Restate's ``journal_v2`` serde output
+    (what the restate CLI parses ``entry_json`` as): ``completion_id`` for
+    ``result_completion_id``, payloads (``Value`` messages) as their bytes, ``Input``'s
+    as ``payload``, headers as ``{name, value}``, state keys as text; the lite form leaves
+    out names, payloads and headers."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in _RENAMED and not (key == "result_completion_id" and name in _KEEP_RESULT_ID):
+            key = _RENAMED[key]
+        if isinstance(value, dict) and set(value) <= {"content"}:
+            if "content" not in value:
+                continue  # a payload the lite form leaves out
+            value = value["content"]
+            if name == "Input" and key == "value":
+                key = "payload"
+        elif key == "headers" and isinstance(value, list):
+            value = [{"name": h.get("key", ""), "value": h.get("value", "")} for h in value]
+        elif key == "key" and isinstance(value, list):
+            value = bytes(value).decode(errors="replace")
+        out[key] = value
+    if lite:
+        out.pop("name", None)
+    else:
+        out.setdefault("name", "")
+    return out
+
+
+def _restate_notification(fields: dict[str, Any], lite: bool) -> dict[str, Any]:
+    """A completion's fields as Restate shows them: the result under ``result``
+    (``{"Success": bytes}``, ``{"Failure": {code, message}}`` or ``"Void"``)."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "value" and isinstance(value, dict):
+            if "content" in value:
+                out["result"] = {"Success": value["content"]}
+        elif key == "failure" and isinstance(value, dict):
+            out["result"] = {"Failure": value}
+        elif key == "void":
+            out["result"] = "Void"
+        else:
+            out[key] = value
+    return out
+
+
+_REQUEST_FIELDS: Final = frozenset({"service_name", "handler_name", "key", "parameter", "headers", "idempotency_key"})
+
+
+def entry_json(
+    entry: JournalEntry, caller: InvocationId | None = None, index: int | None = None,
+    view: MetadataView | None = None,
+) -> tuple[str | None, str | None]:
+    """``(entry_json, entry_lite_json)`` of one entry; nulls when it cannot be decoded.
+    With the entry's invocation and index, a call's target and callee are shown as
+    Restate's ``request`` (:mod:`engine.query.call_request`; ``view`` names the kinds)."""
     message = _decode(entry)
     if message is None:
         return None, None
     kind, name = _short(entry.message_type)
     full, lite = _fields(message, False), _fields(message, True)
+    if kind == "Notification" and "completion_id" in full:
+        # Completions sit under "Completion" (signals keep their own shape).
+        return (json.dumps({kind: {"Completion": {name: _restate_notification(full, False)}}}, separators=(",", ":")),
+                json.dumps({kind: {"Completion": {name: _restate_notification(lite, True)}}}, separators=(",", ":")))
     if kind == "Command":
-        full.setdefault("name", "")
+        full, lite = _restate_shape(name, full, False), _restate_shape(name, lite, True)
+        if caller is not None and index is not None and isinstance(
+                message, (pb.CallCommandMessage, pb.OneWayCallCommandMessage)):
+            for shaped, is_lite in ((full, False), (lite, True)):
+                for field in _REQUEST_FIELDS:
+                    shaped.pop(field, None)
+                shaped["request"] = call_request(caller, index, message, view, is_lite)
+            full = {"request": full.pop("request"), **full}
+            lite = {"request": lite.pop("request"), **lite}
     return (json.dumps({kind: {name: full}}, separators=(",", ":")),
             json.dumps({kind: {name: lite}}, separators=(",", ":")))
 

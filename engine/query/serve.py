@@ -12,14 +12,14 @@ import json
 import pyarrow as pa
 from aiohttp import web
 
-from engine.admin.state import METADATA, PARTITIONS
-from engine.query.catalog import PARTITIONED_TABLES
-from engine.query.engine import QueryResult, ScanPlan, execute, plan, rows_of
+from engine.admin.state import METADATA
+from engine.query.callers import fill_callers, needs_callers
+from engine.query.engine import execute, plan
 from engine.query.errors import QuerySyntaxError
+from engine.query.fanout import load, scan
 from engine.query.http import ARROW_STREAM, MISSING_HEADER
-from engine.query.spec import to_table
 
-__all__ = ["query"]
+__all__ = ["query", "scan"]
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -35,7 +35,11 @@ async def query(request: web.Request) -> web.Response:
     if not isinstance(sql, str):
         return _error(422, 'the request body must name the SQL to run: {"query": "SELECT ..."}')
     try:
-        result, missing = await asyncio.to_thread(_run, request.app, sql)
+        scans = await asyncio.to_thread(plan, sql)
+        loaded, missing = await load(request, scans)
+        if needs_callers(sql):
+            await fill_callers(loaded, lambda more: load(request, more))
+        result = await asyncio.to_thread(execute, sql, loaded, request.app[METADATA].view)
     except QuerySyntaxError as exc:
         return _error(400, f"Datafusion error: {exc}")
     headers = {MISSING_HEADER: ",".join(map(str, missing))} if missing else {}
@@ -49,21 +53,3 @@ async def query(request: web.Request) -> web.Response:
             writer.write_batch(batch)
     return web.Response(body=sink.getvalue().to_pybytes(), headers={**headers, "Content-Type": ARROW_STREAM})
 
-
-def _run(app: web.Application, sql: str) -> tuple[QueryResult, list[int]]:
-    scans: list[ScanPlan] = plan(sql)
-    access = app.get(PARTITIONS)
-    loaded: dict[str, list[pa.Table]] = {}
-    missing: set[int] = set()
-    for scan in scans:
-        spec = PARTITIONED_TABLES[scan.table]
-        if access is None:
-            continue
-        count = access.partition_count
-        for partition in scan.partitions(count):
-            if not access.is_local(partition):
-                missing.add(partition)
-                continue
-            rows = access.read_any(partition, lambda t: rows_of(spec, t, scan.constraints, count))
-            loaded.setdefault(scan.table, []).append(to_table(spec.schema, rows))
-    return execute(sql, loaded, app[METADATA].view), sorted(missing)

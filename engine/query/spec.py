@@ -61,6 +61,8 @@ class ScanContext:
     partition_count: int
     now_ms: int
     """The wall clock at the query (tells running from backing off)."""
+    view: MetadataView | None = None
+    """The metadata (services' kinds, for a call's target in ``sys_journal``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 ``journal`` holds the entries in order. Key: ``partition (u32) + invocation id (24
 bytes) + entry index (u32)``. Value (a :class:`restate_protocol.JournalEntry`): version byte 1, the protocol message type id
 (u16, big-endian), then the protobuf body exactly as it goes on the wire: commands as
-the SDK sent them, notifications as the engine built them. Replaying an attempt is
+the SDK sent them, notifications as the engine built them. Version 2 (written by the
+state machine) puts the time the entry was applied (u64 ms since the epoch, the
+record's timestamp; ``appended_at`` in SQL) between the type id and the body. Replaying an attempt is
 reading this range and framing each row.
 
 ``journal_notifications`` indexes the journal by notification id, answering "is this
@@ -35,6 +37,7 @@ __all__ = ["DB_NAME", "INDEX_DB_NAME", "JournalTable", "NotificationSlot"]
 DB_NAME: Final = b"journal"
 INDEX_DB_NAME: Final = b"journal_notifications"
 _VERSION: Final = 1
+_VERSION_TIMED: Final = 2
 _MAX_INLINE_SIGNAL_NAME: Final = 300
 
 
@@ -48,16 +51,23 @@ class NotificationSlot:
     """Where the notification sits in the journal; ``None`` until it arrived."""
 
 
-def _encode_entry(entry: JournalEntry) -> bytes:
-    return bytes((_VERSION,)) + entry.message_type.to_bytes(2, "big") + entry.message
+def _encode_entry(entry: JournalEntry, appended_at_ms: int | None) -> bytes:
+    head = entry.message_type.to_bytes(2, "big")
+    if appended_at_ms is None:
+        return bytes((_VERSION,)) + head + entry.message
+    return bytes((_VERSION_TIMED,)) + head + appended_at_ms.to_bytes(8, "big") + entry.message
+
+
+def _decode_timed(raw: bytes) -> tuple[JournalEntry, int | None]:
+    if len(raw) >= 3 and raw[0] == _VERSION:
+        return JournalEntry(int.from_bytes(raw[1:3], "big"), raw[3:]), None
+    if len(raw) >= 11 and raw[0] == _VERSION_TIMED:
+        return JournalEntry(int.from_bytes(raw[1:3], "big"), raw[11:]), int.from_bytes(raw[3:11], "big")
+    raise StorageCorruptError("journal entry value is truncated or has an unknown layout version")
 
 
 def _decode_entry(raw: bytes) -> JournalEntry:
-    if len(raw) < 3 or raw[0] != _VERSION:
-        raise StorageCorruptError(
-            "journal entry value is truncated or has an unknown layout version"
-        )
-    return JournalEntry(int.from_bytes(raw[1:3], "big"), raw[3:])
+    return _decode_timed(raw)[0]
 
 
 def _notification_component(notification_id: r.NotificationId) -> bytes:
@@ -93,10 +103,13 @@ class JournalTable:
         raw = self._txn.get(self._invocation_prefix(invocation_id) + u32(index), db=self._db)
         return None if raw is None else _decode_entry(raw)
 
-    def put(self, invocation_id: InvocationId, index: int, entry: JournalEntry) -> None:
-        """Store ``entry`` at ``index`` (the caller keeps the journal length)."""
+    def put(
+        self, invocation_id: InvocationId, index: int, entry: JournalEntry, appended_at_ms: int | None = None
+    ) -> None:
+        """Store ``entry`` at ``index`` (the caller keeps the journal length), with the
+        time it was appended when given."""
         self._txn.put(
-            self._invocation_prefix(invocation_id) + u32(index), _encode_entry(entry), db=self._db
+            self._invocation_prefix(invocation_id) + u32(index), _encode_entry(entry, appended_at_ms), db=self._db
         )
 
     def entries(
@@ -106,6 +119,20 @@ class JournalTable:
         prefix = self._invocation_prefix(invocation_id)
         for key, value in iter_prefix(self._txn, self._db, prefix, prefix + u32(start)):
             yield int.from_bytes(key[len(prefix) :], "big"), _decode_entry(value)
+
+    def timed_entries(self, invocation_id: InvocationId) -> Iterator[tuple[int, JournalEntry, int | None]]:
+        """``(index, entry, appended_at_ms)`` in index order (the time is ``None`` for
+        entries stored without one)."""
+        prefix = self._invocation_prefix(invocation_id)
+        for key, value in iter_prefix(self._txn, self._db, prefix):
+            yield (int.from_bytes(key[len(prefix) :], "big"), *_decode_timed(value))
+
+    def timed_scan(self) -> Iterator[tuple[InvocationId, int, JournalEntry, int | None]]:
+        """Every entry of the partition with its append time (SQL introspection)."""
+        start = len(self._prefix)
+        for key, value in iter_prefix(self._txn, self._db, self._prefix):
+            yield (InvocationId.from_bytes(key[start : start + 24]), int.from_bytes(key[start + 24 :], "big"),
+                   *_decode_timed(value))
 
     def scan(self) -> Iterator[tuple[InvocationId, int, JournalEntry]]:
         """Every entry of the partition, by invocation id then index (SQL introspection)."""

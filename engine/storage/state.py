@@ -12,6 +12,7 @@ a prefix scan.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterator
 from typing import Final
@@ -44,11 +45,24 @@ def _decode(raw: bytes) -> StateEntry:
 
 
 def state_version(entries: list[StateEntry]) -> str:
-    """An opaque version of a whole object state (hex SHA-256 over the sorted entries).
+    """The version of a whole object state, as Restate computes it (so the ``version``
+    the restate CLI and UI send with a state patch is understood): SHA-256 over, for the
+    ``i``-th entry in key order, ``i`` (u64 big-endian), ``0x01``, the key, ``0x02``,
+    the value, ``0x03``; URL-safe base64 without padding.
 
     The admin API hands it out with the state and :class:`~engine.wal.records.PatchState`
     compares it, so a patch based on a stale read is refused.
     """
+    digest = hashlib.sha256()
+    for index, entry in enumerate(sorted(entries, key=lambda e: e.key)):
+        digest.update(index.to_bytes(8, "big") + b"\x01" + entry.key + b"\x02" + entry.value + b"\x03")
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def legacy_state_version(entries: list[StateEntry]) -> str:
+    """The version logstrate handed out before it used Restate's (hex SHA-256 over the
+    sorted entries, each part length-prefixed): still accepted, as ``PatchState``
+    records in the WAL may carry it and must apply as they did."""
     digest = hashlib.sha256()
     for entry in sorted(entries, key=lambda e: e.key):
         for part in (entry.key, entry.value):
@@ -116,3 +130,8 @@ class StateTable:
     def version(self, service: str, key: str) -> str:
         """See :func:`state_version`."""
         return state_version(list(self.scan(service, key)))
+
+    def version_matches(self, service: str, key: str, version: str) -> bool:
+        """Whether ``version`` is the state's current one (or its :func:`legacy_state_version`)."""
+        entries = list(self.scan(service, key))
+        return version in (state_version(entries), legacy_state_version(entries))

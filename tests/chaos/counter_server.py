@@ -20,6 +20,8 @@ class CounterServer:
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
+        self.order: list[str] = []
+        """Every ``/increment`` key in the order the requests came."""
         self.finished: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         server = self
@@ -32,6 +34,7 @@ class CounterServer:
                 with server._lock:
                     if self.path == "/increment":
                         server.hits[str(payload["key"])] += 1
+                        server.order.append(str(payload["key"]))
                         answer["hits"] = server.hits[str(payload["key"])]
                     elif self.path == "/finished":
                         server.finished.append(payload)

@@ -77,7 +77,7 @@ def test_subscription_validation_and_lifecycle(engine: EngineProcess, kafka: Kaf
     assert status == 201, body
     sub_id = body["id"]
     assert sub_id.startswith("sub_1") and body["source"] == good_source and body["sink"] == good_sink
-    assert body["options"] == {"auto.offset.reset": "earliest"}
+    assert body["options"] == {"auto.offset.reset": "earliest", "group.id": body["id"]}  # the group, as restate-server
     status, listed = http("GET", f"{admin}/subscriptions?sink=service://SeqLog/append")
     assert status == 200 and [s["id"] for s in listed["subscriptions"]] == [sub_id]
     assert http("GET", f"{admin}/subscriptions?sink=service://Other/x")[1] == {"subscriptions": []}

@@ -23,6 +23,7 @@ another leader's attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import time
@@ -31,13 +32,15 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from structlog.typing import FilteringBoundLogger
+
 from engine.errors import LeadershipLost
 from engine.ids import InvocationId
 from engine.invoker.client import Invoker
 from engine.invoker.stream_session import AttemptChannel, Confirm
 from restate_protocol.errors import ProtocolError
 from restate_protocol.versions import ProtocolVersion, negotiate_version
-from engine.invoker.retry import RetryAction, RetryPolicy, decide, failed_attempt_record
+from engine.invoker.retry import RetryAction, RetryDecision, RetryPolicy, decide, failed_attempt_record
 from engine.invoker.task import AttemptFailure, EndpointTarget, FailureKind, InvocationTask, OutcomeKind
 from restate_protocol import JournalEntry
 from engine.logs import get_logger
@@ -54,6 +57,8 @@ from engine.metadata.model import (
 from engine.metadata.store import MetadataStore
 from engine.observability import invocations as invocation_metrics
 from engine.partition.state_reader import InvocationTaskData
+from engine.wal.appender import WalAppendError, WalRecordTooLarge
+from engine.wal.codec import WalCodecError
 from engine.wal.records import DeploymentPinned, Failure, InvocationEnded, Record
 
 if TYPE_CHECKING:
@@ -90,6 +95,24 @@ class BuiltinServices(Protocol):
 def random_seed_of(invocation_id: InvocationId) -> int:
     """The SDK's deterministic random seed: fixed per invocation. NEVER CHANGE (replays)."""
     return int.from_bytes(hashlib.blake2b(invocation_id.to_bytes(), digest_size=8).digest(), "big")
+
+
+_LOCAL_RETRY_MS = 1000
+"""Delay of an in-process re-run when the WAL could not even record the failure."""
+_MAX_FAILURE_MESSAGE = 2000
+
+
+def wal_failure(exc: Exception) -> AttemptFailure:
+    """An attempt whose records did not reach the WAL, as a failure the retry policy handles."""
+    if isinstance(exc, WalRecordTooLarge):
+        code, what = 500, "a record of the attempt is too large for the WAL"
+    elif isinstance(exc, WalCodecError):
+        code, what = 500, "a record of the attempt cannot be encoded"
+    elif isinstance(exc, WalAppendError):
+        code, what = 503, "Kafka did not acknowledge the attempt's records"
+    else:
+        code, what = 500, f"the engine failed to run the attempt ({type(exc).__name__})"
+    return AttemptFailure(FailureKind.WAL, code, f"{what}: {exc}"[:_MAX_FAILURE_MESSAGE])
 
 
 def _ms(duration: timedelta) -> int:
@@ -146,6 +169,8 @@ class InvocationExecutor:
         # Invocations whose first attempt started before their Invoke was applied; the
         # InvokeAction of that Invoke is theirs already (see start_early).
         self._early: set[InvocationId] = set()
+        # In-process re-runs of attempts whose failure could not be written to the WAL.
+        self._local_retries: dict[InvocationId, asyncio.TimerHandle] = {}
 
     def start(self, invocation_id: InvocationId, data: InvocationTaskData | None = None) -> None:
         """Run an attempt now, or right after the one in flight.
@@ -207,12 +232,18 @@ class InvocationExecutor:
         """Cancel the attempt in flight (kill, or the Invoke of an early start failed)."""
         self._early.discard(invocation_id)
         self._rerun.discard(invocation_id)
+        retry = self._local_retries.pop(invocation_id, None)
+        if retry is not None:
+            retry.cancel()
         task = self._running.get(invocation_id)
         if task is not None:
             task.cancel()
 
     async def stop(self) -> None:
         """Cancel every attempt (leadership lost or shutdown)."""
+        for retry in self._local_retries.values():
+            retry.cancel()
+        self._local_retries.clear()
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
@@ -260,10 +291,33 @@ class InvocationExecutor:
             # The partition's new leader runs the invocation from the WAL; nothing to record.
             log.debug("attempt stopped: leadership lost", invocation_id=str(invocation_id),
                       partition=self._partition, reason=str(exc))
-        except Exception:  # noqa: BLE001 - one invocation's bug must not stop the leader
+        except Exception as exc:  # noqa: BLE001 - one invocation's bug must not stop the leader
             log.exception("invocation attempt crashed", invocation_id=str(invocation_id), partition=self._partition)
+            # Not left "invoked" with nothing running it: retried (or failed) by the
+            # default retry policy, like any failed attempt.
+            if invocation_id in self._early:
+                self._early.discard(invocation_id)  # applying its Invoke starts the next attempt
+            else:
+                data = self._load_task(invocation_id)
+                if data is not None:
+                    with contextlib.suppress(LeadershipLost):
+                        await self._after_failure(data, wal_failure(exc), None)
         finally:
             self._running.pop(invocation_id, None)
+
+    def _retry_later(self, invocation_id: InvocationId, delay_ms: int) -> None:
+        """Run the invocation again in this process after ``delay_ms`` (the WAL could
+        not take the record that would have scheduled the retry)."""
+        previous = self._local_retries.pop(invocation_id, None)
+        if previous is not None:
+            previous.cancel()
+        self._local_retries[invocation_id] = asyncio.get_running_loop().call_later(
+            delay_ms / 1000, self._retry_now, invocation_id
+        )
+
+    def _retry_now(self, invocation_id: InvocationId) -> None:
+        self._local_retries.pop(invocation_id, None)
+        self.start(invocation_id)
 
     async def _attempt(
         self, invocation_id: InvocationId, channel: AttemptChannel | None = None,
@@ -326,6 +380,18 @@ class InvocationExecutor:
                 outcome = await self._invoker.invoke(task, channel)
             else:
                 outcome = await self._invoker.invoke(task)
+        except (WalAppendError, WalCodecError) as exc:
+            # Which of the attempt's records are durable is unknown; running it again is
+            # safe (command indexes drop what is journaled already).
+            metrics.attempt[OutcomeKind.FAILED.value].observe(time.perf_counter() - started)
+            if span is not None:
+                span.end(OutcomeKind.FAILED.value, str(exc))
+            if invocation_id in self._early:
+                # Its Invoke is not applied yet: applying it starts the next attempt.
+                self._early.discard(invocation_id)
+                return
+            await self._after_failure(data, wal_failure(exc), settings, metrics, trace)
+            return
         except BaseException as exc:
             if span is not None:
                 span.end("stopped", type(exc).__name__)
@@ -389,6 +455,22 @@ class InvocationExecutor:
         attempt = data.attempt + 1
         decision = decide(policy, attempt, failure)
         logger = log.bind(invocation_id=str(data.invocation_id), partition=self._partition, attempt=attempt)
+        try:
+            await self._record_failure(data, failure, attempt, decision, logger, metrics, trace)
+        except (WalAppendError, WalCodecError) as exc:
+            # Not even the failure reaches the WAL (Kafka is down): the invocation stays
+            # Invoked in the log, so this leader runs it again itself, after the delay
+            # the policy asked for; whoever leads next reloads it from LMDB anyway.
+            delay_ms = decision.delay_ms if decision.delay_ms is not None else _LOCAL_RETRY_MS
+            logger.warning("could not record the failed attempt in the WAL; running it again in-process",
+                           error=str(exc), retry_in_ms=delay_ms)
+            self._retry_later(data.invocation_id, max(delay_ms, _LOCAL_RETRY_MS))
+
+    async def _record_failure(
+        self, data: InvocationTaskData, failure: AttemptFailure, attempt: int, decision: RetryDecision,
+        logger: FilteringBoundLogger, metrics: invocation_metrics.TargetMetrics | None,
+        trace: InvocationTrace | None,
+    ) -> None:
         if decision.action is RetryAction.RETRY:
             assert decision.delay_ms is not None
             # A journal mismatch is a bug in the handler (non-deterministic code), not a

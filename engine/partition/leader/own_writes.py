@@ -60,21 +60,51 @@ class OwnWrites:
         """Hand everything queued to the producer now."""
         pending, self._pending = self._pending, []
         if pending:
-            self._send(pending)
+            self._send(pending)  # failures went to the records' futures
 
-    def _send(self, items: list[tuple[BatchedRecord, asyncio.Future[int]]]) -> None:
-        if len(items) == 1:
-            payload = codec.encode(items[0][0], epoch=self._epoch)
-        else:
-            payload = codec.encode(RecordBatch(tuple(record for record, _ in items)), epoch=self._epoch)
-            if len(payload) > MAX_BATCH_BYTES:
-                half = len(items) // 2
-                self._send(items[:half])
-                self._send(items[half:])
-                return
+    def _send(self, items: list[tuple[BatchedRecord, asyncio.Future[int]]]) -> BaseException | None:
+        """Hand ``items`` over in order; returns the failure that stopped it, if any.
+
+        A record that cannot be encoded or is refused at once (over the WAL's record
+        limit) fails, and so does every record queued after it: they follow it in the
+        partition's order (an attempt's suspension after its run completion), so none of
+        them may land without it. Their attempts fail and are retried. This runs in a
+        loop callback (flush at the end of the turn), so nothing may raise here: every
+        waiter gets its outcome.
+        """
+        try:
+            if len(items) == 1:
+                payload = codec.encode(items[0][0], epoch=self._epoch)
+            else:
+                payload = codec.encode(RecordBatch(tuple(record for record, _ in items)), epoch=self._epoch)
+        except codec.WalCodecError as exc:
+            if len(items) == 1:
+                return _fail(items, exc)
+            return self._send_halves(items)
+        if len(items) > 1 and len(payload) > MAX_BATCH_BYTES:
+            return self._send_halves(items)
         durable = self._appender.submit_payload(self._partition, payload, records=len(items))
+        if durable.done() and not durable.cancelled() and durable.exception() is not None:
+            failure = durable.exception()
+            assert failure is not None
+            return _fail(items, failure)
         futures = [future for _, future in items]
         durable.add_done_callback(lambda done: _settle(futures, done))
+        return None
+
+    def _send_halves(self, items: list[tuple[BatchedRecord, asyncio.Future[int]]]) -> BaseException | None:
+        half = len(items) // 2
+        failure = self._send(items[:half])
+        if failure is not None:
+            return _fail(items[half:], failure)
+        return self._send(items[half:])
+
+
+def _fail(items: list[tuple[BatchedRecord, asyncio.Future[int]]], failure: BaseException) -> BaseException:
+    for _, future in items:
+        if not future.done():
+            future.set_exception(failure)
+    return failure
 
 
 def _settle(futures: list[asyncio.Future[int]], done: asyncio.Future[int]) -> None:

@@ -18,10 +18,10 @@ def on_patch_state(ctx: ApplyContext, record: PatchState) -> None:
     state = ctx.tables.state
     log = ctx.log.bind(service=record.service, key=record.key)
     if record.expected_version is not None:
-        current = state.version(record.service, record.key)
-        if current != record.expected_version:
+        if not state.version_matches(record.service, record.key, record.expected_version):
             log.info(
-                "state patch refused: the state changed since it was read", current_version=current
+                "state patch refused: the state changed since it was read",
+                current_version=state.version(record.service, record.key),
             )
             return
     state.clear_all(record.service, record.key)

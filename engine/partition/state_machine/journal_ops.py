@@ -43,7 +43,7 @@ def append_command(
     that will answer each, so a later ``Notify`` is journaled as the right message.
     """
     index = status.journal_length
-    ctx.tables.journal.put(invocation_id, index, entry)
+    ctx.tables.journal.put(invocation_id, index, entry, ctx.now_ms)
     try:
         expected = completion_types(entry.message_type, entry.message)
     except ProtocolError as exc:
@@ -97,7 +97,7 @@ def append_notification(
         )
         return status, None
     index = status.journal_length
-    journal.put(invocation_id, index, JournalEntry(encoded.message_type, encoded.message))
+    journal.put(invocation_id, index, JournalEntry(encoded.message_type, encoded.message), ctx.now_ms)
     journal.record_notification(invocation_id, notification_id, index)
     return status.touched(ctx.now_ms, journal_length=index + 1), index
 

@@ -135,7 +135,7 @@ def _append_notification(
 ) -> InvocationStatus:
     """Copy a notification entry verbatim to the end of the journal, indexed by its id."""
     index = status.journal_length
-    ctx.tables.journal.put(invocation_id, index, entry)
+    ctx.tables.journal.put(invocation_id, index, entry, ctx.now_ms)
     try:
         notification_id, _ = decode_notification(entry)
     except ProtocolError:

@@ -5,7 +5,8 @@ Restate's columns and encodings: ``status`` is the stored kind (``scheduled``,
 ``service[/key]/handler``, ``target_service_ty`` ``service|virtual_object|workflow``,
 ``completion_failure`` ``[code] message``, retentions are durations. Columns logstrate
 has no data for (``vqueue_id``, ``scope``, ``limit_key``, ``trace_id``,
-``created_using_restate_version``, ``running_at``, ``invoked_by_target`` ...) are null.
+``created_using_restate_version``, ``running_at`` ...) are null; ``invoked_by_target`` and
+``invoked_by_service_name`` are filled after the scan (:mod:`engine.query.callers`).
 
 Pushdown: ``id`` reads the named status rows only (point reads); ``partition_key``,
 ``id`` and ``target_service_key`` pick the partitions; ``target_service_name`` filters

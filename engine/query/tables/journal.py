@@ -6,7 +6,8 @@ it has none; null for notifications), ``version`` 2, ``entry_json`` / ``entry_li
 (:mod:`engine.query.journal_json`), ``raw`` (logstrate: the protocol message body) and
 ``raw_length``. ``completed``, ``invoked_id``, ``invoked_target``, ``sleep_wakeup_at``
 and ``promise_name`` belong to journal v1 and are null, as on restate-server;
-``appended_at`` is not recorded per entry by logstrate (null).
+``appended_at`` is when the entry was applied (null for entries stored before logstrate
+recorded it).
 
 Pushdown: ``id`` reads the named journals only; ``partition_key`` and ``id`` pick the
 partitions. A completed invocation keeps its journal only with a journal retention.
@@ -37,19 +38,21 @@ SCHEMA: Final = pa.schema([
 ])
 
 
-def _entries(tables: PartitionTables, constraints: Constraints) -> Iterator[tuple[InvocationId, int, JournalEntry]]:
+def _entries(
+    tables: PartitionTables, constraints: Constraints
+) -> Iterator[tuple[InvocationId, int, JournalEntry, int | None]]:
     ids = invocation_ids(constraints, "id")
     if ids is None:
-        yield from tables.journal.scan()
+        yield from tables.journal.timed_scan()
         return
     for invocation_id in sorted(ids, key=str):
-        for index, entry in tables.journal.entries(invocation_id):
-            yield invocation_id, index, entry
+        for index, entry, appended_at in tables.journal.timed_entries(invocation_id):
+            yield invocation_id, index, entry, appended_at
 
 
 def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContext) -> Iterable[Row]:
-    for invocation_id, index, entry in _entries(tables, constraints):
-        full, lite = entry_json(entry)
+    for invocation_id, index, entry, appended_at in _entries(tables, constraints):
+        full, lite = entry_json(entry, invocation_id, index, context.view)
         raw = entry_raw(entry)
         yield {
             "partition_key": invocation_id.partition_key,
@@ -62,6 +65,7 @@ def _rows(tables: PartitionTables, constraints: Constraints, context: ScanContex
             "version": 2,
             "entry_json": full,
             "entry_lite_json": lite,
+            "appended_at": appended_at,
         }
 
 

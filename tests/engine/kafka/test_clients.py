@@ -84,3 +84,19 @@ def test_librdkafka_logs_and_errors_go_through_structlog_with_the_client_name() 
     assert errors and all("code" in e for e in errors)
     # One line per error code per interval, however often librdkafka reports it.
     assert len(errors) <= len({e["code"] for e in errors})
+
+
+def test_failed_connection_lines_are_rate_limited_per_client() -> None:
+    # A broker outage: librdkafka logs every failed connection attempt (FAIL), dozens a
+    # second over all clients; one line per client per interval is kept.
+    with capture_logs() as logs:
+        producer = clients.producer(
+            _dead_broker_conf(**{"reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 10}), client="fail-test"
+        )
+        producer.produce("t", value=b"x")
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            producer.poll(0.1)  # serves the log lines of ~100 attempts
+        producer.purge()
+    fails = [e for e in logs if e.get("kafka_client") == "fail-test" and e.get("facility") == "FAIL"]
+    assert len(fails) == 1, [e["event"] for e in fails]

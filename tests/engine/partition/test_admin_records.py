@@ -36,3 +36,16 @@ def test_outbox_truncate(part: Partition) -> None:
     assert part.apply(r.OutboxTruncate(1), epoch=0) == []
     with part.read() as t:
         assert [m.sequence for m in t.outbox.scan()] == [2]
+
+
+def test_patch_state_still_accepts_the_legacy_version(part: Partition) -> None:
+    """PatchState records written before logstrate used Restate's state version carry the
+    old hex version; they must apply as they did when first applied."""
+    from engine.storage.state import legacy_state_version
+
+    part.apply(r.PatchState("Counter", "old", (r.StateEntry(b"a", b"1"),)))
+    legacy = legacy_state_version([r.StateEntry(b"a", b"1")])
+    assert legacy != state_version([r.StateEntry(b"a", b"1")])
+    part.apply(r.PatchState("Counter", "old", (r.StateEntry(b"z", b"9"),), expected_version=legacy))
+    with part.read() as t:
+        assert t.state.keys("Counter", "old") == [b"z"]
