@@ -41,3 +41,14 @@ clean:
 .PHONY: leadership
 leadership: bootstrap
 	@LOGSTRATE_LEADERSHIP_ROUNDS=$${LOGSTRATE_LEADERSHIP_ROUNDS:-50} $(VENV_PY) -m pytest -s tests/engine/partition/test_leadership_rounds.py $(PYTEST_ARGS)
+
+## Fault tests at full length (docs/ARCHITECTURE.md, "Faults"): CHAOS_KILLS (default 100)
+## kill -9 and CHAOS_FREEZES (10) SIGSTOP/SIGCONT of one of two engines under mixed load, one Kafka broker of three killed under
+## load, a SIGSTOP/SIGCONT zombie leader. Progress on stderr; figures in CHAOS_REPORT.
+.PHONY: chaos
+CHAOS_KILLS ?= 100
+CHAOS_FREEZES ?= 10
+CHAOS_REPORT ?= .cache/chaos-report.json
+chaos: bootstrap
+	@LOGSTRATE_CHAOS_KILLS=$(CHAOS_KILLS) LOGSTRATE_CHAOS_FREEZES=$(CHAOS_FREEZES) LOGSTRATE_CHAOS_REPORT=$(CHAOS_REPORT) $(VENV_PY) -m pytest -s \
+		tests/chaos/test_kill_storm.py tests/chaos/test_broker_kill.py tests/chaos/test_zombie_leader.py $(PYTEST_ARGS)

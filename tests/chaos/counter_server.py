@@ -3,13 +3,16 @@
 ``POST /increment {"key": k}`` counts one request and applies ``k`` once (idempotency
 key, the pattern a real side effect uses); ``POST /finished`` records that a handler got
 to its end. Both answer ``{"applied": <distinct keys so far>}``; ``/increment`` also
-says ``"hits"``: how often its key was sent so far, this request included.
+says ``"hits"``: how often its key was sent so far, this request included. A request
+may name the handler attempt that sent it (``"attempt"``); :attr:`CounterServer.sent_by`
+keeps, per key, who sent it and when, to tell executions apart in a failure report.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,6 +26,7 @@ class CounterServer:
         self.order: list[str] = []
         """Every ``/increment`` key in the order the requests came."""
         self.finished: list[dict[str, Any]] = []
+        self.sent_by: dict[str, list[tuple[str, float]]] = {}
         self._lock = threading.Lock()
         server = self
 
@@ -36,6 +40,9 @@ class CounterServer:
                         server.hits[str(payload["key"])] += 1
                         server.order.append(str(payload["key"]))
                         answer["hits"] = server.hits[str(payload["key"])]
+                        if "attempt" in payload:
+                            server.sent_by.setdefault(str(payload["key"]), []).append(
+                                (str(payload["attempt"]), time.time()))
                     elif self.path == "/finished":
                         server.finished.append(payload)
                     answer["applied"] = len(server.hits)
