@@ -12,10 +12,18 @@ The loop, on a dedicated thread (librdkafka calls block):
    dead-letter topic when the subscription has one, and is otherwise skipped with an
    error log line and a ``failed`` metric — never silently;
 3. append the batch to the WAL in offset order and wait for Kafka's acknowledgement;
-4. only then commit the batch's offsets (synchronously).
+   a record the WAL refuses as too large is found (the batch is appended again one
+   record at a time; what is in already is dropped as a duplicate) and treated like an
+   undecodable one, rather than retried for ever;
+4. only then commit the batch's offsets (synchronously), in one Kafka transaction
+   with the batch's dead letters when it has any (:mod:`subscriptions.dead_letters`:
+   exactly once in the dead-letter topic).
 
 A crash between 3 and 4 re-reads the batch; the WAL partitions drop the duplicates by
-their dedup ids. Nothing is fetched while a batch is in flight, and while the WAL
+their dedup ids. A subscription of ingest version 2 (``Subscription.ingest_version``)
+names the cluster and the topic's id in them; the id is read (``describe_topics``) at
+the first batch after each assignment and again whenever a partition's offsets go
+backwards (a deleted and recreated topic starts again at 0, or a rewind). Nothing is fetched while a batch is in flight, and while the WAL
 producer's queue is saturated the assigned partitions are paused (backpressure); if
 the WAL cannot be written, the batch is retried with backoff, never skipped.
 
@@ -34,17 +42,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from engine.ids import InvocationId
 from engine.kafka import clients
 from engine.logs import get_logger
 from engine.metadata.kafka import ORDERING_PARTITION, KafkaCluster, Subscription, consumer_properties
 from engine.tailing import TAIL_POLL_S
+from engine.wal.appender import WalRecordTooLarge
 from engine.wal.records import DedupId, Invoke, Record
 from subscriptions import metrics
+from subscriptions.dead_letters import KIND_TOO_LARGE, DeadLetter, DeadLetters
 from subscriptions.errors import RecordDecodeError, SchemaRegistryError
-from subscriptions.ingest import SinkTarget, SourceRecord, build_invoke, dedup_id, ordering_key, source_header_name
+from subscriptions.ingest import SinkTarget, SourceIdentity, SourceRecord, build_invoke, dedup_id, ordering_key
 from subscriptions.keys import KeyMapper, key_mapper
 from subscriptions.payload import PayloadDecoder, payload_decoder
 
@@ -151,6 +162,16 @@ class SubscriptionConsumer:
         self._decoder: PayloadDecoder = payload_decoder(options)
         self._keys: KeyMapper = key_mapper(options)
         self._dead_letter_topic = options.get("dead-letter-topic") or None
+        self._dead_letters = None if self._dead_letter_topic is None else DeadLetters(
+            cluster_properties=cluster.properties, topic=self._dead_letter_topic, subscription=str(subscription.id),
+            source_topic=subscription.topic, group_id=subscription.group_id,
+            member=self._conf.get("group.instance.id"),
+        )
+        # Ingest version 2: the cluster and the topic's incarnation name its records.
+        self._versioned = subscription.ingest_version >= 2
+        self._identity: SourceIdentity | None = None
+        self._admin: AdminClient | None = None
+        self._last_offsets: dict[int, int] = {}
         self._ordered = options.get("ordering") == ORDERING_PARTITION
         self._batch_size = int(options.get("batch.size", _DEFAULT_BATCH))
         self._group = subscription.group_id
@@ -160,7 +181,6 @@ class SubscriptionConsumer:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._exited = False
-        self._dead_letters: Producer | None = None
         self.status = ConsumerStatus()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -198,6 +218,8 @@ class SubscriptionConsumer:
             self.status.last_error = f"cannot create the Kafka consumer: {exc}"
             self._log.error("subscription consumer not started", error=str(exc))
             return
+        if self._dead_letters is not None:
+            self._dead_letters.start()
         try:
             consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
             self._log.info("subscription consumer started")
@@ -218,10 +240,14 @@ class SubscriptionConsumer:
                 metrics.forget_partition(self._sub, self._topic, partition)
             consumer.close()
             if self._dead_letters is not None:
-                self._dead_letters.flush(10)
+                self._dead_letters.close()
             self._log.info("subscription consumer stopped")
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Read the topic's id again at the next batch: it may have been recreated.
+        self._identity = None
+        for p in partitions:
+            self._last_offsets.pop(p.partition, None)
         self.status.assigned = sorted({*self.status.assigned, *(p.partition for p in partitions)})
         self._log.info("partitions assigned", partitions=[p.partition for p in partitions])
 
@@ -236,11 +262,15 @@ class SubscriptionConsumer:
 
     def _process(self, consumer: Consumer, messages: list[Message]) -> None:
         items: list[tuple[int, Record, DedupId | None]] = []
-        dead: list[tuple[Message, str]] = []
+        sources: list[Message] = []
+        dead: list[DeadLetter] = []
         commits: dict[int, int] = {}
         sink = self._wait_for_sink(consumer)
         if sink is None:
             return
+        identity = self._identity_for(consumer, messages)
+        if self._versioned and identity is None:
+            return  # stopping; nothing committed
         for index, message in enumerate(messages):
             err = message.error()
             if err is not None:
@@ -251,9 +281,9 @@ class SubscriptionConsumer:
                 continue
             record = _source_record(message)
             try:
-                invoke = self._to_invoke(sink, record)
+                invoke = self._to_invoke(sink, record, identity)
             except RecordDecodeError as exc:
-                dead.append((message, str(exc)))
+                dead.append(DeadLetter(message, str(exc)))
             except SchemaRegistryError as exc:
                 # Not this record's fault: keep what was decoded, rewind to this record,
                 # and commit nothing past it.
@@ -269,24 +299,94 @@ class SubscriptionConsumer:
                     self._halt(exc, record)
                 break
             else:
-                items.append((self._wal.partition_of(invoke.invocation_id), invoke, dedup_id(self._group, record)))
+                items.append((self._wal.partition_of(invoke.invocation_id), invoke,
+                              dedup_id(self._group, record, identity)))
+                sources.append(message)
             commits[record.partition] = record.offset + 1
-        if not self._retry(consumer, "append to the WAL", lambda: self._wal.append_many(items)):
+            self._last_offsets[record.partition] = record.offset
+        too_large: list[DeadLetter] = []
+        if not self._retry(consumer, "append to the WAL", lambda: self._append(items, sources, too_large)):
             return
-        if dead and not self._retry(consumer, "publish dead letters", lambda: self._publish_dead(dead)):
+        dead += too_large
+        appended = len(items) - len(too_large)
+        self.status.ingested += appended
+        if appended:
+            metrics.EVENTS_INGESTED.labels(self._sub, self._topic).inc(appended)
+        if dead:
+            self.status.failed += len(dead)
+            self.status.last_error = f"record {dead[-1].message.partition()}@{dead[-1].message.offset()}: {dead[-1].reason}"
+        if dead and self._dead_letters is not None:
+            letters = self._dead_letters
+            # The batch's offsets are committed in the dead letters' transaction.
+            self._retry(consumer, "publish dead letters", lambda: letters.publish(consumer, dead, commits))
             return
-        self.status.ingested += len(items)
-        if items:
-            metrics.EVENTS_INGESTED.labels(self._sub, self._topic).inc(len(items))
+        for letter in dead:
+            self._skip(letter)
         self._commit(consumer, commits)
 
-    def _to_invoke(self, sink: SinkTarget, record: SourceRecord) -> Invoke:
+    def _append(self, items: list[tuple[int, Record, DedupId | None]], sources: list[Message],
+                too_large: list[DeadLetter]) -> None:
+        """Append ``items``; a record the WAL refuses as too large goes to ``too_large``
+        (searched for one record at a time; what is in already is dropped as a duplicate)."""
+        too_large.clear()
+        try:
+            self._wal.append_many(items)
+            return
+        except Exception as exc:
+            if not _too_large(exc):
+                raise
+        found: list[DeadLetter] = []
+        for item, message in zip(items, sources, strict=True):
+            try:
+                self._wal.append_many([item])
+            except Exception as exc:
+                if not _too_large(exc):
+                    raise
+                found.append(DeadLetter(
+                    message, f"the event is too large for the WAL ({exc}); a Kafka record must fit the WAL producer's "
+                             "message.max.bytes once it is an invocation (payload plus headers)", KIND_TOO_LARGE,
+                ))
+        too_large.extend(found)
+
+    def _skip(self, letter: DeadLetter) -> None:
+        message = letter.message
+        metrics.EVENTS_FAILED.labels(self._sub, self._topic, letter.kind).inc()
+        self._log.error(
+            "record cannot become an invocation; skipped (set the dead-letter-topic option to keep such records)",
+            reason=letter.reason, kind=letter.kind, partition=message.partition(), offset=message.offset(),
+        )
+
+    def _identity_for(self, consumer: Consumer, messages: Sequence[Message]) -> SourceIdentity | None:
+        """The topic's identity for this batch (ingest version 2), read again when a
+        partition's offsets went backwards; ``None`` if stopped before it could be read."""
+        if not self._versioned:
+            return None
+        for message in messages:
+            partition, offset = message.partition(), message.offset()
+            if message.error() is None and partition is not None and offset is not None \
+                    and offset <= self._last_offsets.get(partition, -1):
+                self._identity = None  # recreated (offsets start again at 0) or rewound
+                break
+        if self._identity is None:
+            self._retry(consumer, f"read the id of topic {self._topic}", self._read_identity)
+        return self._identity
+
+    def _read_identity(self) -> None:
+        if self._admin is None:
+            self._admin = clients.admin_client(dict(self.cluster.properties), client=f"subscription-{self._sub}-admin")
+        described = self._admin.describe_topics(TopicCollection([self._topic]), request_timeout=10)
+        topic_id = str(described[self._topic].result(timeout=15).topic_id)
+        if self._identity is None or self._identity.topic_id != topic_id:
+            self._log.info("source topic identified", topic_id=topic_id, cluster=self.cluster.name)
+        self._identity = SourceIdentity(self.cluster.name, topic_id)
+
+    def _to_invoke(self, sink: SinkTarget, record: SourceRecord, identity: SourceIdentity | None) -> Invoke:
         argument = self._decoder.decode(record.value)
         object_key = self._keys.object_key(record.key) if sink.keyed else None
         ordering = ordering_key(self._group, record) if self._ordered and not sink.keyed else None
         return build_invoke(
             self.subscription.id, sink, record, argument=argument, object_key=object_key,
-            dead_letter_topic=self._dead_letter_topic, ordering=ordering,
+            dead_letter_topic=self._dead_letter_topic, ordering=ordering, source=identity,
         )
 
     def _wait_for_sink(self, consumer: Consumer) -> SinkTarget | None:
@@ -414,37 +514,6 @@ class SubscriptionConsumer:
             # last commit and the WAL drops what this process appended already.
             self._log.warning("offset commit failed", error=str(exc))
 
-    def _publish_dead(self, dead: list[tuple[Message, str]]) -> None:
-        for message, reason in dead:
-            self.status.failed += 1
-            coordinates = {"partition": message.partition(), "offset": message.offset()}
-            if self._dead_letter_topic is None:
-                metrics.EVENTS_FAILED.labels(self._sub, self._topic, "decode").inc()
-                self.status.last_error = f"record {message.partition()}@{message.offset()} skipped: {reason}"
-                self._log.error(
-                    "record cannot become an invocation; skipped (set the dead-letter-topic option to keep such records)",
-                    reason=reason, **coordinates,
-                )
-                continue
-            producer = self._dead_letter_producer()
-            # Renamed like ingestion does, so no source header poses as the engine's logstrate.*.
-            headers: list[tuple[str, str | bytes | None]] = [(source_header_name(k), v) for k, v in _headers(message)]
-            headers += _error_headers(self._sub, message, reason)
-            producer.produce(self._dead_letter_topic, key=message.key(), value=message.value(), headers=headers)
-            metrics.EVENTS_FAILED.labels(self._sub, self._topic, "dead-lettered").inc()
-            self._log.warning("record sent to the dead-letter topic", reason=reason, dlq=self._dead_letter_topic, **coordinates)
-        if self._dead_letters is not None:
-            remaining = self._dead_letters.flush(30)
-            if remaining:
-                raise KafkaException(f"{remaining} dead-letter records not acknowledged")
-
-    def _dead_letter_producer(self) -> Producer:
-        if self._dead_letters is None:
-            conf: dict[str, Any] = dict(self.cluster.properties)
-            conf.update({"enable.idempotence": True, "acks": "all"})
-            self._dead_letters = clients.producer(conf, client=f"dead-letters-{self._sub}")
-        return self._dead_letters
-
     def _update_lag(self, consumer: Consumer) -> None:
         for partition in list(self.status.assigned):
             tp = TopicPartition(self._topic, partition)
@@ -493,11 +562,10 @@ def _headers(message: Message) -> tuple[tuple[str, bytes | None], ...]:
     return tuple((name, value.encode() if isinstance(value, str) else value) for name, value in pairs)
 
 
-def _error_headers(subscription: str, message: Message, reason: str) -> list[tuple[str, bytes]]:
-    return [
-        ("logstrate.error.message", reason.encode()),
-        ("logstrate.subscription.id", subscription.encode()),
-        ("logstrate.source.topic", (message.topic() or "").encode()),
-        ("logstrate.source.partition", str(message.partition()).encode()),
-        ("logstrate.source.offset", str(message.offset()).encode()),
-    ]
+def _too_large(exc: BaseException) -> bool:
+    """Whether a WAL append failed because the record is over Kafka's size limit."""
+    if isinstance(exc, WalRecordTooLarge):
+        return True
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return bool(exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE)
+    return False

@@ -1,17 +1,30 @@
 """Turning one Kafka record into the WAL ``Invoke`` that runs its handler (pure).
 
-Exactly-once ingestion rests on two frozen formulas here:
+Exactly-once ingestion rests on two frozen formulas here, in two versions (a
+subscription keeps the version it was created with, ``Subscription.ingest_version``;
+old keys are never recomputed differently):
 
-* the invocation id: :meth:`InvocationUuid.for_subscription_event` of (subscription,
-  topic, partition, offset) — or, for a workflow's ``run``, the workflow key's id, since
-  a workflow runs once per key — so re-reading a record yields the same invocation;
-* the dedup id: producer :func:`dedup_producer` (consumer group, topic, partition) and
-  sequence = the record's offset. The target WAL partition keeps the highest sequence
-  per producer and drops anything at or below it, so a record appended twice (the
-  engine crashed between the WAL append and the offset commit, or a rebalance handed
-  the partition to another process) is applied once. The producer name uses the
-  consumer group, not the subscription id, so deleting a subscription and recreating
-  it with the same ``group.id`` deduplicates too.
+* the invocation id: version 1, :meth:`InvocationUuid.for_subscription_event` of
+  (subscription, topic, partition, offset); version 2 (:func:`invocation_uuid_v2`) adds
+  the topic's incarnation (its Kafka topic id) — or, for a workflow's ``run``, the
+  workflow key's id, since a workflow runs once per key — so re-reading a record yields
+  the same invocation;
+* the dedup id: producer :func:`dedup_producer` (consumer group, topic, partition),
+  version 2 :func:`dedup_producer_v2` (cluster, topic id, consumer group, topic,
+  partition), and sequence = the record's offset.
+
+Version 1 names neither the cluster nor the topic's incarnation: a topic deleted and
+created again restarts its offsets at 0, and its records were dropped as duplicates of
+the old topic's (as were those of a same-named topic on another cluster read by the
+same group). Version 2, the one new subscriptions get, tells them apart.
+
+The target WAL partition keeps the highest sequence per producer and drops anything
+at or below it, so a record appended twice (the engine crashed between the WAL append
+and the offset commit, or a rebalance handed the partition to another process) is
+applied once. The producer name uses the consumer group, not the subscription id, so
+deleting a subscription and recreating it with the same ``group.id`` deduplicates too
+(between subscriptions of the same version: one created before version 2 existed and
+recreated now may see the records it had appended but not committed once more).
 
 With the ``ordering=partition`` option, a plain-service sink's invocations carry the
 source partition's :func:`ordering_key` (also frozen) and run one at a time in offset
@@ -30,6 +43,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from engine.ids import InvocationId, InvocationUuid, SubscriptionId
+from engine.metadata.kafka import INGEST_VERSION
 from engine.wal.partitioning import invocation_id_for
 from engine.wal.records import (
     DedupId,
@@ -43,11 +57,15 @@ from engine.wal.records import (
 
 __all__ = [
     "DEAD_LETTER_HEADER",
+    "INGEST_VERSION",
     "SinkTarget",
+    "SourceIdentity",
     "SourceRecord",
     "build_invoke",
     "dedup_id",
     "dedup_producer",
+    "dedup_producer_v2",
+    "invocation_uuid_v2",
     "invocation_headers",
     "invocation_id",
     "ordering_key",
@@ -99,6 +117,15 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
+class SourceIdentity:
+    """What a topic name alone does not say: the cluster, and the topic's incarnation
+    (its Kafka topic id, a UUID that changes when the topic is deleted and created again)."""
+
+    cluster: str
+    topic_id: str
+
+
+@dataclass(frozen=True)
 class SinkTarget:
     """The sink handler as the WAL names it (resolved from the metadata)."""
 
@@ -118,9 +145,33 @@ def dedup_producer(group_id: str, topic: str, partition: int) -> str:
     return f"kafka/{group_id}/{topic}/{partition}"
 
 
-def dedup_id(group_id: str, record: SourceRecord) -> DedupId:
-    """The record's dedup id: its source partition's producer, its offset as the sequence."""
-    return DedupId(dedup_producer(group_id, record.topic, record.partition), record.offset)
+def dedup_producer_v2(cluster: str, topic_id: str, group_id: str, topic: str, partition: int) -> str:
+    """Version 2 of the dedup producer: also the cluster and the topic's incarnation.
+    NEVER CHANGE: WAL partitions store it."""
+    return f"kafka2/{cluster}/{topic_id}/{group_id}/{topic}/{partition}"
+
+
+def dedup_id(group_id: str, record: SourceRecord, source: SourceIdentity | None = None) -> DedupId:
+    """The record's dedup id: its source partition's producer, its offset as the sequence
+    (version 2 with ``source``, version 1 without)."""
+    if source is None:
+        return DedupId(dedup_producer(group_id, record.topic, record.partition), record.offset)
+    return DedupId(
+        dedup_producer_v2(source.cluster, source.topic_id, group_id, record.topic, record.partition), record.offset
+    )
+
+
+def invocation_uuid_v2(subscription: SubscriptionId, source: SourceIdentity, record: SourceRecord) -> InvocationUuid:
+    """Version 2 of a record's invocation uuid: also the topic's incarnation (the
+    subscription id already names the cluster). NEVER CHANGE: ids are in the WAL."""
+    return InvocationUuid.derive(
+        "subscription/v2",
+        subscription.to_bytes(),
+        source.topic_id,
+        record.topic,
+        record.partition.to_bytes(4, "big", signed=True),
+        record.offset.to_bytes(8, "big", signed=True),
+    )
 
 
 def ordering_key(group_id: str, record: SourceRecord) -> str:
@@ -139,6 +190,7 @@ def invocation_id(
     object_key: str | None,
     record: SourceRecord,
     ordering: str | None = None,
+    source: SourceIdentity | None = None,
 ) -> InvocationId:
     """The invocation a record becomes; deterministic, so re-ingestion finds it again.
 
@@ -149,6 +201,8 @@ def invocation_id(
     if sink.handler_kind is HandlerKind.WORKFLOW:
         assert object_key is not None
         uuid = InvocationUuid.for_workflow_run(sink.service, object_key)
+    elif source is not None:
+        uuid = invocation_uuid_v2(subscription, source, record)
     else:
         uuid = InvocationUuid.for_subscription_event(subscription, record.topic, record.partition, record.offset)
     placed_by = object_key if sink.keyed else ordering
@@ -199,15 +253,17 @@ def build_invoke(
     object_key: str | None,
     dead_letter_topic: str | None = None,
     ordering: str | None = None,
+    source: SourceIdentity | None = None,
 ) -> Invoke:
     """The ``Invoke`` of ``record``; ``object_key`` must be given exactly for keyed sinks,
-    ``ordering`` (an :func:`ordering_key`) only for plain-service sinks."""
+    ``ordering`` (an :func:`ordering_key`) only for plain-service sinks; ``source`` for
+    a version 2 subscription (:data:`INGEST_VERSION`)."""
     if sink.keyed != (object_key is not None):
         raise ValueError(f"object key {object_key!r} does not fit sink {sink.service}/{sink.handler}")
     if sink.keyed and ordering is not None:
         raise ValueError(f"sink {sink.service}/{sink.handler} is keyed; it takes no ordering key")
     return Invoke(
-        invocation_id=invocation_id(subscription, sink, object_key, record, ordering),
+        invocation_id=invocation_id(subscription, sink, object_key, record, ordering, source),
         target=InvocationTarget(sink.service, sink.handler, object_key, sink.service_kind, sink.handler_kind),
         argument=argument,
         headers=invocation_headers(subscription, record, dead_letter_topic=dead_letter_topic),

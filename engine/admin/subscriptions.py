@@ -19,6 +19,7 @@ partition and this process's consumer state. ``PATCH /subscriptions/{id}/pause``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -34,6 +35,7 @@ from engine.egress import engine_topic_reason
 from engine.ids import IdParseError, SubscriptionId
 from engine.metadata.errors import InvalidRequest, NotFoundError
 from engine.metadata.kafka import (
+    INGEST_VERSION,
     ORDERING_NONE,
     ORDERING_PARTITION,
     ORDERINGS,
@@ -115,7 +117,8 @@ async def create_subscription(request: web.Request) -> web.Response:
     sub_id = SubscriptionId.generate()
     # The consumer group is named in the options, as restate-server does (default: the id).
     options = {"group.id": str(sub_id), **options}
-    sub = Subscription(id=sub_id, source=source, sink=sink, options=options, created_at=_now())
+    sub = Subscription(id=sub_id, source=source, sink=sink, options=options, created_at=_now(),
+                       ingest_version=INGEST_VERSION)
     _check_sink(view, sub)
     _check_options(sub)
     await asyncio.to_thread(_check_kafka, cluster, sub, topic)
@@ -153,7 +156,7 @@ async def _set_paused(request: web.Request, paused: bool) -> web.Response:
         current = view.get_subscription(subscription_id)
         if current.paused == paused:
             return None, current
-        changed = Subscription(current.id, current.source, current.sink, current.options, current.created_at, paused)
+        changed = dataclasses.replace(current, paused=paused)
         return PutSubscription(changed), changed
 
     sub = await request.app[METADATA].modify(plan)

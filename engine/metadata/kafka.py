@@ -112,6 +112,10 @@ class KafkaCluster:
         return {k: (REDACTED if is_secret_property(k) else v) for k, v in sorted(self.properties.items())}
 
 
+INGEST_VERSION: Final = 2
+"""The ingest formula version new subscriptions get (``Subscription.ingest_version``)."""
+
+
 @dataclass(frozen=True)
 class Subscription:
     """Kafka records of ``source`` become invocations of ``sink``."""
@@ -123,6 +127,10 @@ class Subscription:
     created_at: datetime = _EPOCH
     paused: bool = False
     """Paused through the admin API: no consumer runs; the committed position is kept."""
+    ingest_version: int = 1
+    """Which frozen invocation-id and dedup formulas its records get
+    (``subscriptions.ingest``): 1 for subscriptions created before version 2 existed
+    (their records keep their ids), 2 for new ones (cluster and topic incarnation too)."""
 
     @property
     def cluster(self) -> str:
@@ -274,6 +282,7 @@ def subscription_to_json(s: Subscription) -> dict[str, Any]:
         "options": clear,
         "created_at_ms": _ms(s.created_at),
         "paused": s.paused,
+        "ingest_version": s.ingest_version,
     }
     if sealed:
         document["sealed_options"] = sealed
@@ -297,6 +306,7 @@ def subscription_from_json(subscription_id: SubscriptionId, j: Mapping[str, Any]
         ),
         created_at=_EPOCH + timedelta(milliseconds=int(j.get("created_at_ms", 0))),
         paused=bool(j.get("paused", False)),
+        ingest_version=int(j.get("ingest_version", 1)),
     )
 
 

@@ -25,6 +25,8 @@ from engine.partition.halt import PartitionHalt
 
 log = get_logger(__name__)
 
+_WATERMARK_TIMEOUT_S = 2.0
+_WATERMARK_RETRY_S = 0.5
 WATERMARK_REFRESH_S = 1.0
 """How often the consumer thread notes its partitions' high watermarks (apply lag)."""
 
@@ -84,6 +86,11 @@ class WalConsumer:
         self._max_batch = max_batch
         self._on_fatal = on_fatal
         self._stop = threading.Event()
+        # Assigned partitions whose high watermark could not be read yet (a broker
+        # restarting): consumed already, reported to the listener once it is read.
+        self._unreported: dict[int, str] = {}
+        self._unreported_at_end: set[int] = set()
+        self._next_watermark_try = 0.0
         static = {} if group_instance_id is None else {"group.instance.id": group_instance_id}
         self._consumer = clients.consumer(
             kafka.client_config(
@@ -158,13 +165,40 @@ class WalConsumer:
             positioned.append(tp)
         consumer.incremental_assign(positioned)
         for tp in positioned:
-            _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
-            log.info("wal partition assigned", partition=tp.partition, start_offset=tp.offset, high_watermark=high)
-            self._listener.assigned(tp.partition, high)
+            log.info("wal partition assigned", partition=tp.partition, start_offset=tp.offset)
+            self._unreported[tp.partition] = tp.topic
+        self._report_assigned(consumer)
+
+    def _report_assigned(self, consumer: Consumer) -> None:
+        """Tell the listener of each assigned partition whose high watermark can be read
+        now. A read that fails (a broker restarting, a partition without a leader yet)
+        is retried from the poll loop, never raised: an exception in the assignment
+        callback would stop the consumer, and with it the process."""
+        self._next_watermark_try = time.monotonic() + _WATERMARK_RETRY_S
+        for partition, topic in list(self._unreported.items()):
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                         timeout=_WATERMARK_TIMEOUT_S)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.fatal():
+                    raise
+                log.warning("cannot read the high watermark of an assigned WAL partition yet; retrying (it is "
+                            "led once the read succeeds)", partition=partition, error=str(exc))
+                continue
+            del self._unreported[partition]
+            log.info("wal partition ready", partition=partition, high_watermark=high)
+            self._listener.assigned(partition, high)
+            if partition in self._unreported_at_end:
+                # The end-of-partition event came while unreported: not repeated by Kafka.
+                self._unreported_at_end.discard(partition)
+                self._listener.reached_end(partition)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             log.info("wal partition revoked", partition=tp.partition)
+            self._unreported.pop(tp.partition, None)
+            self._unreported_at_end.discard(tp.partition)
             self._halted.pop(tp.partition, None)
             self._high_watermarks.pop(tp.partition, None)
             self._listener.revoked(tp.partition)
@@ -202,6 +236,8 @@ class WalConsumer:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if self._unreported and time.monotonic() >= self._next_watermark_try:
+                    self._report_assigned(self._consumer)
                 if self._halted:
                     self._resume_due()
                 # consume() waits for a full batch or its timeout, which would add its
@@ -244,6 +280,9 @@ class WalConsumer:
                     halt = self._listener.apply(partition, batch)
                     if halt is not None:
                         self._halt(halt)
+                if self._unreported:
+                    self._unreported_at_end.difference_update(batches)
+                    self._unreported_at_end.update(at_end & self._unreported.keys())
                 for partition in at_end:
                     if partition not in self._halted:
                         self._listener.reached_end(partition)

@@ -13,6 +13,24 @@ Leadership: when the consumer group assigns a partition, the processor catches u
 the partition's end as of the assignment, then appends ``AnnounceLeader(epoch + 1)``.
 Leading starts when that record is applied, so every process agrees on who leads which
 epoch, and records a deposed leader writes later carry an old epoch and are ignored.
+
+**Every assigned partition ends up led.** An announcement that fails (Kafka outage) is
+retried with backoff for as long as the partition stays assigned; a revoke cancels the
+announcement task. A produce already handed to Kafka cannot be taken back, though, so a
+process that just lost a partition may still get a late ``AnnounceLeader`` into the
+log, after the announcement of the process that holds the partition now. The state
+machine cannot tell (it knows nothing of group assignments), so the late one is
+applied and names a process that will not lead (it only leads what it is assigned).
+The assigned process sees a ``BecameLeader`` for someone else, at an epoch its own
+announcement cannot beat, and announces again with the next epoch: the late
+announcement holds the partition for about a second, never for good.
+
+**Egress is fenced before announcing, but never blocks leading.** ``before_announce``
+(the Kafka egress producer's ``init_transactions``) runs first, bounded; when it fails
+(no TransactionalId permission, a broker hiccup) the partition is announced and led
+anyway, without egress in that epoch; ``before_announce`` is retried with backoff while
+leading, and once it succeeds a new epoch is announced, whose leader has the egress
+producer (:mod:`engine.partition.leader.egress`).
 """
 
 from __future__ import annotations
@@ -42,8 +60,17 @@ LeaderFactory = Callable[[int, int], PartitionLeader]
 """(partition, epoch) -> a leader, not yet started."""
 
 BeforeAnnounce = Callable[[int], Awaitable[None]]
-"""Awaited before announcing leadership of a partition; raising skips the announcement
-(the Kafka egress fences older producers of the partition here)."""
+"""Awaited before announcing leadership of a partition (the Kafka egress fences older
+producers of the partition here); raising does not stop the announcement."""
+
+_RETRY_FIRST_S = 0.2
+_RETRY_MAX_S = 5.0
+# Announcing again after a BecameLeader for someone else waits a heartbeat interval
+# first: a process that was frozen (a zombie) reads the new leader's announcement
+# before its consumer learns the partition is no longer assigned to it.
+_REANNOUNCE_FIRST_S = 1.0
+_BEFORE_ANNOUNCE_TIMEOUT_S = 15.0
+_PREPARE_MAX_S = 30.0
 
 
 class PartitionProcessors:
@@ -95,6 +122,13 @@ class PartitionProcessors:
         # from before a revoke and re-assign, must not).
         self._announced: dict[int, int] = {}
         self._leaders: dict[int, PartitionLeader] = {}
+        # The running announcement of each assigned partition not led yet (cancelled on
+        # revoke), and the next retry delay of each (reset once leading).
+        self._announcing: dict[int, asyncio.Task[None]] = {}
+        self._announce_delay: dict[int, float] = {}
+        # Partitions whose last before_announce failed, and the task retrying it.
+        self._unprepared: set[int] = set()
+        self._preparing: dict[int, asyncio.Task[None]] = {}
         self._applied: dict[int, int] = {}
         self._applied_waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         # Consumer-thread side: partition -> offset to reach before announcing.
@@ -190,13 +224,21 @@ class PartitionProcessors:
     def _on_halted(self, partition: int) -> None:
         # Nothing after the halt is applied: leading on that state would act on a past
         # the log has moved beyond. The consumer calls ``assigned`` again on a resume.
-        self._assigned.discard(partition)
-        self._announced.pop(partition, None)
-        self._stop_leader(partition)
+        self._give_up(partition)
 
     def _on_revoked(self, partition: int) -> None:
+        self._give_up(partition)
+
+    def _give_up(self, partition: int) -> None:
+        """No longer ours to lead (revoked, or halted): stop leading and announcing it."""
         self._assigned.discard(partition)
         self._announced.pop(partition, None)
+        self._announce_delay.pop(partition, None)
+        for tasks in (self._announcing, self._preparing):
+            task = tasks.pop(partition, None)
+            if task is not None:
+                task.cancel()
+        self._unprepared.discard(partition)
         self._stop_leader(partition)
 
     async def wait_applied(self, partition: int, offset: int, timeout: float) -> bool:
@@ -242,19 +284,34 @@ class PartitionProcessors:
             self._announce(partition)
 
     def _on_became_leader(self, action: BecameLeader) -> None:
-        self._stop_leader(action.partition)
-        if (
-            action.node_id != self._node_name
-            or action.partition not in self._assigned
-            or self._announced.get(action.partition) != action.epoch
-        ):
+        partition = action.partition
+        self._stop_leader(partition)
+        if partition not in self._assigned:
             return
+        announced = self._announced.get(partition)
+        if action.node_id != self._node_name or announced != action.epoch:
+            if announced is not None and action.epoch >= announced:
+                # Someone else's (a late announcement of a process that lost the partition)
+                # or an old one of ours holds the epoch ours would get: ours cannot win.
+                # (No announcement yet: catching up, replaying history; nothing to do.)
+                log.info("partition announced by a process that is not assigned it; announcing again",
+                         partition=partition, epoch=action.epoch, announced_by=action.node_id)
+                self._announce(partition, backoff=True)
+            return
+        task = self._announcing.pop(partition, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._announce_delay.pop(partition, None)
         leader = self._leader_factory(action.partition, action.epoch)
         self._leaders[action.partition] = leader
         self._leading_epochs[action.partition] = action.epoch
         metrics.LEADER.labels(str(action.partition)).set(1)
         leader.start()
         self._leading_changed()
+        if partition in self._unprepared and partition not in self._preparing:
+            self._preparing[partition] = self._loop.create_task(
+                self._prepare_then_announce(partition), name=f"prepare-{partition}"
+            )
 
     def _stop_leader(self, partition: int) -> None:
         leader = self._leaders.pop(partition, None)
@@ -268,23 +325,81 @@ class PartitionProcessors:
         if self._on_leading_changed is not None:
             self._on_leading_changed(dict(self._leading_epochs))
 
-    def _announce(self, partition: int) -> None:
-        epoch = self.reader.read(partition, lambda t: t.fsm.current_epoch()) + 1
-        self._announced[partition] = epoch
-        log.info("announcing leadership", partition=partition, epoch=epoch)
+    async def _prepare_then_announce(self, partition: int) -> None:
+        """Retry ``before_announce`` while leading without it, then announce a new epoch
+        (whose leader has what it prepared: the egress producer fenced in before it)."""
+        assert self._before_announce is not None
+        delay = _REANNOUNCE_FIRST_S
+        try:
+            while partition in self._leaders:
+                await asyncio.sleep(delay)
+                try:
+                    await asyncio.wait_for(self._before_announce(partition), _BEFORE_ANNOUNCE_TIMEOUT_S)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retried while leading
+                    delay = min(delay * 2, _PREPARE_MAX_S)
+                    log.warning("preparing leadership failed again; retrying", partition=partition,
+                                error=str(exc) or type(exc).__name__, retry_in_s=delay)
+                    continue
+                self._unprepared.discard(partition)
+                if partition in self._assigned:
+                    log.info("leadership prepared; announcing a new epoch with Kafka egress", partition=partition)
+                    self._announce(partition, prepared=True)
+                return
+        finally:
+            if self._preparing.get(partition) is asyncio.current_task():
+                del self._preparing[partition]
 
-        async def append() -> None:
+    def _announce(self, partition: int, *, backoff: bool = False, prepared: bool = False) -> None:
+        """(Re)start announcing leadership of ``partition``; retried until it is applied
+        or the partition is revoked (module docstring)."""
+        previous = self._announcing.pop(partition, None)
+        if previous is not None:
+            previous.cancel()
+        delay = self._announce_delay.get(partition, _REANNOUNCE_FIRST_S) if backoff else 0.0
+        if backoff:
+            self._announce_delay[partition] = min(max(delay * 2, _REANNOUNCE_FIRST_S), _RETRY_MAX_S)
+        self._announcing[partition] = self._loop.create_task(
+            self._announce_until_appended(partition, delay, prepared), name=f"announce-{partition}"
+        )
+
+    async def _announce_until_appended(self, partition: int, delay: float, prepared: bool) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        if self._before_announce is not None and not prepared:
             try:
-                if self._before_announce is not None:
-                    await self._before_announce(partition)
+                await asyncio.wait_for(self._before_announce(partition), _BEFORE_ANNOUNCE_TIMEOUT_S)
+                self._unprepared.discard(partition)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - leadership goes on without egress
+                self._unprepared.add(partition)
+                log.error("preparing leadership failed; leading without Kafka egress in this epoch, retrying",
+                          partition=partition, error=str(exc) or type(exc).__name__)
+        retry = _RETRY_FIRST_S
+        while partition in self._assigned:
+            # Read at each try: what was applied meanwhile (another announcement) counts.
+            epoch = self.reader.read(partition, lambda t: t.fsm.current_epoch()) + 1
+            self._announced[partition] = epoch
+            log.info("announcing leadership", partition=partition, epoch=epoch)
+            try:
                 await self._appender.append(partition, AnnounceLeader(epoch, self._node_name, partition))
-            except Exception as exc:  # noqa: BLE001 - the next assignment retries
-                log.error("leadership announcement failed", partition=partition, error=str(exc))
-
-        self._loop.create_task(append())
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried while the partition is ours
+                log.warning("leadership announcement failed; retrying", partition=partition, epoch=epoch,
+                            error=str(exc) or type(exc).__name__, retry_in_s=retry)
+            await asyncio.sleep(retry)
+            retry = min(retry * 2, _RETRY_MAX_S)
 
     async def stop(self) -> None:
         """Stop every leader (shutdown)."""
+        for tasks in (self._announcing, self._preparing):
+            for task in tasks.values():
+                task.cancel()
+            tasks.clear()
         leaders = list(self._leaders.values())
         self._leaders.clear()
         await asyncio.gather(*(leader.stop() for leader in leaders), return_exceptions=True)

@@ -15,15 +15,25 @@ the one it applied. So the engine refuses to start (with the command that fixes 
   would delete records some replica still needs;
 * a partition's earliest offset lies above the offset this process's LMDB needs next
   (records it has not applied were deleted): replaying past the gap would silently
-  diverge from every replica that applied them.
+  diverge from every replica that applied them;
+* ``unclean.leader.election.enable`` is ``true``: an out-of-sync replica could become
+  leader and truncate acknowledged WAL records away.
+
+A ``min.insync.replicas`` below ``max(1, RF - 1)`` of the WAL's actual replication
+factor is logged as a warning with the command that fixes it (the engine still works;
+an acknowledged append is just on fewer copies than it could be).
+
+A topic another process created a moment ago may not have partition leaders yet
+(``NOT_LEADER_FOR_PARTITION``, ``LEADER_NOT_AVAILABLE``): those reads are retried until
+``kafka.connect_timeout_s``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -39,13 +49,11 @@ from engine.logs import get_logger
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 MAX_REPLICATION: Final = 3
 WAL_RETENTION: Final = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 """What the WAL must keep: everything, for ever (until state snapshots exist)."""
-_LEADER_MOVING: Final = frozenset({
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
-})
-"""Errors of a partition whose leader is not elected yet or is moving: asked again."""
 _EARLIEST: Final[OffsetSpec] = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
@@ -129,7 +137,9 @@ def ensure_topics(kafka: KafkaConfig, next_offsets: Mapping[int, int] | None = N
                 f"kafka.partitions = {len(existing.partitions)} or use another kafka.topic_prefix"
             )
     if kafka.wal_topic not in {s.name for s in missing}:
-        check_wal_retention(admin, kafka)
+        wal = metadata.topics[kafka.wal_topic]
+        factor = min((len(p.replicas) for p in wal.partitions.values()), default=1)
+        check_wal_retention(admin, kafka, factor)
         if next_offsets:
             check_no_gap(admin, kafka, next_offsets)
     if not missing:
@@ -153,49 +163,86 @@ def ensure_topics(kafka: KafkaConfig, next_offsets: Mapping[int, int] | None = N
             raise StartupError(f"cannot create topic {name}: {exc}") from None
 
 
-def check_wal_retention(admin: AdminClient, kafka: KafkaConfig) -> None:
-    """Refuse a WAL whose broker settings could delete records (module docstring)."""
+def _retrying(kafka: KafkaConfig, read: Callable[[], T]) -> T:
+    """``read()``, retried while Kafka answers that a partition has no leader yet."""
+    deadline = time.monotonic() + kafka.connect_timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return read()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            transient = isinstance(err, KafkaError) and (err.retriable() or err.code() in _NO_LEADER_YET)
+            if not transient or time.monotonic() + delay > deadline:
+                raise
+            log.info("kafka has no partition leader yet; retrying", error=str(exc), retry_in_s=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+_NO_LEADER_YET: Final = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT,
+})
+
+
+def _configs_command(kafka: KafkaConfig, fix: str) -> str:
+    return (f"kafka-configs.sh --bootstrap-server {kafka.bootstrap_servers} --alter --entity-type topics "
+            f"--entity-name {kafka.wal_topic} --add-config {fix}")
+
+
+def check_wal_retention(admin: AdminClient, kafka: KafkaConfig, replication_factor: int = 1) -> None:
+    """Refuse a WAL whose broker settings could delete records or lose acknowledged ones,
+    warn about a low ``min.insync.replicas`` (module docstring)."""
     resource = ConfigResource(ConfigResource.Type.TOPIC, kafka.wal_topic)
     try:
-        entries = admin.describe_configs([resource], request_timeout=kafka.connect_timeout_s)[resource].result()
+        entries = _retrying(
+            kafka, lambda: admin.describe_configs([resource], request_timeout=kafka.connect_timeout_s)[resource].result()
+        )
     except KafkaException as exc:
         raise StartupError(f"cannot read the settings of the WAL topic {kafka.wal_topic}: {exc}") from None
-    wrong = {
-        name: entries[name].value if name in entries else None
-        for name, wanted in WAL_RETENTION.items()
-        if (entries[name].value if name in entries else None) != wanted
-    }
-    if not wrong:
-        return
-    found = ", ".join(f"{name}={value}" for name, value in sorted(wrong.items()))
-    fix = ",".join(f"{name}={value}" for name, value in WAL_RETENTION.items())
-    raise StartupError(
-        f"the WAL topic {kafka.wal_topic} has {found}: Kafka would delete records the engine's state is "
-        f"rebuilt from (the WAL is the source of truth and must keep everything). Fix it with: "
-        f"kafka-configs.sh --bootstrap-server {kafka.bootstrap_servers} --alter --entity-type topics "
-        f"--entity-name {kafka.wal_topic} --add-config {fix}"
-    )
+
+    def value(name: str) -> str | None:
+        return entries[name].value if name in entries else None
+
+    wrong = {name: value(name) for name, wanted in WAL_RETENTION.items() if value(name) != wanted}
+    if wrong:
+        found = ", ".join(f"{name}={found}" for name, found in sorted(wrong.items()))
+        fix = ",".join(f"{name}={wanted}" for name, wanted in WAL_RETENTION.items())
+        raise StartupError(
+            f"the WAL topic {kafka.wal_topic} has {found}: Kafka would delete records the engine's state is "
+            f"rebuilt from (the WAL is the source of truth and must keep everything). Fix it with: "
+            f"{_configs_command(kafka, fix)}"
+        )
+    if value("unclean.leader.election.enable") == "true":
+        raise StartupError(
+            f"the WAL topic {kafka.wal_topic} has unclean.leader.election.enable=true: an out-of-sync replica "
+            "could become leader and truncate acknowledged WAL records, and the engine's state would diverge "
+            f"from the log. Fix it with: {_configs_command(kafka, 'unclean.leader.election.enable=false')}"
+        )
+    wanted_insync = Replication.for_cluster(replication_factor, replication_factor).min_insync
+    insync = value("min.insync.replicas")
+    if insync is not None and insync.isdigit() and int(insync) < wanted_insync:
+        log.warning(
+            "the WAL topic's min.insync.replicas is lower than the engine creates it with: an acknowledged "
+            "append may be on a single replica; fix it with the command given",
+            topic=kafka.wal_topic, min_insync_replicas=int(insync), replication_factor=replication_factor,
+            wanted=wanted_insync, fix=_configs_command(kafka, f"min.insync.replicas={wanted_insync}"),
+        )
 
 
 def check_no_gap(admin: AdminClient, kafka: KafkaConfig, next_offsets: Mapping[int, int]) -> None:
     """Refuse to start when a WAL partition no longer has the record this process needs next."""
     request = {TopicPartition(kafka.wal_topic, p): _EARLIEST for p in sorted(next_offsets)}
-    deadline = time.monotonic() + kafka.connect_timeout_s
-    while True:
-        try:
-            futures = admin.list_offsets(request, request_timeout=kafka.connect_timeout_s)
-            earliest = {tp.partition: future.result().offset for tp, future in futures.items()}
-            break
-        except KafkaException as exc:
-            # A WAL another process created a moment ago has no partition leaders yet
-            # (NOT_LEADER_FOR_PARTITION), and a broker restart moves leaders: retriable.
-            err = exc.args[0] if exc.args else None
-            retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in _LEADER_MOVING)
-            if not retriable or time.monotonic() >= deadline:
-                raise StartupError(
-                    f"cannot read the earliest offsets of the WAL topic {kafka.wal_topic}: {exc}"
-                ) from None
-            time.sleep(0.2)
+
+    def read() -> dict[int, int]:
+        futures = admin.list_offsets(request, request_timeout=kafka.connect_timeout_s)
+        return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+    try:
+        earliest = _retrying(kafka, read)
+    except KafkaException as exc:
+        raise StartupError(f"cannot read the earliest offsets of the WAL topic {kafka.wal_topic}: {exc}") from None
     gaps = {p: (next_offsets[p], first) for p, first in sorted(earliest.items()) if first > next_offsets[p]}
     if not gaps:
         return

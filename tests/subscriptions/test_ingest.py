@@ -9,10 +9,12 @@ from engine.wal.records import DedupId, HandlerKind, Header, ServiceKind, Subscr
 from subscriptions.ingest import (
     DEAD_LETTER_HEADER,
     SinkTarget,
+    SourceIdentity,
     SourceRecord,
     build_invoke,
     dedup_id,
     dedup_producer,
+    dedup_producer_v2,
     invocation_headers,
     ordering_key,
 )
@@ -33,6 +35,34 @@ def test_dedup_formula_is_frozen() -> None:
     # Golden values: WAL partitions store these producer names. NEVER CHANGE.
     assert dedup_producer("my-group", "orders", 2) == "kafka/my-group/orders/2"
     assert dedup_id("my-group", record(41)) == DedupId("kafka/my-group/orders/2", 41)
+
+
+SOURCE = SourceIdentity("local", "ZMWvHbNCT4C52u7NXoEukA")
+GOLDEN_OBJECT_ID_V2 = "inv_12q15azPv94v5SY5hA9jPvSBmSUvFgbhHo"
+
+
+def test_dedup_formula_v2_is_frozen_and_names_the_cluster_and_the_topic_incarnation() -> None:
+    # Golden values: WAL partitions store these producer names. NEVER CHANGE.
+    assert (dedup_producer_v2("local", SOURCE.topic_id, "my-group", "orders", 2)
+            == "kafka2/local/ZMWvHbNCT4C52u7NXoEukA/my-group/orders/2")
+    assert dedup_id("my-group", record(41), SOURCE) == DedupId(
+        "kafka2/local/ZMWvHbNCT4C52u7NXoEukA/my-group/orders/2", 41)
+    # Version 1 is what subscriptions created before version 2 keep.
+    assert dedup_id("my-group", record(41)) == DedupId("kafka/my-group/orders/2", 41)
+    recreated = SourceIdentity("local", "AAAAAAAAAAAAAAAAAAAAAA")
+    other_cluster = SourceIdentity("other", SOURCE.topic_id)
+    assert len({dedup_id("g", record(0), s).producer for s in (SOURCE, recreated, other_cluster)}) == 3
+
+
+def test_invocation_id_v2_is_frozen_and_differs_per_topic_incarnation() -> None:
+    first = build_invoke(SUB, OBJECT, record(), argument=b"{}", object_key="alice", source=SOURCE)
+    # Golden value: derived ids are in the WAL and in clients' hands. NEVER CHANGE.
+    assert str(first.invocation_id) == GOLDEN_OBJECT_ID_V2
+    recreated = build_invoke(SUB, OBJECT, record(), argument=b"{}", object_key="alice",
+                             source=SourceIdentity("local", "AAAAAAAAAAAAAAAAAAAAAA"))
+    v1 = build_invoke(SUB, OBJECT, record(), argument=b"{}", object_key="alice")
+    assert len({first.invocation_id, recreated.invocation_id, v1.invocation_id}) == 3
+    assert str(v1.invocation_id) == GOLDEN_OBJECT_ID
 
 
 def test_invocation_id_is_deterministic_and_frozen() -> None:

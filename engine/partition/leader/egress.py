@@ -22,6 +22,21 @@ leader's ``AnnounceLeader`` is in the log, no deposed leader can commit an egres
 transaction after it. A transaction that committed before the fence lies before the
 announcement and is applied normally (its epoch was still current).
 
+**A failed fence never stops leading.** When ``init_transactions`` fails (no
+TransactionalId permission, a broker hiccup), the partition is announced and led
+anyway, without egress: its egress attempts fail with a retryable 503 that names the
+cause, while the processor retries the fence in the background and, once it succeeds,
+announces a new epoch, whose leader has the producer (the fence must precede the
+announcement of the epoch that publishes, or a deposed leader could still commit).
+
+**A late fence does not disable the live leader's egress.** A process that lost the
+partition while its ``init_transactions`` was under way fences the live leader's
+producer when the call completes. The live leader's executor, told it was fenced,
+fences in again (after a pause, with backoff) for as long as it leads: a process that
+lost the partition to a real successor has been revoked, and its executor stopped,
+before the successor is assigned it, so two live leaders never fence each other in
+turn. Nothing is lost meanwhile: the attempts fail with a retryable 503.
+
 **Once per leader.** The invocation's end is applied a moment after the commit; an
 ``InvokeAction`` in between (a leader's start re-reading Invoked invocations, a resume)
 must not publish again. The executor remembers what it committed, with the WAL offset
@@ -75,6 +90,11 @@ _TRANSACTION_TIMEOUT_MS: Final = 30_000
 _MAX_BATCH: Final = 500
 _TOPIC_CACHE_S: Final = 60.0
 _COMMIT_TRIES: Final = 3
+# init_transactions is bounded below the processor's wait for it, so a fence that gave
+# up here is not completed behind the processor's back much later.
+_FENCE_TIMEOUT_S: Final = 10.0
+_REFENCE_FIRST_S: Final = 1.0
+_REFENCE_MAX_S: Final = 30.0
 
 
 def transactional_id(topic_prefix: str, partition: int) -> str:
@@ -89,6 +109,9 @@ class EgressProducers:
     def __init__(self, kafka: KafkaConfig) -> None:
         self._kafka = kafka
         self._producers: dict[int, Producer] = {}
+        self._generation: dict[int, int] = {}
+        self.last_error: dict[int, str] = {}
+        """Why the last fence of each partition failed (told to egress callers)."""
 
     def _config(self, partition: int) -> dict[str, Any]:
         return self._kafka.client_config(
@@ -108,18 +131,41 @@ class EgressProducers:
         """A fresh producer for ``partition``, initialized: fences older ones (module docstring).
 
         Called before this process announces leadership of ``partition``; raises the
-        Kafka error when ``init_transactions`` fails (the announcement is then skipped).
+        Kafka error when ``init_transactions`` fails. The partition then has no
+        producer here (not an older one either) until a later fence succeeds.
         """
+        await self.new_producer(partition)
+
+    async def new_producer(self, partition: int) -> Producer:
+        """Fence in a fresh producer for ``partition`` and return it (see :meth:`fence`)."""
+        generation = self._generation[partition] = self._generation.get(partition, 0) + 1
+        self._producers.pop(partition, None)
+        tid = transactional_id(self._kafka.topic_prefix, partition)
         producer = clients.producer(self._config(partition), client=f"egress-{partition}")
         started = time.monotonic()
-        await asyncio.to_thread(producer.init_transactions, _KAFKA_TIMEOUT_S)
+        try:
+            await asyncio.to_thread(producer.init_transactions, _FENCE_TIMEOUT_S)
+        except Exception as exc:
+            reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else str(exc)
+            self.last_error[partition] = (
+                f"init_transactions for transactional id {tid!r} failed: {reason}; grant the engine's principal "
+                "WRITE and DESCRIBE on that TransactionalId (and check the brokers' transaction state log); "
+                "retried in the background"
+            )
+            log.error("egress producer could not be fenced in; the partition is led without Kafka egress",
+                      partition=partition, transactional_id=tid, error=reason)
+            raise
+        if self._generation.get(partition) != generation:
+            raise asyncio.CancelledError()  # a newer fence of the partition took over
         self._producers[partition] = producer
-        log.info("egress producer fenced in", partition=partition,
-                 transactional_id=transactional_id(self._kafka.topic_prefix, partition),
+        self.last_error.pop(partition, None)
+        log.info("egress producer fenced in", partition=partition, transactional_id=tid,
                  took_ms=int((time.monotonic() - started) * 1000))
+        return producer
 
     def producer(self, partition: int) -> Producer | None:
-        """The newest producer of ``partition`` (``None`` if it was never fenced in here)."""
+        """The newest producer of ``partition`` (``None`` if it was never fenced in here,
+        or its last fence failed)."""
         return self._producers.get(partition)
 
 
@@ -153,7 +199,11 @@ class EgressExecutor:
         producer: Producer | None,
         snapshot: Snapshot,
         append_own: AppendOwn,
+        refence: Callable[[], Awaitable[Producer]] | None = None,
+        unavailable: Callable[[], str | None] | None = None,
     ) -> None:
+        """``refence``: fences in a fresh producer when this one was fenced by a process
+        that does not lead (module docstring); ``unavailable``: why there is no producer."""
         self._partition = partition
         self._epoch = epoch
         self._wal_topic = wal_topic
@@ -162,6 +212,9 @@ class EgressExecutor:
         self._append_own = append_own
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._refence = refence
+        self._unavailable = unavailable
+        self._refencing: asyncio.Task[None] | None = None
         self._inflight: dict[InvocationId, asyncio.Future[AttemptFailure | None]] = {}
         self._committed: dict[InvocationId, int] = {}
         self._topics: dict[str, tuple[int, float]] = {}
@@ -178,9 +231,10 @@ class EgressExecutor:
 
     async def stop(self) -> None:
         """Stop the worker; a transaction in flight finishes (or is fenced) in its thread."""
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        tasks = [task for task in (self._worker, self._refencing) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for pending in self._inflight.values():
             if not pending.done():
                 pending.cancel()
@@ -211,7 +265,9 @@ class EgressExecutor:
             await self._append_own(InvocationEnded(invocation_id, Failure(400, f"invalid egress request: {exc}")))
             return None
         if self._producer is None:
-            return _retryable(503, "the egress producer of this partition is not available (see the engine log)")
+            why = self._unavailable() if self._unavailable is not None else None
+            return _retryable(503, "the egress producer of this partition is not available: "
+                                   f"{why or 'see the engine log'}")
         future: asyncio.Future[AttemptFailure | None] = asyncio.get_running_loop().create_future()
         self._inflight[invocation_id] = future
         self._queue.put_nowait(_Pending(invocation_id, request, future))
@@ -227,9 +283,11 @@ class EgressExecutor:
             try:
                 outcomes = await asyncio.to_thread(self._transact, batch)
             except _Fenced as exc:
-                self._log.warning("egress producer fenced: another process leads this partition", error=str(exc))
+                self._log.warning("egress producer fenced by another process; fencing in again while this "
+                                  "process leads the partition", error=str(exc))
                 self._producer = None
-                outcomes = [None] * len(batch)  # not ours to run any more; the new leader will
+                self._start_refence()
+                outcomes = [_retryable(503, f"the egress producer was fenced ({exc}); fencing in again")] * len(batch)
             except Exception as exc:  # noqa: BLE001 - fail the attempts, keep the worker
                 self._log.exception("egress transaction failed")
                 outcomes = [_retryable(503, f"egress transaction failed: {exc}")] * len(batch)
@@ -242,6 +300,29 @@ class EgressExecutor:
                     result = outcome
                 if not pending.future.done():
                     pending.future.set_result(result)
+
+    def _start_refence(self) -> None:
+        if self._refence is None or (self._refencing is not None and not self._refencing.done()):
+            return
+        self._refencing = asyncio.create_task(self._refence_until_done(), name=f"egress-refence-{self._partition}")
+
+    async def _refence_until_done(self) -> None:
+        assert self._refence is not None
+        delay = _REFENCE_FIRST_S
+        while True:
+            # A pause first: a real successor's announcement is applied (and this leader
+            # stopped) meanwhile, so the successor is not fenced back.
+            await asyncio.sleep(delay)
+            try:
+                self._producer = await self._refence()
+                self._log.info("egress producer fenced in again")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried while this leader runs
+                self._log.warning("fencing the egress producer in again failed; retrying", error=str(exc),
+                                  retry_in_s=delay)
+            delay = min(delay * 2, _REFENCE_MAX_S)
 
     def _topic_partitions(self, producer: Producer, topic: str) -> int | None:
         """The topic's partition count, ``None`` if it does not exist (cached a minute)."""

@@ -9,6 +9,7 @@ the previous leader), because actions emitted before it led were dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -90,11 +91,14 @@ class PartitionLeader:
         self._deferred = DeferredInvokes(self._own_writes, appender, partition, invoke_hold_s)
         self._timers = TimerService(partition, self.submit_own)
         self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
-        # Built-in Kafka egress: its producer was fenced in before this leader announced.
+        # Built-in Kafka egress: its producer was fenced in before this leader announced
+        # (none if that failed: the processor fences again and announces a new epoch).
         self._egress = EgressExecutor(
             partition=partition, epoch=epoch, wal_topic=appender.topic,
             producer=egress.producer(partition) if egress is not None else None,
             snapshot=self._egress_snapshot, append_own=self.append_own,
+            refence=functools.partial(egress.new_producer, partition) if egress is not None else None,
+            unavailable=functools.partial(egress.last_error.get, partition) if egress is not None else None,
         )
         self._wait_applied = wait_applied
         self._executor = InvocationExecutor(

@@ -115,13 +115,14 @@ def test_publishes_once_commits_the_end_and_is_fenced_by_a_newer_leader(kafka: K
                 assert await executor.run(done.invocation_id) is None
 
             # A newer leader of the partition fences this one in: its next publish is refused
-            # by Kafka, nothing becomes visible, and the executor stops publishing.
+            # by Kafka, nothing becomes visible, and the executor stops publishing (it has
+            # no way to fence in again here; a leader gives it one).
             await producers.fence(0)
             late = task(50, encode_request(out, b"late"))
             partition.tasks[late.invocation_id] = late
-            assert await executor.run(late.invocation_id) is None  # not ours to run any more
-            failure = await executor.run(late.invocation_id)
-            assert failure is not None and failure.code == 503
+            for _ in range(2):
+                failure = await executor.run(late.invocation_id)
+                assert failure is not None and failure.code == 503, failure
         finally:
             await executor.stop()
 
@@ -140,3 +141,43 @@ def test_publishes_once_commits_the_end_and_is_fenced_by_a_newer_leader(kafka: K
         assert env.epoch == 7
     one = next(m for m in records if m.value() == b"one")
     assert one.key() == b"k1" and one.headers() == [("h", b"v")]
+
+
+def test_a_late_fence_from_a_process_that_lost_the_partition_does_not_disable_egress_for_good(
+    kafka: KafkaBroker, topic_prefix: str,
+) -> None:
+    bootstrap = kafka.bootstrap_servers
+    config = KafkaConfig(bootstrap_servers=bootstrap, topic_prefix=topic_prefix, partitions=1)
+    out = f"{topic_prefix}.out"
+    create_topic(bootstrap, config.wal_topic, 1)
+    create_topic(bootstrap, out, 1)
+    partition = FakePartition()
+
+    async def main() -> None:
+        ours = EgressProducers(config)
+        await ours.fence(0)
+        executor = EgressExecutor(partition=0, epoch=3, wal_topic=config.wal_topic, producer=ours.producer(0),
+                                  snapshot=partition.snapshot, append_own=partition.append_own,
+                                  refence=lambda: ours.new_producer(0))
+        executor.start()
+        try:
+            # A process that lost the partition finishes its init_transactions late.
+            await EgressProducers(config).fence(0)
+            first = task(1, encode_request(out, b"refused"))
+            partition.tasks[first.invocation_id] = first
+            failure = await executor.run(first.invocation_id)
+            assert failure is not None and failure.code == 503 and "fenc" in failure.message, failure
+            # The live leader fences in again and publishes: the retried attempt succeeds.
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                failure = await executor.run(first.invocation_id)
+                if failure is None:
+                    break
+                assert failure.code == 503, failure
+                assert asyncio.get_running_loop().time() < deadline, "egress stayed disabled"
+                await asyncio.sleep(0.1)
+        finally:
+            await executor.stop()
+
+    asyncio.run(main())
+    assert [m.value() for m in read_all(bootstrap, out)] == [b"refused"]

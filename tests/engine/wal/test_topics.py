@@ -107,3 +107,17 @@ def test_a_replica_whose_next_record_was_deleted_refuses_to_start(
     # A fresh replica needs the WAL from offset 0: refused the same way.
     line = _refused(kafka, topic_prefix, tmp_path / "fresh")
     assert f"partition 0 needs offset 0 next but starts at {high}" in line
+
+
+def test_a_wal_with_unclean_leader_election_is_refused_with_the_fix(
+    kafka: KafkaBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    wal = f"{topic_prefix}.wal"
+    config = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete",
+              "unclean.leader.election.enable": "true"}
+    admin.create_topics([NewTopic(wal, 1, 1, config=config)])[wal].result(timeout=30)
+    line = _refused(kafka, topic_prefix, tmp_path / "d")
+    assert f"the WAL topic {wal} has unclean.leader.election.enable=true" in line
+    assert (f"kafka-configs.sh --bootstrap-server {kafka.bootstrap_servers} --alter --entity-type topics "
+            f"--entity-name {wal} --add-config unclean.leader.election.enable=false") in line
