@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 from subscriptions.registry import SchemaRegistryClient, confluent_frame
-from tests.fixtures.engine import EngineProcess
+from tests.fixtures.engine import SEALING, EngineProcess
 from tests.fixtures.kafka import KafkaBroker
 from tests.fixtures.kafka_topics import create_topic, publish
 from tests.fixtures.ports import wait_until
@@ -31,7 +31,8 @@ def test_avro_confluent_and_inline_payloads_and_avro_keys(
     engine_factory: Callable[..., EngineProcess], service_endpoints: ServiceEndpoints, kafka: KafkaBroker,
     schema_registry: SchemaRegistry, topic_prefix: str,
 ) -> None:
-    engine = start_engine(engine_factory, service_endpoints.get(SUBSCRIPTION_APP))
+    # The subscription names registry credentials: stored sealed, so the engine needs a secrets key.
+    engine = start_engine(engine_factory, service_endpoints.get(SUBSCRIPTION_APP), env=dict(SEALING))
     add_cluster(engine, kafka)
     registry = SchemaRegistryClient(schema_registry.url)
     value_id = registry.register(f"{topic_prefix}.confluent-value", json.dumps(ORDER))
