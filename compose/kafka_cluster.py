@@ -113,17 +113,8 @@ class ClusterNode(LocalKafka):
         props.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return props
 
-    def _format(self, libs: Path, props: Path) -> None:
-        if (self.workdir / "data" / "meta.properties").exists():
-            return
-        cmd = [
-            "java", "-cp", str(libs / "*"),
-            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
-            "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "--config", str(props),
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise KafkaLocalError(f"formatting Kafka storage of node {self.node_id} failed:\n{result.stdout}{result.stderr}")
+    def _cluster_id(self) -> str:
+        return self.cluster_id
 
 
 @dataclass

@@ -389,17 +389,21 @@ class LocalKafka:
         )
         return props
 
+    def _cluster_id(self) -> str:
+        """The id its storage is formatted with (a cluster's nodes share one)."""
+        return _kafka_uuid()
+
     def _format(self, libs: Path, props: Path) -> None:
         if (self.workdir / "data" / "meta.properties").exists():
             return
         cmd = [
             "java", "-cp", str(libs / "*"),
             f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
-            "kafka.tools.StorageTool", "format", f"--cluster-id={_kafka_uuid()}", "--config", str(props),
+            "kafka.tools.StorageTool", "format", f"--cluster-id={self._cluster_id()}", "--config", str(props),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
-            raise KafkaLocalError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+            raise KafkaLocalError(f"formatting the Kafka storage in {self.workdir} failed:\n{result.stdout}{result.stderr}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,6 +69,19 @@ def _wal_records_of(kafka: KafkaBroker, engine: EngineProcess, invocation_id: In
         consumer.close()
 
 
+def _leading_engine(
+    engine_factory: Callable[..., EngineProcess], greeter: ServiceEndpoint, transport: str
+) -> EngineProcess:
+    """An engine with the greeter registered, leading every WAL partition: only the
+    partition's leader holds an Invoke back (a call that reaches a process that does not
+    lead yet is appended as it is)."""
+    engine = engine_factory(partitions=PARTITIONS, extra_args=INVOKER_TRANSPORTS[transport])
+    engine.start_and_wait()
+    register(engine, greeter)
+    engine.wait_leading_all()
+    return engine
+
+
 def _held_invokes(engine: EngineProcess, left: str) -> float:
     """``logstrate_call_invokes_held_total{left=...}`` summed over the partitions."""
     with urllib.request.urlopen(f"{engine.admin_url}/metrics", timeout=5) as resp:
@@ -80,13 +93,8 @@ def _held_invokes(engine: EngineProcess, left: str) -> float:
 def test_a_noop_call_costs_one_wal_record(
     kafka: KafkaBroker, engine_factory: Callable[..., EngineProcess], greeter: ServiceEndpoint, transport: str
 ) -> None:
-    engine = engine_factory(partitions=PARTITIONS, extra_args=INVOKER_TRANSPORTS[transport])
-    engine.start_and_wait()
-    register(engine, greeter)
-    # Only the partition's leader holds an Invoke back (a call that reaches a process
-    # that does not lead yet is appended as it is); the first call may outlast the hold
-    # (connection set-up, the endpoint's warm-up).
-    engine.wait_leading_all()
+    engine = _leading_engine(engine_factory, greeter, transport)
+    # The first call may outlast the hold (connection set-up, the endpoint's warm-up).
     assert call(f"{engine.ingress_url}/Greeter/greet", "Bo")[0] == 200
     status, body, headers = call(f"{engine.ingress_url}/Greeter/greet", "Ada")
     assert (status, body) == (200, "Hello Ada")
@@ -101,10 +109,7 @@ def test_a_noop_call_costs_one_wal_record(
 def test_a_send_and_a_slow_call_append_their_invoke_alone(
     kafka: KafkaBroker, engine_factory: Callable[..., EngineProcess], greeter: ServiceEndpoint
 ) -> None:
-    engine = engine_factory(partitions=PARTITIONS, extra_args=INVOKER_TRANSPORTS["http1.1"])
-    engine.start_and_wait()
-    register(engine, greeter)
-    engine.wait_leading_all()
+    engine = _leading_engine(engine_factory, greeter, "http1.1")
     # A send's caller is answered once the Invoke is durable: it is never held back.
     status, body, _ = call(f"{engine.ingress_url}/Greeter/greet/send", "Ada")
     assert status == 202, body
@@ -128,10 +133,7 @@ def test_a_send_and_a_slow_call_append_their_invoke_alone(
 def test_a_run_step_costs_one_wal_record_per_attempt(
     kafka: KafkaBroker, engine_factory: Callable[..., EngineProcess], greeter: ServiceEndpoint
 ) -> None:
-    engine = engine_factory(partitions=PARTITIONS, extra_args=INVOKER_TRANSPORTS["http1.1"])
-    engine.start_and_wait()
-    register(engine, greeter)
-    engine.wait_leading_all()
+    engine = _leading_engine(engine_factory, greeter, "http1.1")
     assert call(f"{engine.ingress_url}/Greeter/greet_with_run", "Bo")[0] == 200  # warm-up, as above
     status, body, headers = call(f"{engine.ingress_url}/Greeter/greet_with_run", "Ada")
     assert (status, body) == (200, "Hello Ada from a side effect")
