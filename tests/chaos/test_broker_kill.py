@@ -112,8 +112,10 @@ def test_one_broker_of_three_killed_under_load_loses_nothing(
         assert engine.terminate() == 0
         other = (victim + 1) % 3
         kafka_cluster.kill_node(other)
+        # The killed node may have been the active KRaft controller: its re-election can
+        # outlast the default 15 s the engine gives Kafka at start-up.
         replica = engine_factory(bootstrap_servers=bootstrap, partitions=PARTITIONS,
-                                 data_dir=tmp_path / "fresh-replica")
+                                 data_dir=tmp_path / "fresh-replica", env={"LOGSTRATE_KAFKA_CONNECT_TIMEOUT_S": "90"})
         replica.start_and_wait(120)
         replica.wait_leading_all(180)
         load.admin_urls = [replica.admin_url]

@@ -42,11 +42,19 @@ def secured(engine_factory: Callable[..., EngineProcess], greeter_endpoint: Serv
 
 
 def _sign_in(driver: WebDriver, token: str) -> None:
-    form = wait_for(driver, lambda d: d.find_element(By.ID, "login-form"), 20, "the token form")
-    field = form.find_element(By.ID, "login-token")
-    field.clear()
-    field.send_keys(token)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # Found afresh on every try: each refused request of a view renders the form again,
+    # so the one found first may be gone by the time it is filled.
+    def sign_in(d: WebDriver) -> bool:
+        form = d.find_element(By.ID, "login-form")
+        field = form.find_element(By.ID, "login-token")
+        field.clear()
+        field.send_keys(token)
+        if field.get_attribute("value") != token:
+            return False
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        return True
+
+    wait_for(driver, sign_in, 20, "the token form to be filled and sent")
 
 
 def _view_text(driver: WebDriver, name: str, *texts: str) -> str:
@@ -59,8 +67,8 @@ def _view_text(driver: WebDriver, name: str, *texts: str) -> str:
 
 def test_the_ui_asks_for_the_token_and_sends_it(secured: EngineProcess, browser: WebDriver) -> None:
     browser.get(f"{secured.admin_url}/ui/#/services")
-    form = wait_for(browser, lambda d: d.find_element(By.ID, "login-form"), 20, "the token form")
-    assert "Admin token required" in form.text and "LOGSTRATE_ADMIN_TOKEN" in form.text
+    text = wait_for(browser, lambda d: d.find_element(By.ID, "login-form").text, 20, "the token form")
+    assert "Admin token required" in text and "LOGSTRATE_ADMIN_TOKEN" in text
     assert browser.find_elements(By.CSS_SELECTOR, '#view > .view[data-view="services"]') == []
 
     _sign_in(browser, "not-the-token")
