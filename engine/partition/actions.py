@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 from engine.ids import InvocationId
-from engine.wal.records import NotificationId, OutputResult, Record, TimerKey, Void
+from engine.wal.records import Header, NotificationId, OutputResult, Record, TimerKey, Void
 
 if TYPE_CHECKING:
     from engine.partition.state_reader import InvocationTaskData
@@ -25,6 +25,7 @@ __all__ = [
     "BecameLeader",
     "CancelTimer",
     "ForwardNotification",
+    "InvocationStopped",
     "InvokeAction",
     "LostLeadership",
     "RegisterTimer",
@@ -55,6 +56,26 @@ class AbortInvocation:
     """Stop the running attempt of ``invocation_id``, if any (kill)."""
 
     invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationStopped:
+    """An invocation ended by a kill or a cancel (an operator's through the admin API,
+    or its caller's passed down), not by an attempt: the leader counts it in the
+    invocation metrics and emits its span, as the executor does for an end an attempt
+    reports (no attempt reports this one). Carried out by the leader that applied the
+    record; a replay while catching up drops it like every action, so an invocation is
+    counted once."""
+
+    invocation_id: InvocationId
+    service: str
+    handler: str
+    key: str | None
+    created_at_ms: int
+    headers: tuple[Header, ...]
+    """The invocation's request headers: its ``traceparent`` continues the caller's trace."""
+    failure: str
+    """The end's failure message (``killed``, ``canceled``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +158,7 @@ class LostLeadership:
 Action: TypeAlias = (
     InvokeAction
     | AbortInvocation
+    | InvocationStopped
     | RegisterTimer
     | CancelTimer
     | SendOutbox

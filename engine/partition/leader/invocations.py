@@ -56,6 +56,7 @@ from engine.metadata.model import (
 )
 from engine.metadata.store import MetadataStore
 from engine.observability import invocations as invocation_metrics
+from engine.partition.actions import InvocationStopped
 from engine.partition.state_reader import InvocationTaskData
 from engine.wal.appender import WalAppendError, WalRecordTooLarge
 from engine.wal.codec import WalCodecError
@@ -415,11 +416,25 @@ class InvocationExecutor:
         trace: InvocationTrace | None, failure: str | None,
     ) -> None:
         """The invocation ended (its end is durable): count it, time it, emit its span."""
-        (metrics.completed if failure is None else metrics.failed).inc()
-        if data.created_at_ms > 0:
-            metrics.duration.observe(max(0.0, self._clock() - data.created_at_ms / 1000))
+        self._count_end(metrics, data.created_at_ms, failure)
         if trace is not None and self._tracing is not None:
             self._tracing.end_invocation(trace, data.created_at_ms, failure)
+
+    def _count_end(self, metrics: invocation_metrics.TargetMetrics, created_at_ms: int, failure: str | None) -> None:
+        (metrics.completed if failure is None else metrics.failed).inc()
+        if created_at_ms > 0:
+            metrics.duration.observe(max(0.0, self._clock() - created_at_ms / 1000))
+
+    def stopped(self, action: InvocationStopped) -> None:
+        """A kill or cancel ended the invocation (applied): count it and emit its span,
+        as :meth:`_ended` does for an end an attempt reports. An attempt of it still in
+        flight was aborted, so it reports no end of its own."""
+        self._count_end(invocation_metrics.for_target(action.service, action.handler), action.created_at_ms,
+                        action.failure)
+        if self._tracing is not None:
+            trace = self._tracing.invocation(action.invocation_id, action.service, action.handler, action.key,
+                                             action.headers)
+            self._tracing.end_invocation(trace, action.created_at_ms, action.failure)
 
     def _choose_deployment(
         self, data: InvocationTaskData

@@ -22,6 +22,7 @@ from engine.metadata.model import DEFAULT_RETRY_POLICY, EffectiveRetryPolicy
 from engine.metadata.store import MetadataStore
 from engine.partition.actions import (
     AbortInvocation,
+    InvocationStopped,
     Action,
     CancelTimer,
     ForwardNotification,
@@ -235,6 +236,8 @@ class PartitionLeader:
             self._outbox.enqueue(self._outbox_entry(action.sequence, action.target_partition_key, action.record))
         elif isinstance(action, AbortInvocation):
             self._executor.abort(action.invocation_id)
+        elif isinstance(action, InvocationStopped):
+            self._executor.stopped(action)
         elif isinstance(action, ForwardNotification):
             # Pushed into the attempt's open stream; request/response attempts learn
             # notifications by being re-invoked.

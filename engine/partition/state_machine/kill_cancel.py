@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Final
 
 from engine.ids import InvocationId
-from engine.partition.actions import AbortInvocation
+from engine.partition.actions import AbortInvocation, InvocationStopped
 from engine.partition.state_machine.context import ApplyContext
 from engine.partition.state_machine.journal_ops import (
     CANCEL_SIGNAL,
@@ -38,7 +38,7 @@ from engine.partition.state_machine.responses import send_outbox
 from engine.storage.invocation_status import InvocationStatus, StatusKind
 from engine.wal.records import CancelInvocation, Failure, KillInvocation, Notify, Void
 
-__all__ = ["CANCELED", "KILLED", "cancel", "on_cancel", "on_kill"]
+__all__ = ["CANCELED", "KILLED", "cancel", "on_cancel", "on_kill", "stopped"]
 
 KILLED: Final = Failure(409, "killed")
 """The result of a killed invocation (Restate's ``KILLED_INVOCATION_ERROR``)."""
@@ -64,6 +64,7 @@ def on_kill(ctx: ApplyContext, record: KillInvocation) -> None:
     if status.in_flight:
         ctx.emit(AbortInvocation(invocation_id))
     complete(ctx, invocation_id, status, KILLED)
+    ctx.emit(stopped(invocation_id, status, KILLED))
     log.info("invocation killed", previous=status.kind.value, children=[str(c) for c in children])
 
 
@@ -81,6 +82,7 @@ def cancel(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationSta
     log = ctx.log_for(invocation_id)
     if status.kind in (StatusKind.SCHEDULED, StatusKind.INBOXED):
         complete(ctx, invocation_id, status, CANCELED)
+        ctx.emit(stopped(invocation_id, status, CANCELED))
         log.info("invocation cancelled before it started")
         return
     children = pending_children(ctx, invocation_id)
@@ -93,3 +95,11 @@ def cancel(ctx: ApplyContext, invocation_id: InvocationId, status: InvocationSta
     status = notification_arrived(ctx, invocation_id, status, CANCEL_SIGNAL, index)
     ctx.tables.status.put(invocation_id, status)
     log.info("cancel signal delivered", children=[str(c) for c in children])
+
+
+def stopped(invocation_id: InvocationId, status: InvocationStatus, result: Failure) -> InvocationStopped:
+    """The action that counts and traces an invocation a kill or cancel ended."""
+    target = status.target
+    return InvocationStopped(
+        invocation_id, target.service, target.handler, target.key, status.created_at_ms, status.headers, result.message
+    )

@@ -5,7 +5,8 @@ receiver (:mod:`tests.fixtures.otlp_receiver`), a real official-SDK endpoint, an
 requests: the spans must continue the caller's ``traceparent`` (ingress header, Kafka
 record header), nest attempts under their invocation, make a callee's invocation a child
 of the calling attempt (a call and a one-way send, through the WAL), and the endpoint
-must receive the attempt's ``traceparent``.
+must receive the attempt's ``traceparent``. An invocation an operator kills or cancels
+has its span and is counted on ``/metrics`` like one its handler ends.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from engine.observability.tracing import format_traceparent, parse_traceparent, traces_url
+from tests.engine.observability.metrics_scrape import scrape, value
 from tests.engine.test_invocations import register
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka import KafkaBroker
@@ -156,6 +158,59 @@ def test_without_a_traceparent_an_invocation_starts_its_own_trace_and_failures_a
     assert span.status_code == 2  # STATUS_CODE_ERROR
     attempts = wait_until(lambda: _named(receiver.spans(), "attempt TraceFront/fail", span.trace_id), 30, "attempts")
     assert {a.parent_span_id for a in attempts} == {span.span_id}
+
+
+def _status(engine: EngineProcess, invocation_id: str) -> str | None:
+    status, body = http("GET", f"{engine.admin_url}/invocations/{invocation_id}")
+    return str(body["status"]) if status == 200 else None
+
+
+def test_invocations_an_operator_ends_are_traced_and_counted(
+    traced_engine: EngineProcess, traced_endpoint: tuple[ServiceEndpoint, Path], receiver: OtlpReceiver,
+) -> None:
+    # No attempt reports these ends (a kill aborts the attempt; a cancel before the
+    # start runs none): the leader that applies the kill or cancel counts and traces them.
+    endpoint, _ = traced_endpoint
+    register(traced_engine, endpoint, use_http_11=True)
+    key = f"k-{secrets.token_hex(3)}"
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    status, body = http("POST", f"{traced_engine.ingress_url}/TraceBack/{key}/block/send", "x",
+                        headers={"traceparent": f"00-{trace_id}-{caller_span}-01"})
+    assert status == 202, body
+    blocking = body["invocationId"]
+    wait_until(lambda: _status(traced_engine, blocking) == "suspended", 30, "the first block to suspend")
+    status, body = http("POST", f"{traced_engine.ingress_url}/TraceBack/{key}/block/send", "y")
+    assert status == 202, body
+    queued = body["invocationId"]
+    assert _status(traced_engine, queued) == "inboxed"
+
+    assert http("PATCH", f"{traced_engine.admin_url}/invocations/{queued}/cancel")[0] == 200
+    assert http("PATCH", f"{traced_engine.admin_url}/invocations/{blocking}/kill")[0] == 200
+
+    killed = _one(receiver, "invocation TraceBack/block", trace_id, "the span of the killed invocation")
+    assert killed.parent_span_id == caller_span  # the caller's trace, continued
+    assert killed.status_code == 2 and killed.attributes["restate.invocation.id"] == blocking
+    assert killed.attributes["restate.invocation.key"] == key
+    attempts = _named(receiver.spans(), "attempt TraceBack/block", trace_id)
+    assert attempts and {a.parent_span_id for a in attempts} == {killed.span_id}
+
+    def cancelled() -> list[ReceivedSpan]:
+        return [s for s in receiver.spans()
+                if s.name == "invocation TraceBack/block" and s.attributes.get("restate.invocation.id") == queued]
+
+    span = wait_until(cancelled, 30, "the span of the invocation cancelled before it started")[0]
+    assert span.status_code == 2 and span.parent_span_id == ""
+
+    block = {"service": "TraceBack", "handler": "block"}
+
+    def counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        _, samples = scrape(traced_engine.admin_url)
+        return samples if value(samples, "logstrate_invocations_failed_total", **block) == 2 else None
+
+    samples = wait_until(counted, 30, "both ends to be counted as failed")
+    assert value(samples, "logstrate_invocations_started_total", **block) == 1  # the cancelled one never started
+    assert value(samples, "logstrate_invocations_completed_total", **block) == 0
+    assert value(samples, "logstrate_invocation_duration_seconds_count", **block) == 2
 
 
 def test_a_kafka_record_traceparent_continues_its_trace(
