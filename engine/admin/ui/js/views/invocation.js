@@ -64,6 +64,19 @@ function waitingRows(inv) {
     h("div", { class: "entry-head" }, badge("Awakeable", "awakeable"), h("span", { class: "detail" }, `waiting for awakeable (signal ${s})`))));
 }
 
+// Whether the server has sys_journal_events (restate-server does; logstrate does not):
+// asked once per page, so a server without it is not sent a query that must fail.
+let journalEvents = null;
+
+function hasJournalEvents() {
+  journalEvents ??= sql("SELECT table_name FROM information_schema.tables WHERE table_name = 'sys_journal_events'")
+    .then((rows) => rows.length > 0, () => {
+      journalEvents = null; // not an answer (no token yet, server down): ask again next time
+      return true;
+    });
+  return journalEvents;
+}
+
 export async function render(root, id) {
   const [inv] = await sql(`SELECT * FROM sys_invocation WHERE id = ${lit(id)}`);
   if (!inv) {
@@ -73,10 +86,16 @@ export async function render(root, id) {
   const journal = await sql(`SELECT * FROM sys_journal WHERE id = ${lit(id)} ORDER BY index`);
   let events = [];
   let eventsNote = null;
-  try {
-    events = await sql(`SELECT * FROM sys_journal_events WHERE id = ${lit(id)} ORDER BY appended_at`);
-  } catch (err) {
-    eventsNote = h("p", { class: "muted" }, `Retry events unavailable (${err.message}); the last failure is shown above.`);
+  if (!(await hasJournalEvents())) {
+    eventsNote = h("p", { class: "muted" },
+      "This server keeps no retry events (no sys_journal_events table): the last failure of an invocation "
+      + "that is still retrying is shown above.");
+  } else {
+    try {
+      events = await sql(`SELECT * FROM sys_journal_events WHERE id = ${lit(id)} ORDER BY appended_at`);
+    } catch (err) {
+      eventsNote = h("p", { class: "muted" }, `Retry events unavailable (${err.message}); the last failure is shown above.`);
+    }
   }
   const items = timeline(journal, events);
   const start = inv.created_at ? Date.parse(inv.created_at) : items[0]?.at;
