@@ -30,6 +30,7 @@ __all__ = [
     "RegisterTimer",
     "RespondToIngress",
     "SendOutbox",
+    "SpeculationRejected",
     "Submitted",
 ]
 
@@ -53,6 +54,15 @@ class InvokeAction:
 @dataclass(frozen=True, slots=True)
 class AbortInvocation:
     """Stop the running attempt of ``invocation_id``, if any (kill)."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class SpeculationRejected:
+    """The speculative first attempt of ``invocation_id`` was not accepted: its records
+    were dropped and the invocation was admitted as any other (started or inboxed), so
+    the leader must run it anew (``engine/partition/leader/speculation.py``)."""
 
     invocation_id: InvocationId
 
@@ -137,6 +147,7 @@ class LostLeadership:
 Action: TypeAlias = (
     InvokeAction
     | AbortInvocation
+    | SpeculationRejected
     | RegisterTimer
     | CancelTimer
     | SendOutbox
