@@ -210,6 +210,12 @@ class EngineConfig:
     answered 503 with ``Retry-After`` (the WAL producer itself retries for its 30 s
     delivery timeout). While the brokers are known to be down, or the producer's queue is
     full, the answer is 503 at once. Env ``LOGSTRATE_INGRESS_KAFKA_TIMEOUT_S``."""
+    invoke_hold_ms: int = 100
+    """How long a call's ``Invoke`` waits for its first attempt's records so that both
+    leave in one WAL record (``engine/partition/leader/deferred_invokes.py``); a handler
+    slower than this gets its ``Invoke`` appended alone, and an object handler's
+    speculative first attempt is stopped and run anew. 0 turns both off. Env
+    ``LOGSTRATE_INVOKE_HOLD_MS``."""
     shutdown_timeout_s: float = 10.0
     """How long a SIGTERM waits for in-flight work before closing anyway."""
     subscription_pause_at_queued: int = 20_000
@@ -497,6 +503,8 @@ def _validate(config: Any) -> None:
                 f"(kafka.wal_delivery_timeout_ms = {config.kafka.wal_delivery_timeout_ms}), "
                 f"got {config.ingress_kafka_timeout_s}"
             )
+        if not 0 <= config.invoke_hold_ms <= 10_000:
+            raise ConfigError(f"invoke_hold_ms must be between 0 and 10000 (milliseconds), got {config.invoke_hold_ms}")
         if config.secrets_key is not None and config.secrets_key_file is not None:
             raise ConfigError("set secrets_key or secrets_key_file, not both")
         for name in ("admin_token", "ingress_token"):

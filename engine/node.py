@@ -304,7 +304,7 @@ class EngineNode:
                 partition=partition, epoch=epoch, node_name=self.instance, appender=appender, invoker=invoker,
                 metadata=metadata, reader=processors.reader, egress=egress,
                 wait_applied=processors.wait_applied, default_retry_policy=default_retry,
-                tracing=self._tracing,
+                tracing=self._tracing, invoke_hold_s=cfg.invoke_hold_ms / 1000,
             )
 
         processors = self._processors = PartitionProcessors(

@@ -234,8 +234,12 @@ class Attempt:
                 outcome = await exchange()
             except AttemptFailed as failed:
                 # What the endpoint sent before failing is kept: durable before the
-                # caller records the failure after it.
-                await self._durable()
+                # caller records the failure after it. Not a speculative attempt's: its
+                # records count only with its Invoke, which leaves without them and runs
+                # the invocation anew (the SDK sent no run result: in request/response
+                # mode it suspends on every run).
+                if not self._task.speculative:
+                    await self._durable()
                 raise
             await self._durable()
         except asyncio.CancelledError:

@@ -121,6 +121,9 @@ class InvocationTask:
         traceparent: The attempt span's W3C ``traceparent`` when tracing is on: sent to
             the endpoint as a header and put on the WAL record of every call and
             one-way send the attempt makes (``JournalAppend.trace_parent``).
+        speculative: The first attempt of an object call that runs before its ``Invoke``
+            is applied (``engine/partition/leader/speculation.py``): its records count
+            only together with that ``Invoke``, so a failed one writes none of them.
     """
 
     invocation_id: InvocationId
@@ -140,6 +143,7 @@ class InvocationTask:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     prelude: tuple[DeploymentPinned, ...] = ()
     traceparent: str | None = None
+    speculative: bool = False
 
     def __post_init__(self) -> None:
         if not self.service or not self.handler:

@@ -31,6 +31,7 @@ __all__ = [
     "RegisterTimer",
     "RespondToIngress",
     "SendOutbox",
+    "SpeculationRejected",
     "Submitted",
 ]
 
@@ -76,6 +77,15 @@ class InvocationStopped:
     """The invocation's request headers: its ``traceparent`` continues the caller's trace."""
     failure: str
     """The end's failure message (``killed``, ``canceled``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeculationRejected:
+    """The speculative first attempt of ``invocation_id`` was not accepted: its records
+    were dropped and the invocation was admitted as any other (started or inboxed), so
+    the leader must run it anew (``engine/partition/leader/speculation.py``)."""
+
+    invocation_id: InvocationId
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +169,7 @@ Action: TypeAlias = (
     InvokeAction
     | AbortInvocation
     | InvocationStopped
+    | SpeculationRejected
     | RegisterTimer
     | CancelTimer
     | SendOutbox

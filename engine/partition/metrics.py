@@ -6,7 +6,7 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge
 
-__all__ = ["EARLY_STARTS", "HELD_INVOKES", "LEADER"]
+__all__ = ["EARLY_STARTS", "HELD_INVOKES", "LEADER", "SPECULATIONS"]
 
 LEADER: Final = Gauge(
     "logstrate_partition_leader",
@@ -25,4 +25,12 @@ HELD_INVOKES: Final = Counter(
     "Invokes of calls held back for their first attempt's records (leader/deferred_invokes.py), "
     "by how they left: 'with_attempt' (one WAL record for both) or 'alone' (the attempt wrote nothing in time)",
     ["partition", "left"],
+)
+
+SPECULATIONS: Final = Counter(
+    "logstrate_object_speculations",
+    "Speculative first attempts of object calls (leader/speculation.py), by outcome: 'started'; "
+    "'rejected' (the key changed before the Invoke was applied; run anew); 'abandoned' (the attempt "
+    "outlived the hold; stopped and run anew)",
+    ["partition", "outcome"],
 )

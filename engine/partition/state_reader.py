@@ -123,11 +123,13 @@ def load_invocation_task_data(
     )
 
 
-def first_attempt_data(record: Invoke, now_ms: int) -> InvocationTaskData:
+def first_attempt_data(record: Invoke, now_ms: int, state: tuple[StateEntry, ...] = ()) -> InvocationTaskData:
     """What :func:`load_invocation_task_data` reads right after ``record`` is applied,
     when :func:`~engine.partition.state_machine.invoke.starts_when_applied` holds: the
     input as the whole journal, nothing pinned, no state, no attempts yet (the early
-    first attempt of ``leader.invocations``). ``now_ms``: the submitter's clock."""
+    first attempt of ``leader.invocations``). ``now_ms``: the submitter's clock.
+    ``state``: the whole object state a speculative first attempt runs with
+    (``leader.speculation``)."""
     return InvocationTaskData(
         invocation_id=record.invocation_id,
         target=record.target,
@@ -137,7 +139,7 @@ def first_attempt_data(record: Invoke, now_ms: int) -> InvocationTaskData:
         protocol_version=None,
         journal=(input_entry(record.headers, record.argument),),
         commands=1,
-        state=(),
+        state=state,
         partial_state=False,
         attempt=0,
         retries_since_last_entry=0,

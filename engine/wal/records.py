@@ -330,6 +330,16 @@ class Invoke:
     key run one at a time, in the order their ``Invoke`` records were applied, through
     the same lock and inbox as a virtual object's key. Whoever sets it must derive the
     invocation id's partition key from it, so they all land in one WAL partition.
+
+    ``speculation`` (schema v12) marks the ``Invoke`` of a virtual object's call whose
+    first attempt the partition leader ran before the ``Invoke`` was applied
+    (``engine/partition/leader/speculation.py``): it is the version
+    (:func:`engine.storage.state.state_version`) of the object's state that attempt
+    ran with. It travels in one ``RecordBatch`` with every record of that attempt;
+    applying it accepts them only if the key is free and its state still has that
+    version, i.e. only if starting the invocation now would have given the attempt
+    exactly what it saw. Otherwise the ``Invoke`` is admitted as any other and the
+    attempt's records in the batch are dropped.
     """
 
     invocation_id: InvocationId
@@ -343,6 +353,7 @@ class Invoke:
     completion_retention_ms: int | None = None
     journal_retention_ms: int | None = None
     ordering_key: str | None = None
+    speculation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

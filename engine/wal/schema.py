@@ -40,6 +40,7 @@ __all__ = [
     "ENVELOPE_V9",
     "ENVELOPE_V10",
     "ENVELOPE_V11",
+    "ENVELOPE_V12",
     "NAMESPACE",
     "WRITER_SCHEMAS",
     "schema_for",
@@ -552,6 +553,34 @@ ENVELOPE_V11: Schema = _envelope(
 on (see :class:`engine.wal.records.JournalAppend`); null otherwise and in records of older
 writers."""
 
+
+# --- version 12: speculative first attempts of object handlers -------------------------------
+
+# v4's Invoke plus one field (built from it, which leaves the v4 block untouched).
+_INVOKE_V12 = _record("Invoke", *_INVOKE_V4["fields"], _optional("speculation", "string"))
+# v11's RecordBatch with the v12 Invoke (same branches in the same order).
+_RECORD_BATCH_V12 = _record(
+    "RecordBatch",
+    _field(
+        "records",
+        {
+            "type": "array",
+            "items": [
+                _INVOKE_V12 if item is _INVOKE_V4 else item
+                for item in _RECORD_BATCH_V11["fields"][0]["type"]["items"]
+            ],
+        },
+    ),
+)
+_V12_REPLACED = {**_V11_REPLACED, id(_INVOKE): _INVOKE_V12}
+ENVELOPE_V12: Schema = _envelope(
+    [_V12_REPLACED.get(id(block), block) for block in _BODY_V1]
+    + [_PAUSE, _RESUME_V7, _GET_OUTPUT, _RECORD_BATCH_V12, _RESTART_AS_NEW]
+)
+"""Schema version 12: v11 plus ``Invoke.speculation`` (optional): the state version an
+object handler's speculative first attempt ran with (see
+:class:`engine.wal.records.Invoke`); null otherwise and in records of older writers."""
+
 WRITER_SCHEMAS: dict[int, Schema] = {
     1: ENVELOPE_V1,
     2: ENVELOPE_V2,
@@ -564,10 +593,11 @@ WRITER_SCHEMAS: dict[int, Schema] = {
     9: ENVELOPE_V9,
     10: ENVELOPE_V10,
     11: ENVELOPE_V11,
+    12: ENVELOPE_V12,
 }
 """Every schema version ever written, by version number (kept forever)."""
 
-CURRENT_VERSION = 11
+CURRENT_VERSION = 12
 """The version new records are written with."""
 
 

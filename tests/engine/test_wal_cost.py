@@ -43,7 +43,7 @@ def greeter(service_endpoints: ServiceEndpoints) -> ServiceEndpoint:
     return service_endpoints.get(GREETER_APP)
 
 
-def _wal_records_of(kafka: KafkaBroker, engine: EngineProcess, invocation_id: InvocationId) -> list[list[str]]:
+def wal_records_of(kafka: KafkaBroker, engine: EngineProcess, invocation_id: InvocationId) -> list[list[str]]:
     """The Kafka records of the invocation's WAL partition that concern it, each as the
     list of record types it carries (a batch lists its members)."""
     partition = partition_for(invocation_id.partition_key, PARTITIONS)
@@ -100,7 +100,7 @@ def test_a_noop_call_costs_one_wal_record(
     assert (status, body) == (200, "Hello Ada")
     invocation_id = InvocationId.parse(headers["x-restate-id"])
 
-    assert _wal_records_of(kafka, engine, invocation_id) == [
+    assert wal_records_of(kafka, engine, invocation_id) == [
         ["Invoke", "DeploymentPinned", "JournalAppend", "InvocationEnded"],
     ]
     assert _held_invokes(engine, "with_attempt") >= 1
@@ -121,11 +121,11 @@ def test_a_send_and_a_slow_call_append_their_invoke_alone(
     slow = InvocationId.parse(headers["x-restate-id"])
 
     expected = [["Invoke"], ["DeploymentPinned", "JournalAppend", "InvocationEnded"]]
-    assert _wal_records_of(kafka, engine, slow) == expected
+    assert wal_records_of(kafka, engine, slow) == expected
     assert _held_invokes(engine, "alone") == 1
     # The send's attempt may end before or after this read: wait for it to be there.
     deadline = time.monotonic() + 30
-    while (records := _wal_records_of(kafka, engine, sent)) != expected and time.monotonic() < deadline:
+    while (records := wal_records_of(kafka, engine, sent)) != expected and time.monotonic() < deadline:
         time.sleep(0.1)
     assert records == expected
 
@@ -139,7 +139,7 @@ def test_a_run_step_costs_one_wal_record_per_attempt(
     assert (status, body) == (200, "Hello Ada from a side effect")
     invocation_id = InvocationId.parse(headers["x-restate-id"])
 
-    records = _wal_records_of(kafka, engine, invocation_id)
+    records = wal_records_of(kafka, engine, invocation_id)
     # Request/response: the first attempt proposes the run's result and suspends (the
     # call's Invoke travels with it); the second replays it and ends. Each attempt's
     # records travel as one Kafka record.

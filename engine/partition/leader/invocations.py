@@ -148,8 +148,11 @@ class InvocationExecutor:
         load_entry: LoadEntry | None = None,
         default_retry_policy: EffectiveRetryPolicy = DEFAULT_RETRY_POLICY,
         tracing: Tracing | None = None,
+        release: Callable[[InvocationId], None] | None = None,
     ) -> None:
         self._partition = partition
+        # Lets the held Invoke of a speculative attempt that failed leave alone (plain).
+        self._release = release
         # None (tracing off): no span objects, no header parsing (engine.observability.tracing).
         self._tracing = tracing
         # The engine's configured default (``[default_retry_policy]``): what a failure is
@@ -170,6 +173,9 @@ class InvocationExecutor:
         # Invocations whose first attempt started before their Invoke was applied; the
         # InvokeAction of that Invoke is theirs already (see start_early).
         self._early: set[InvocationId] = set()
+        # The early starts among them that speculate on an object's state
+        # (leader/speculation.py): their records count only with their Invoke.
+        self._speculative: set[InvocationId] = set()
         # In-process re-runs of attempts whose failure could not be written to the WAL.
         self._local_retries: dict[InvocationId, asyncio.TimerHandle] = {}
 
@@ -182,8 +188,10 @@ class InvocationExecutor:
         if invocation_id in self._early:
             # Applying the Invoke of an early start: its first attempt runs (or ran)
             # already. Only this first action is absorbed; later ones (retries,
-            # notifications) come after records of that attempt and run as usual.
+            # notifications) come after records of that attempt and run as usual. A
+            # speculative attempt's records were accepted with it.
             self._early.discard(invocation_id)
+            self._speculative.discard(invocation_id)
             return
         if invocation_id in self._running:
             self._rerun.add(invocation_id)
@@ -204,7 +212,7 @@ class InvocationExecutor:
         if self._channels.get(invocation_id) is channel:
             del self._channels[invocation_id]
 
-    def start_early(self, data: InvocationTaskData) -> bool:
+    def start_early(self, data: InvocationTaskData, speculative: bool = False) -> bool:
         """Start the first attempt of an invocation whose ``Invoke`` was handed to the WAL
         just now and not read back yet, from ``data`` (``state_reader.first_attempt_data``).
 
@@ -217,6 +225,12 @@ class InvocationExecutor:
         If the Invoke's append fails, :meth:`abort` the attempt; records it wrote anyway
         name an invocation the partition does not know, and are ignored when applied.
 
+        ``speculative``: the first attempt of an object call, run with the state in
+        ``data`` before the ``Invoke`` (held by the leader) is applied; see
+        :mod:`engine.partition.leader.speculation`. It runs in request/response mode, and
+        one that fails hands nothing over: its ``Invoke`` leaves alone and the
+        invocation runs anew.
+
         Returns False (nothing started) for built-in services or an id already running.
         """
         invocation_id = data.invocation_id
@@ -225,13 +239,53 @@ class InvocationExecutor:
         if self._builtin is not None and self._builtin.serves(data.target.service):
             return False
         self._early.add(invocation_id)
+        if speculative:
+            self._speculative.add(invocation_id)
         task = asyncio.create_task(self._attempt_loop(invocation_id, data), name=f"invoke-{invocation_id}")
         self._running[invocation_id] = task
         return True
 
+    def may_speculate(self, service: str, handler: str) -> bool:
+        """Whether a first attempt of ``service/handler`` may run speculatively: not a
+        built-in service; a deployment driven in request/response mode (a streaming
+        attempt's records leave one by one, not in one batch with its ``Invoke``); eager
+        state (a lazy read would see a state the version check does not cover)."""
+        if self._builtin is not None and self._builtin.serves(service):
+            return False
+        try:
+            resolved = self._metadata.view.resolve(service, handler)
+        except (MetadataError, LookupError):
+            return False
+        if resolved.deployment.protocol_type is ProtocolType.BIDI_STREAM and self._invoker.streams:
+            return False
+        return not effective_settings(resolved.service, resolved.handler, self._default_retry).enable_lazy_state
+
+    def abandon_speculation(self, invocation_id: InvocationId) -> bool:
+        """Stop the speculative attempt of ``invocation_id`` before it writes (its held
+        ``Invoke`` leaves alone, so applying it starts the invocation anew). False when
+        no speculative attempt of it runs."""
+        if invocation_id not in self._speculative:
+            return False
+        self._speculative.discard(invocation_id)
+        self._early.discard(invocation_id)
+        # Forgotten at once, not when the cancellation lands: the InvokeAction of the
+        # plain Invoke must find no attempt in flight and start a fresh one.
+        task = self._running.pop(invocation_id, None)
+        if task is not None:
+            task.cancel()
+        return True
+
+    def speculation_rejected(self, invocation_id: InvocationId) -> None:
+        """Applying the ``Invoke`` refused the speculative attempt's records (the key
+        changed first): the invocation was admitted as any other, so its InvokeAction,
+        now or once the key is free, runs it (after the attempt in flight, if any)."""
+        self._speculative.discard(invocation_id)
+        self._early.discard(invocation_id)
+
     def abort(self, invocation_id: InvocationId) -> None:
         """Cancel the attempt in flight (kill, or the Invoke of an early start failed)."""
         self._early.discard(invocation_id)
+        self._speculative.discard(invocation_id)
         self._rerun.discard(invocation_id)
         retry = self._local_retries.pop(invocation_id, None)
         if retry is not None:
@@ -274,7 +328,8 @@ class InvocationExecutor:
             while True:
                 self._rerun.discard(invocation_id)
                 channel, first_channel = first_channel, None
-                if channel is None and self._confirm is not None and self._invoker.streams:
+                speculative = early is not None and invocation_id in self._speculative
+                if channel is None and self._confirm is not None and self._invoker.streams and not speculative:
                     # Registered before the task is read, so no notification applied
                     # after that read is missed; the session skips those already in it.
                     channel = self._channels[invocation_id] = AttemptChannel(self._confirm)
@@ -298,13 +353,25 @@ class InvocationExecutor:
             # default retry policy, like any failed attempt.
             if invocation_id in self._early:
                 self._early.discard(invocation_id)  # applying its Invoke starts the next attempt
+                self._speculation_over(invocation_id)
             else:
                 data = self._load_task(invocation_id)
                 if data is not None:
                     with contextlib.suppress(LeadershipLost):
                         await self._after_failure(data, wal_failure(exc), None)
         finally:
-            self._running.pop(invocation_id, None)
+            # Not a successor's task: an abandoned speculation is forgotten at once.
+            if self._running.get(invocation_id) is asyncio.current_task():
+                del self._running[invocation_id]
+
+    def _speculation_over(self, invocation_id: InvocationId) -> None:
+        """A speculative attempt ended without records to hand over (it failed): its held
+        ``Invoke`` leaves now, alone and plain, and applying it starts a fresh attempt."""
+        if invocation_id in self._speculative:
+            self._speculative.discard(invocation_id)
+            self._early.discard(invocation_id)
+            if self._release is not None:
+                self._release(invocation_id)
 
     def _retry_later(self, invocation_id: InvocationId, delay_ms: int) -> None:
         """Run the invocation again in this process after ``delay_ms`` (the WAL could
@@ -374,6 +441,7 @@ class InvocationExecutor:
             abort_timeout_ms=_ms(settings.inactivity_timeout + settings.abort_timeout),
             prelude=() if pin is None else (pin,),
             traceparent=None if span is None else span.traceparent,
+            speculative=preloaded is not None and invocation_id in self._speculative,
         )
         started = time.perf_counter()
         try:
@@ -390,6 +458,7 @@ class InvocationExecutor:
             if invocation_id in self._early:
                 # Its Invoke is not applied yet: applying it starts the next attempt.
                 self._early.discard(invocation_id)
+                self._speculation_over(invocation_id)
                 return
             await self._after_failure(data, wal_failure(exc), settings, metrics, trace)
             return
@@ -402,6 +471,10 @@ class InvocationExecutor:
         if outcome.failed and outcome.failure is not None:
             if span is not None:
                 span.end(kind, outcome.failure.message)
+            if task.speculative:
+                # Nothing of it is written: the invocation runs anew from its plain Invoke.
+                self._speculation_over(invocation_id)
+                return
             await self._after_failure(data, outcome.failure, settings, metrics, trace)
             return
         if span is not None:

@@ -9,6 +9,7 @@ the previous leader), because actions emitted before it led were dropped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from engine.partition.actions import (
     InvokeAction,
     RegisterTimer,
     SendOutbox,
+    SpeculationRejected,
 )
 from engine.partition import metrics
 from engine.partition.leader.egress import EgressExecutor, EgressProducers
@@ -36,6 +38,12 @@ from engine.partition.leader.invocations import InvocationExecutor, attempt_exec
 from engine.partition.leader.outbox import OutboxEntry, OutboxShuffle
 from engine.partition.leader.deferred_invokes import HOLD_S, DeferredInvokes
 from engine.partition.leader.own_writes import OwnWrites
+from engine.partition.leader.speculation import (
+    OwnInvokes,
+    SlowHandlers,
+    read_speculative_state,
+    speculation_candidate,
+)
 from engine.partition.leader.timers import TimerService
 from engine.partition.state_machine.invoke import starts_when_applied
 from engine.partition.state_reader import (
@@ -89,7 +97,11 @@ class PartitionLeader:
         self._appender = appender
         self._reader = reader
         self._own_writes = OwnWrites(appender, partition, epoch)
-        self._deferred = DeferredInvokes(self._own_writes, appender, partition, invoke_hold_s)
+        self._deferred = DeferredInvokes(
+            self._own_writes, appender, partition, invoke_hold_s, abandon=self._abandon_speculation
+        )
+        self._own_invokes = OwnInvokes()
+        self._slow = SlowHandlers()
         self._timers = TimerService(partition, self.submit_own)
         self._outbox = OutboxShuffle(partition, self._deliver, self.append_own)
         # Built-in Kafka egress: its producer was fenced in before this leader announced
@@ -105,13 +117,17 @@ class PartitionLeader:
         self._executor = InvocationExecutor(
             partition, invoker, metadata, self._load_task, self.submit_own, builtin=self._egress,
             confirm=self.confirm_applied if wait_applied is not None else None, load_entry=self._load_entry,
-            default_retry_policy=default_retry_policy, tracing=tracing,
+            default_retry_policy=default_retry_policy, tracing=tracing, release=self._deferred.release,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self._invoke_hold_s = invoke_hold_s
         self._log = log.bind(partition=partition, epoch=epoch)
         self._early_starts = metrics.EARLY_STARTS.labels(str(partition))
+        self._speculations = {
+            outcome: metrics.SPECULATIONS.labels(str(partition), outcome)
+            for outcome in ("started", "rejected", "abandoned")
+        }
 
     def submit_own(self, record: Record) -> asyncio.Future[int]:
         """Hand a record for this partition to the WAL, stamped with this leader's epoch
@@ -138,7 +154,11 @@ class PartitionLeader:
         A call's ``Invoke`` is held until its attempt's first record and leaves with it
         in one WAL record (:mod:`.deferred_invokes`); a send's is appended at once, as
         its caller is answered when it is durable."""
-        if self._stopped or not starts_when_applied(record):
+        if self._stopped:
+            return None
+        if speculation_candidate(record) and self._invoke_hold_s > 0:
+            return self._speculate(record, now_ms)
+        if not starts_when_applied(record):
             return None
         # The attempt's task only runs from the next loop iteration: the Invoke is held
         # or handed to the producer below, before anything the attempt writes.
@@ -148,6 +168,51 @@ class PartitionLeader:
         if record.response_sink is not None and self._invoke_hold_s > 0:
             return self._deferred.hold(record)
         return self._appender.submit(self.partition, record)
+
+    def _speculate(self, record: Invoke, now_ms: int) -> asyncio.Future[int]:
+        """Append an object call's ``record``, starting its first attempt at once with
+        the object's state when this leader's view says the key is free; see
+        :mod:`.speculation`. Every such ``Invoke`` is appended here (not by the ingress),
+        so that a later call for the key knows whether one is still on its way."""
+        target = record.target
+        assert target.key is not None
+        key = (target.service, target.key)
+        appended: asyncio.Future[int]
+        if self._deferred.speculating(key):
+            # Right behind the speculative one (order per key), not racing it.
+            appended = self._deferred.follow(key, record)
+        else:
+            appended = self._try_speculation(record, now_ms) or self._appender.submit(self.partition, record)
+        self._own_invokes.track(key, appended)
+        return appended
+
+    def _try_speculation(self, record: Invoke, now_ms: int) -> asyncio.Future[int] | None:
+        target = record.target
+        assert target.key is not None
+        if self._slow.slow(target.service, target.handler):
+            return None
+        if not self._executor.may_speculate(target.service, target.handler):
+            return None
+        state, applied = self._reader.read(
+            self.partition, lambda t: (read_speculative_state(t, record), t.fsm.applied_offset())
+        )
+        if state is None or self._own_invokes.pending((target.service, target.key), applied):
+            return None
+        # As in start_early: the attempt's task runs from the next loop iteration, after
+        # the Invoke is held below.
+        if not self._executor.start_early(first_attempt_data(record, now_ms, state.entries), speculative=True):
+            return None
+        self._speculations["started"].inc()
+        return self._deferred.hold(
+            dataclasses.replace(record, speculation=state.version), speculative_key=(target.service, target.key)
+        )
+
+    def _abandon_speculation(self, record: Invoke) -> None:
+        """The hold of ``record`` (a speculative ``Invoke``) ran out: its attempt is
+        stopped, and its handler is run the normal way for a while."""
+        if self._executor.abandon_speculation(record.invocation_id):
+            self._speculations["abandoned"].inc()
+            self._slow.mark(record.target.service, record.target.handler)
 
     def abort_early(self, invocation_id: InvocationId) -> None:
         """The ``Invoke`` of an early start could not be appended: stop its attempt."""
@@ -238,6 +303,9 @@ class PartitionLeader:
             self._executor.abort(action.invocation_id)
         elif isinstance(action, InvocationStopped):
             self._executor.stopped(action)
+        elif isinstance(action, SpeculationRejected):
+            self._speculations["rejected"].inc()
+            self._executor.speculation_rejected(action.invocation_id)
         elif isinstance(action, ForwardNotification):
             # Pushed into the attempt's open stream; request/response attempts learn
             # notifications by being re-invoked.

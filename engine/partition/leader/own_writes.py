@@ -14,19 +14,21 @@ delivery report, the broker's work, a fetch, a decode, a fencing check).
 Order is kept: batches leave in the order their first records were handed over, and a
 batch is applied record by record. A batch never grows past :data:`MAX_BATCH_BYTES`
 encoded (it is split in halves until it fits), so it stays far below Kafka's default
-message size limit.
+message size limit; a speculative attempt (:mod:`.speculation`) in a batch that must be
+split (too large, or a record that cannot be encoded) is dropped instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import typing
 
 from engine.wal import codec
-from engine.wal.appender import WalAppender
-from engine.wal.records import BatchedRecord, Record, RecordBatch
+from engine.wal.appender import WalAppendError, WalAppender
+from engine.wal.records import BatchedRecord, Invoke, Record, RecordBatch
 
-__all__ = ["MAX_BATCH_BYTES", "OwnWrites"]
+__all__ = ["MAX_BATCH_BYTES", "OwnWrites", "SpeculationDropped"]
 
 MAX_BATCH_BYTES = 256 * 1024
 """Largest encoded batch; a larger one is split (a single record is sent as it is)."""
@@ -93,11 +95,44 @@ class OwnWrites:
         return None
 
     def _send_halves(self, items: list[tuple[BatchedRecord, asyncio.Future[int]]]) -> BaseException | None:
+        # A speculative attempt's records must stay in ONE batch with its Invoke (a
+        # refusal drops them only from that batch): drop the speculation instead, then
+        # try the rest as a whole again (it may fit or encode now).
+        kept, dropped = _without_speculations(items)
+        if dropped:
+            return self._send(kept)
         half = len(items) // 2
         failure = self._send(items[:half])
         if failure is not None:
             return _fail(items[half:], failure)
         return self._send(items[half:])
+
+
+class SpeculationDropped(WalAppendError):
+    """A speculative attempt's records did not fit one batch with its ``Invoke``: they
+    are not written, and the ``Invoke`` leaves as an ordinary one (the invocation runs
+    anew, see :mod:`.speculation`)."""
+
+
+def _without_speculations(
+    items: list[tuple[BatchedRecord, asyncio.Future[int]]],
+) -> tuple[list[tuple[BatchedRecord, asyncio.Future[int]]], bool]:
+    """``items`` about to be split: a speculative attempt counts only in ONE batch with
+    its ``Invoke``, so each speculative ``Invoke`` is made ordinary and its attempt's
+    records are failed (:class:`SpeculationDropped`) instead of written. Returns what
+    is left and whether there was a speculation."""
+    dropped: set[object] = set()
+    kept: list[tuple[BatchedRecord, asyncio.Future[int]]] = []
+    for record, future in items:
+        if isinstance(record, Invoke) and record.speculation is not None:
+            dropped.add(record.invocation_id)
+            kept.append((dataclasses.replace(record, speculation=None), future))
+        elif not isinstance(record, Invoke) and getattr(record, "invocation_id", None) in dropped:
+            if not future.done():
+                future.set_exception(SpeculationDropped("the speculative attempt's records do not fit one WAL record"))
+        else:
+            kept.append((record, future))
+    return kept, bool(dropped)
 
 
 def _fail(items: list[tuple[BatchedRecord, asyncio.Future[int]]], failure: BaseException) -> BaseException:

@@ -163,6 +163,11 @@ def _on_record_batch(ctx: ApplyContext, batch: r.RecordBatch) -> None:
     # The batch passed fencing as a whole (one leader, one epoch); each record is then
     # what it would be as the next WAL record, its own routing check included.
     for index, record in enumerate(batch.records):
+        rejected = ctx.rejected_speculations
+        if rejected is not None and not isinstance(record, r.Invoke) and getattr(record, "invocation_id", None) in rejected:
+            # A refused speculative attempt's record (see Invoke.speculation): the
+            # invocation runs anew, from what the log holds.
+            continue
         if _owned_here(ctx, record):
             _apply_one(ctx, index, record)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from structlog.typing import FilteringBoundLogger
 
 from engine.ids import InvocationId
-from engine.partition.actions import Action
+from engine.partition.actions import Action, SpeculationRejected
 from engine.storage.invocation_status import InvocationStatus
 from engine.storage.tables import PartitionTables
 from engine.wal.records import HandlerKind
@@ -70,6 +70,9 @@ class ApplyContext:
     poisoned: Mapping[int, Poisoned] | None = None
     """Records of this WAL record that raised when applied before, by index
     (:mod:`.poison`); ``None`` on the normal path."""
+    rejected_speculations: set[InvocationId] | None = None
+    """Invocations whose speculative first attempt this WAL record's ``Invoke`` refused
+    (:func:`.invoke.on_invoke`): the rest of the record's batch is dropped for them."""
     _log: FilteringBoundLogger | None = None
 
     @property
@@ -83,6 +86,14 @@ class ApplyContext:
     def emit(self, action: Action) -> None:
         """Add ``action`` to what this record asks of the leader."""
         self.actions.append(action)
+
+    def reject_speculation(self, invocation_id: InvocationId) -> None:
+        """Drop the rest of this batch's records of ``invocation_id`` (its speculative
+        attempt's) and tell the leader to run it anew."""
+        if self.rejected_speculations is None:
+            self.rejected_speculations = set()
+        self.rejected_speculations.add(invocation_id)
+        self.emit(SpeculationRejected(invocation_id))
 
     def log_for(self, invocation_id: InvocationId, **context: Any) -> FilteringBoundLogger:
         """The context's logger bound to ``invocation_id`` (and ``context``)."""

@@ -55,6 +55,7 @@ __all__ = [
     "lock_key",
     "needs_lock",
     "on_invoke",
+    "speculation_holds",
     "start",
     "starts_when_applied",
 ]
@@ -120,7 +121,23 @@ def on_invoke(ctx: ApplyContext, record: Invoke) -> None:
         ctx.emit(RegisterTimer(timer))
         ctx.log_for(invocation_id).debug("invocation scheduled", execute_at_ms=record.execute_at_ms)
         return
+    if record.speculation is not None and not speculation_holds(ctx, status, record.speculation):
+        ctx.log_for(invocation_id).debug("speculative first attempt refused: the key changed meanwhile")
+        ctx.reject_speculation(invocation_id)
     admit(ctx, invocation_id, status)
+
+
+def speculation_holds(ctx: ApplyContext, status: InvocationStatus, version: str) -> bool:
+    """Whether an attempt that ran with object state ``version`` before this ``Invoke``
+    was applied saw exactly what it would see if it started now: the key is free (an
+    exclusive handler takes the lock at once) and its state has that version. Pure in
+    the partition's state, so every replica decides the same."""
+    target = status.target
+    if target.key is None or target.handler_kind is HandlerKind.WORKFLOW:
+        return False
+    if needs_lock(target) and ctx.tables.locks.holder(target.service, target.key) is not None:
+        return False
+    return ctx.tables.state.version(target.service, target.key) == version
 
 
 def _acknowledge_send(ctx: ApplyContext, record: Invoke, existing: InvocationStatus | None) -> None:

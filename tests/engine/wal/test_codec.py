@@ -275,28 +275,46 @@ GOLDEN_TRACED_CALL = dataclasses.replace(
 )
 
 
+
+def _v12(v11_bytes: bytes, *, invoke: bool = False) -> bytes:
+    # v12 kept every v11 layout except Invoke (one more optional field, null here).
+    return _as_version(12, v11_bytes) + (b"\x00" if invoke else b"")
+
+
+# Schema v12: Invoke.speculation (the call batch's Invoke gains a null one).
+GOLDEN_CALL_BATCH_BYTES_V12 = bytes.fromhex("4c0c020600240410493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840e436f756e74657206616464020e757365722d34320202000e7b226e223a317d020e782d74726163650661626300020c6e6f64652d310a7265712d37020c6e6f64652d310a7265712d3702046b310280a0abfef9620000000004493c42ed1c3cf1bc018e5257b998007db7f4f3f47e80958400046f6b00")
+GOLDEN_SPECULATIVE_BATCH = r.RecordBatch(
+    (dataclasses.replace(GOLDEN_INVOKE, speculation="47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"),
+     r.InvocationEnded(IID, r.Value(b"ok")))
+)
+GOLDEN_SPECULATIVE_BATCH_BYTES = bytes.fromhex("4c0c020600240410493c42ed1c3cf1bc018e5257b998007db7f4f3f47e8095840e436f756e74657206616464020e757365722d34320202000e7b226e223a317d020e782d74726163650661626300020c6e6f64652d310a7265712d37020c6e6f64652d310a7265712d3702046b310280a0abfef96200000002563437444551706a38484253612d5f54496d572d354a4365755165526b6d354e4d704a575a4733685375465504493c42ed1c3cf1bc018e5257b998007db7f4f3f47e80958400046f6b00")
+
+
 def test_golden_bytes() -> None:
     # If this fails, the on-disk format changed: make a new schema version instead.
-    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True))))))))
-    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _v11(_v10(_v9(_v8(_v7(_as_version(6, GOLDEN_NOTIFY_BYTES))))))
-    assert codec.encode(GOLDEN_CALL) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)))))), journal_append=True)
-    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True))))))))
-    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True)))))), journal_append=True)
-    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))), failed_attempt=True))))
-    assert codec.encode(r.ResumeInvocation(IID)) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RESUME_BYTES))), resume=True)))))
-    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES)))))))
-    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES)))))))
-    assert codec.encode(GOLDEN_GET_OUTPUT) == _v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_GET_OUTPUT_BYTES)))))))
-    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v11(_v10(_v9(_v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES))))), journal_append=True)
-    assert codec.encode(GOLDEN_BATCH, epoch=4) == GOLDEN_BATCH_BYTES_V11
+    assert codec.encode(GOLDEN_INVOKE, dedup_id=r.DedupId("sub/x", 42)) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_INVOKE_BYTES_V3, invoke=True)))))))), invoke=True)
+    assert codec.encode(GOLDEN_NOTIFY, epoch=7) == _v12(_v11(_v10(_v9(_v8(_v7(_as_version(6, GOLDEN_NOTIFY_BYTES)))))))
+    assert codec.encode(GOLDEN_CALL) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_CALL_BYTES_V3), journal_append=True)))))), journal_append=True))
+    assert codec.encode(GOLDEN_RETAINED_INVOKE) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RETAINED_INVOKE_BYTES, invoke=True)))))))), invoke=True)
+    assert codec.encode(GOLDEN_WORKFLOW_CALL) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_WORKFLOW_CALL_BYTES), journal_append=True)))))), journal_append=True))
+    assert codec.encode(GOLDEN_PAUSED, epoch=2) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_PAUSED_BYTES)))), failed_attempt=True)))))
+    assert codec.encode(r.ResumeInvocation(IID)) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(_v4(GOLDEN_RESUME_BYTES))), resume=True))))))
+    assert codec.encode(GOLDEN_ORDERED_INVOKE) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_ORDERED_INVOKE_BYTES))))))), invoke=True)
+    assert codec.encode(GOLDEN_HANDLER_ATTACH) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_HANDLER_ATTACH_BYTES))))))))
+    assert codec.encode(GOLDEN_GET_OUTPUT) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(_v5(GOLDEN_GET_OUTPUT_BYTES))))))))
+    assert codec.encode(GOLDEN_NUMBERED_CALL) == _v12(_v11(_v10(_v9(_v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES))))), journal_append=True))
+    assert codec.encode(GOLDEN_BATCH, epoch=4) == _v12(GOLDEN_BATCH_BYTES_V11)
     assert GOLDEN_BATCH_BYTES_V11 == _v11_batch(_v10(_v9(_v8(_v7(GOLDEN_BATCH_BYTES)))))
-    assert codec.encode(GOLDEN_RESUME_ON) == _v11(_v10(_v9(_v8(GOLDEN_RESUME_ON_BYTES))))
-    assert codec.encode(GOLDEN_FAILED_AT_COMMAND, epoch=2) == _v11(_v10(_v9(GOLDEN_FAILED_AT_COMMAND_BYTES)))
-    assert codec.encode(r.RecordBatch((GOLDEN_FAILED_AT_COMMAND,)), epoch=2) == _v11(_v10(_v9(GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES)))
-    assert codec.encode(GOLDEN_RESTART) == _v11(_v10(GOLDEN_RESTART_BYTES))
-    assert codec.encode(GOLDEN_CALL_BATCH, epoch=3) == _v11(GOLDEN_CALL_BATCH_BYTES)
+    assert codec.encode(GOLDEN_RESUME_ON) == _v12(_v11(_v10(_v9(_v8(GOLDEN_RESUME_ON_BYTES)))))
+    assert codec.encode(GOLDEN_FAILED_AT_COMMAND, epoch=2) == _v12(_v11(_v10(_v9(GOLDEN_FAILED_AT_COMMAND_BYTES))))
+    assert codec.encode(r.RecordBatch((GOLDEN_FAILED_AT_COMMAND,)), epoch=2) == _v12(_v11(_v10(_v9(GOLDEN_BATCH_FAILED_AT_COMMAND_BYTES))))
+    assert codec.encode(GOLDEN_RESTART) == _v12(_v11(_v10(GOLDEN_RESTART_BYTES)))
+    assert codec.encode(GOLDEN_CALL_BATCH, epoch=3) == GOLDEN_CALL_BATCH_BYTES_V12
+    assert codec.decode(_v11(GOLDEN_CALL_BATCH_BYTES)) == r.Envelope(GOLDEN_CALL_BATCH, 3, None, 11)
+    assert codec.encode(GOLDEN_SPECULATIVE_BATCH, epoch=3) == GOLDEN_SPECULATIVE_BATCH_BYTES
+    assert codec.decode(GOLDEN_SPECULATIVE_BATCH_BYTES) == r.Envelope(GOLDEN_SPECULATIVE_BATCH, 3, None, 12)
     traced = codec.encode(GOLDEN_TRACED_CALL)
-    assert traced[1] == 11 and codec.decode(traced).record == GOLDEN_TRACED_CALL
+    assert traced[1] == 12 and codec.decode(traced).record == GOLDEN_TRACED_CALL
     # v5 to v10 journal appends carry no trace context.
     assert codec.decode(_v10(_v9(_v8(_v7(_v6(GOLDEN_NUMBERED_CALL_BYTES)))))).record == GOLDEN_NUMBERED_CALL
     assert codec.decode(GOLDEN_CALL_BATCH_BYTES) == r.Envelope(GOLDEN_CALL_BATCH, 3, None, 10)
@@ -376,6 +394,7 @@ def test_released_schemas_are_frozen() -> None:
         1: "7508bef4d8c9b5b8", 2: "f8efbdea8c1f429e", 3: "60811003d682036c", 4: "cd8e6e01c2c42d4a",
         5: "dddd68aaa0e2c97c", 6: "d681f73a34da28a4", 7: "936ede283a071885",
         8: "3935e642783be182", 9: "d2780a4884bc15a2", 10: "dffbd7b0029e63a3", 11: "56403ee2b6edc7c3",
+        12: "4b36f7c0b9934507",
     }
     for version, schema in WRITER_SCHEMAS.items():
         canonical = to_parsing_canonical_form(fastavro.parse_schema(schema))
