@@ -1,22 +1,59 @@
 """Shared fixtures: one real Kafka broker per session, engine processes per test.
 
-Hypothesis's internals are imported here, at collection, on purpose: its pytest plugin
-otherwise imports them lazily when the session finishes, and CPython 3.11.7's parser
-(which pytest's assertion rewriting runs on them) can fail then with "AST constructor
-recursion depth mismatch" after a test has hit a RecursionError, failing a green run.
+CPython 3.11.7's parser can fail with "SystemError: AST constructor recursion depth
+mismatch" (CPython gh-106905, fixed in later 3.11 releases): its recursion bookkeeping
+is shared by every thread and goes wrong after a RecursionError, which tests feeding
+hostile, deeply nested input provoke on purpose. ``ast.parse`` is called by pytest's
+assertion rewriting, Hypothesis and the ``traceback`` module, so that would fail a green
+run. Hence: Hypothesis's internals are imported here, at collection, instead of lazily
+when the session finishes; ``ast.parse`` runs one parse at a time; and a parse that
+still fails that way is redone in a fresh thread.
 """
 
 from __future__ import annotations
 
+import ast
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import hypothesis.internal.conjecture.choice  # noqa: F401 - see below
+import hypothesis.internal.conjecture.choice  # noqa: F401 - see the module docstring
 import pytest
 
 from tests.fixtures.engine import EngineProcess
 from tests.fixtures.kafka import KafkaBroker, start_session_broker, unique_prefix
+
+_parse = ast.parse
+# The parser's recursion bookkeeping is shared by all threads: one parse at a time.
+_parsing = threading.RLock()
+
+
+def _parse_in_a_clean_thread(*args: Any, **kwargs: Any) -> Any:
+    try:
+        with _parsing:
+            return _parse(*args, **kwargs)
+    except SystemError as exc:
+        if "recursion depth mismatch" not in str(exc):
+            raise
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            with _parsing:
+                outcome.append(_parse(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="ast-parse")
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+ast.parse = _parse_in_a_clean_thread
 
 
 @pytest.fixture(scope="session")

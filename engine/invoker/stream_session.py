@@ -23,6 +23,9 @@ the same messages); what differs is the transport and what can go back to the en
   request stream is ended (END_STREAM), which asks the SDK to suspend (restate-server's
   behaviour); if the endpoint has not ended its answer ``abort_timeout_ms -
   inactivity_timeout_ms`` later, the stream is reset (``ABORT_TIMEOUT``).
+* **No push after a stall.** The liveness ``guard`` is checked before every write into
+  the stream, not only before the start: a process that was frozen while the stream was
+  open stops the attempt instead of pushing into it (:mod:`engine.invoker.liveness`).
 * Suspension, End and Error end the attempt as in request/response mode; before the
   outcome is returned every handed-over record is durable.
 """
@@ -42,6 +45,7 @@ from engine.invoker.session import (
     BAD_STREAM,
     UNREACHABLE,
     Attempt,
+    AttemptFailed,
     Emit,
     Guard,
     ResolveCall,
@@ -206,7 +210,14 @@ class _StreamAttempt(Attempt):
         try:
             while True:
                 data = await self._outgoing.get()
+                # Every push is guarded, not only the start: a process frozen while this
+                # stream was open may have lost its leadership, and a notification or ack
+                # it sent after thawing would make the SDK act on a journal that is no
+                # longer the log's (engine/invoker/liveness.py).
+                self._check_guard()
                 await stream.send(data)
+        except AttemptFailed as exc:
+            self._break(exc)
         except Http2Error as exc:
             self._break(exc)
 

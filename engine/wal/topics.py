@@ -163,13 +163,21 @@ def ensure_topics(kafka: KafkaConfig, next_offsets: Mapping[int, int] | None = N
             raise StartupError(f"cannot create topic {name}: {exc}") from None
 
 
-def _retrying(kafka: KafkaConfig, read: Callable[[], T]) -> T:
-    """``read()``, retried while Kafka answers that a partition has no leader yet."""
+def _retrying(kafka: KafkaConfig, admin: AdminClient, read: Callable[[float], T]) -> T:
+    """``read(timeout_s)``, retried until ``kafka.connect_timeout_s`` while Kafka answers
+    that a partition has no leader yet or a request timed out.
+
+    Each attempt gets a bounded share of the time, and the cluster metadata is refreshed
+    between attempts: right after a broker dies, the metadata librdkafka holds may still
+    name it as the controller that DescribeConfigs is sent to, and librdkafka would wait
+    for that broker for the whole request timeout instead of asking a live one.
+    """
     deadline = time.monotonic() + kafka.connect_timeout_s
     delay = 0.05
     while True:
+        attempt_s = max(0.5, min(_ATTEMPT_S, deadline - time.monotonic()))
         try:
-            return read()
+            return read(attempt_s)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             transient = isinstance(err, KafkaError) and (err.retriable() or err.code() in _NO_LEADER_YET)
@@ -178,6 +186,14 @@ def _retrying(kafka: KafkaConfig, read: Callable[[], T]) -> T:
             log.info("kafka has no partition leader yet; retrying", error=str(exc), retry_in_s=delay)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+            try:
+                admin.list_topics(timeout=max(0.5, min(_ATTEMPT_S, deadline - time.monotonic())))
+            except KafkaException:
+                pass  # the next attempt reports what is wrong
+
+
+# Longest one attempt of a start-up read may take before it is retried with fresh metadata.
+_ATTEMPT_S: Final = 10.0
 
 
 _NO_LEADER_YET: Final = frozenset({
@@ -197,7 +213,7 @@ def check_wal_retention(admin: AdminClient, kafka: KafkaConfig, replication_fact
     resource = ConfigResource(ConfigResource.Type.TOPIC, kafka.wal_topic)
     try:
         entries = _retrying(
-            kafka, lambda: admin.describe_configs([resource], request_timeout=kafka.connect_timeout_s)[resource].result()
+            kafka, admin, lambda timeout_s: admin.describe_configs([resource], request_timeout=timeout_s)[resource].result()
         )
     except KafkaException as exc:
         raise StartupError(f"cannot read the settings of the WAL topic {kafka.wal_topic}: {exc}") from None
@@ -235,12 +251,12 @@ def check_no_gap(admin: AdminClient, kafka: KafkaConfig, next_offsets: Mapping[i
     """Refuse to start when a WAL partition no longer has the record this process needs next."""
     request = {TopicPartition(kafka.wal_topic, p): _EARLIEST for p in sorted(next_offsets)}
 
-    def read() -> dict[int, int]:
-        futures = admin.list_offsets(request, request_timeout=kafka.connect_timeout_s)
+    def read(timeout_s: float) -> dict[int, int]:
+        futures = admin.list_offsets(request, request_timeout=timeout_s)
         return {tp.partition: future.result().offset for tp, future in futures.items()}
 
     try:
-        earliest = _retrying(kafka, read)
+        earliest = _retrying(kafka, admin, read)
     except KafkaException as exc:
         raise StartupError(f"cannot read the earliest offsets of the WAL topic {kafka.wal_topic}: {exc}") from None
     gaps = {p: (next_offsets[p], first) for p, first in sorted(earliest.items()) if first > next_offsets[p]}

@@ -9,9 +9,11 @@ ignored at apply), no ack may reach the endpoint and the attempt fails.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from engine.invoker.http2 import Http2Client
+from engine.invoker.liveness import Stalled
 from restate_protocol import FrameDecoder, MessageType, ProtocolVersion, encode_frame, pb
 from engine.invoker.stream_session import AttemptChannel, run_stream_attempt
 from engine.invoker.task import FailureKind, OutcomeKind
@@ -57,7 +59,9 @@ async def ack_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _attempt(applied: bool) -> tuple[Any, list[InvokerEffect | Notify], list[int]]:
+async def _attempt(
+    applied: bool, guard: Callable[[], None] | None = None
+) -> tuple[Any, list[InvokerEffect | Notify], list[int]]:
     acks_seen.clear()
     emitted: list[InvokerEffect | Notify] = []
     confirmed: list[int] = []
@@ -78,7 +82,7 @@ async def _attempt(applied: bool) -> tuple[Any, list[InvokerEffect | Notify], li
         try:
             task = new_task(base, "S", "h", "x", version=ProtocolVersion.V5,
                             inactivity_timeout_ms=5000, abort_timeout_ms=6000)
-            outcome = await run_stream_attempt(task, client, emit, AttemptChannel(confirm))
+            outcome = await run_stream_attempt(task, client, emit, AttemptChannel(confirm), guard=guard)
         finally:
             await client.close()
     return outcome, emitted, confirmed
@@ -99,3 +103,22 @@ def test_no_ack_for_a_record_that_was_not_applied() -> None:
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.TRANSPORT
     assert "not applied" in outcome.failure.message
+
+
+def test_no_ack_leaves_after_a_stall_while_the_stream_was_open() -> None:
+    """The start passes the guard; by the time the ack is due, the process was stalled
+    (its leadership may have moved): the ack must not reach the endpoint."""
+    checks: list[int] = []
+
+    def guard() -> None:
+        checks.append(len(checks))
+        if len(checks) > 1:
+            raise Stalled("stalled a moment ago")
+
+    outcome, emitted, confirmed = asyncio.run(_attempt(applied=True, guard=guard))
+    assert len(checks) == 2  # once for the start, once for the ack
+    assert acks_seen == []
+    assert confirmed == [101]
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.failure is not None and outcome.failure.kind is FailureKind.TRANSPORT
+    assert "stalled" in outcome.failure.message
