@@ -128,13 +128,13 @@ def test_cancel_then_purge_a_suspended_invocation(engine: EngineProcess, browser
     assert _errors(browser) == []
 
 
-@pytest.mark.skip(reason="unfinished: the Restart button is not found on the completed checkout's view; to investigate")
+# SKIPMARK
 def test_restart_a_completed_invocation(engine: EngineProcess, browser: WebDriver) -> None:
     key = f"restart-{uuid.uuid4().hex[:8]}"
     status, answer, headers = ingress_call(f"{engine.ingress_url}/Shop/{key}/checkout", "kite")
     assert status == 200, answer
     first = headers["x-restate-id"]
-    _press_on_view(browser, engine, first, "restart-as-new", "completed")
+    _press_on_view(browser, engine, first, "restart", "completed")  # PATCH .../restart-as-new
     # The UI goes to the new invocation's view.
     fresh = wait_for(browser, lambda d: (lambda u: u if u != first and u.startswith("inv_") else None)(
         d.current_url.rsplit("/", 1)[-1]), 30, "the UI to open the new invocation")
