@@ -528,20 +528,20 @@ WAL record as that attempt's records (``engine/partition/leader/deferred_invokes
 _JOURNAL_APPEND_V11 = _record(
     "JournalAppend", *_JOURNAL_APPEND_V5["fields"], _optional("trace_parent", "string")
 )
+def _batch_replacing(batch: Schema, old: Schema, new: Schema) -> Schema:
+    """``batch`` (a RecordBatch block) with its branch ``old`` replaced by ``new``, the
+    other branches the same objects in the same order (so the schema stays compatible)."""
+    return _record(
+        "RecordBatch",
+        _field(
+            "records",
+            {"type": "array", "items": [new if item is old else item for item in batch["fields"][0]["type"]["items"]]},
+        ),
+    )
+
+
 # v10's RecordBatch with the v11 journal append (same branches in the same order).
-_RECORD_BATCH_V11 = _record(
-    "RecordBatch",
-    _field(
-        "records",
-        {
-            "type": "array",
-            "items": [
-                _JOURNAL_APPEND_V11 if item is _JOURNAL_APPEND_V5 else item
-                for item in _RECORD_BATCH_V10["fields"][0]["type"]["items"]
-            ],
-        },
-    ),
-)
+_RECORD_BATCH_V11 = _batch_replacing(_RECORD_BATCH_V10, _JOURNAL_APPEND_V5, _JOURNAL_APPEND_V11)
 
 _V11_REPLACED = {**_V8_REPLACED, id(_JOURNAL_APPEND): _JOURNAL_APPEND_V11}
 ENVELOPE_V11: Schema = _envelope(
@@ -559,19 +559,7 @@ writers."""
 # v4's Invoke plus one field (built from it, which leaves the v4 block untouched).
 _INVOKE_V12 = _record("Invoke", *_INVOKE_V4["fields"], _optional("speculation", "string"))
 # v11's RecordBatch with the v12 Invoke (same branches in the same order).
-_RECORD_BATCH_V12 = _record(
-    "RecordBatch",
-    _field(
-        "records",
-        {
-            "type": "array",
-            "items": [
-                _INVOKE_V12 if item is _INVOKE_V4 else item
-                for item in _RECORD_BATCH_V11["fields"][0]["type"]["items"]
-            ],
-        },
-    ),
-)
+_RECORD_BATCH_V12 = _batch_replacing(_RECORD_BATCH_V11, _INVOKE_V4, _INVOKE_V12)
 _V12_REPLACED = {**_V11_REPLACED, id(_INVOKE): _INVOKE_V12}
 ENVELOPE_V12: Schema = _envelope(
     [_V12_REPLACED.get(id(block), block) for block in _BODY_V1]
