@@ -15,9 +15,9 @@ a heartbeat interval, the shortest freeze that can cost the leadership) opens a
 quarantine of ``quarantine_s`` (long enough for the consumer to learn about a lost
 session and stop the leaders). Attempts call :meth:`StallWatch.check` right before their
 request leaves, after their last ``await``, and a bidirectional stream calls it again
-before each later write into the open stream (a notification or an ack): a stall that has not been seen by the ticker
-yet is seen there, because the monotonic clock kept running while the process was
-frozen. What remains is a freeze between that check and the write itself, a few
+before each later write into the open stream (a notification or an ack): a stall that
+has not been seen by the ticker yet is seen there, because the monotonic clock kept
+running while the process was frozen. What remains is a freeze between that check and the write itself, a few
 microseconds of code instead of an attempt's whole start.
 """
 

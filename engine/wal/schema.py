@@ -55,6 +55,18 @@ def _record(name: str, *fields: dict[str, Any]) -> Schema:
     return {"type": "record", "name": name, "namespace": NAMESPACE, "fields": list(fields)}
 
 
+def _batch_replacing(batch: Schema, old: Schema, new: Schema) -> Schema:
+    """``batch`` (a RecordBatch block) with its branch ``old`` replaced by ``new``, the
+    other branches the same objects in the same order (so the schema stays compatible)."""
+    return _record(
+        "RecordBatch",
+        _field(
+            "records",
+            {"type": "array", "items": [new if item is old else item for item in batch["fields"][0]["type"]["items"]]},
+        ),
+    )
+
+
 def _field(name: str, avro_type: Any, **extra: Any) -> dict[str, Any]:
     return {"name": name, "type": avro_type, **extra}
 
@@ -528,18 +540,6 @@ WAL record as that attempt's records (``engine/partition/leader/deferred_invokes
 _JOURNAL_APPEND_V11 = _record(
     "JournalAppend", *_JOURNAL_APPEND_V5["fields"], _optional("trace_parent", "string")
 )
-def _batch_replacing(batch: Schema, old: Schema, new: Schema) -> Schema:
-    """``batch`` (a RecordBatch block) with its branch ``old`` replaced by ``new``, the
-    other branches the same objects in the same order (so the schema stays compatible)."""
-    return _record(
-        "RecordBatch",
-        _field(
-            "records",
-            {"type": "array", "items": [new if item is old else item for item in batch["fields"][0]["type"]["items"]]},
-        ),
-    )
-
-
 # v10's RecordBatch with the v11 journal append (same branches in the same order).
 _RECORD_BATCH_V11 = _batch_replacing(_RECORD_BATCH_V10, _JOURNAL_APPEND_V5, _JOURNAL_APPEND_V11)
 

@@ -163,6 +163,10 @@ def ensure_topics(kafka: KafkaConfig, next_offsets: Mapping[int, int] | None = N
             raise StartupError(f"cannot create topic {name}: {exc}") from None
 
 
+# Longest one attempt of a start-up read may take before it is retried with fresh metadata.
+_ATTEMPT_S: Final = 10.0
+
+
 def _retrying(kafka: KafkaConfig, admin: AdminClient, read: Callable[[float], T]) -> T:
     """``read(timeout_s)``, retried until ``kafka.connect_timeout_s`` while Kafka answers
     that a partition has no leader yet or a request timed out.
@@ -174,26 +178,25 @@ def _retrying(kafka: KafkaConfig, admin: AdminClient, read: Callable[[float], T]
     """
     deadline = time.monotonic() + kafka.connect_timeout_s
     delay = 0.05
+
+    def attempt_s() -> float:
+        return max(0.5, min(_ATTEMPT_S, deadline - time.monotonic()))
+
     while True:
-        attempt_s = max(0.5, min(_ATTEMPT_S, deadline - time.monotonic()))
         try:
-            return read(attempt_s)
+            return read(attempt_s())
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             transient = isinstance(err, KafkaError) and (err.retriable() or err.code() in _NO_LEADER_YET)
             if not transient or time.monotonic() + delay > deadline:
                 raise
-            log.info("kafka has no partition leader yet; retrying", error=str(exc), retry_in_s=delay)
+            log.info("kafka has no partition leader yet or did not answer in time; retrying", error=str(exc), retry_in_s=delay)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
             try:
-                admin.list_topics(timeout=max(0.5, min(_ATTEMPT_S, deadline - time.monotonic())))
+                admin.list_topics(timeout=attempt_s())
             except KafkaException:
                 pass  # the next attempt reports what is wrong
-
-
-# Longest one attempt of a start-up read may take before it is retried with fresh metadata.
-_ATTEMPT_S: Final = 10.0
 
 
 _NO_LEADER_YET: Final = frozenset({
